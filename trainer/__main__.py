@@ -1,0 +1,62 @@
+"""`python -m trainer key=value ...`: one training run, Hydra-composed from conf/.
+
+Before Hydra takes over, the overrides are composed and validated once, so a bad
+option, key or value exits with one line (status 2) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from rich.console import Console
+
+from trainer.config import load_config
+from trainer.errors import UserError
+
+err_console = Console(stderr=True)
+
+
+def _fail(err: UserError) -> None:
+    err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+    sys.exit(err.exit_code)
+
+
+@hydra.main(config_path="pkg://sweeps_conf", config_name="config", version_base=None)
+def _run(cfg: DictConfig) -> None:
+    from trainer.console import ConsoleReporter
+    from trainer.fit import fit
+
+    try:
+        out = cfg.trainer.output_dir or HydraConfig.get().runtime.output_dir
+        result = fit(cfg, [ConsoleReporter(progress=bool(cfg.trainer.progress))], out)
+    except UserError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; continue with trainer.resume=<output dir>/checkpoints/"
+                          "last.pt (needs trainer.checkpoint=every_epoch)")
+        sys.exit(130)
+    if result.status == "interrupted":
+        sys.exit(130)
+
+
+def _preflight(argv: list[str]) -> None:
+    """Validate plain overrides (not Hydra flags, hydra.* keys or multirun sweeps)."""
+    if any(a.startswith("-") for a in argv):
+        return
+    overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        load_config(overrides)
+    except UserError as err:
+        _fail(err)
+
+
+def main() -> None:
+    _preflight(sys.argv[1:])
+    _run()
+
+
+if __name__ == "__main__":
+    main()

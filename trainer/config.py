@@ -1,0 +1,149 @@
+"""Compose the Hydra config from conf/ and validate all of it before anything runs.
+
+`load_config(overrides)` is what both `python -m trainer` (as a pre-flight) and
+the sweep layer use: Hydra's own composition errors (unknown group option,
+unknown key, bad override syntax) and our range checks all come back as one
+`UserError` line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from trainer.data import DATASETS
+from trainer.errors import ConfigError, UserError
+from trainer.models import MODELS
+from trainer.optim.factory import validate_optimizer
+from trainer.schedules import SCHEDULES
+from trainer.spec import Param, check_section, count, flag, one_of
+
+CONFIG_MODULE = "sweeps_conf"
+GROUPS = ("dataset", "model", "optimizer", "schedule")
+
+TRAINER_PARAMS: dict[str, Param] = {
+    "epochs": count(1),
+    "batch_size": count(1),
+    "eval_batch_size": count(1),
+    "seed": count(0),
+    "device": Param("str"),
+    "precision": one_of("fp32", "bf16"),
+    "channels_last": flag(),
+    "threads": count(0),
+    "drop_last": flag(),
+    "log_every": count(1),
+    "selection": one_of("best", "last"),
+    "checkpoint": one_of("every_epoch", "best", "never"),
+    "resume": Param("path", nullable=True),
+    "progress": flag(),
+    "output_dir": Param("path", nullable=True),
+}
+_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """Compose conf/ with Hydra overrides; Hydra errors become one-line UserErrors."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException, MissingConfigException
+
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
+        try:
+            return hydra_compose(config_name=config_name, overrides=list(overrides))
+        except MissingConfigException as err:
+            raise _missing_option(err, overrides) from None
+        except HydraException as err:
+            raise _composition_error(err, overrides, config_name) from None
+
+
+def _missing_option(err: Any, overrides: Sequence[str]) -> UserError:
+    missing = str(getattr(err, "missing_cfg_file", "") or "")
+    group, _, option = missing.rpartition("/")
+    options = list(getattr(err, "options", None) or [])
+    if group and options:
+        return ConfigError(group, option, "unknown option; allowed: " + ", ".join(sorted(options)))
+    return UserError(str(err).strip().splitlines()[0])
+
+
+def _composition_error(err: Exception, overrides: Sequence[str], config_name: str) -> UserError:
+    text = str(err).strip()
+    match = re.search(r"Could not (?:override|append to|delete from) '([^']+)'", text)
+    if match:
+        key = match.group(1)
+        value = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").startswith(key + "=")),
+                     None)
+        parent, _, _ = key.rpartition(".")
+        allowed = _keys_of(parent, overrides, config_name)
+        hint = f"; allowed keys of {parent or 'the config'}: {', '.join(allowed)}" if allowed else ""
+        return ConfigError(key, value, "unknown key" + hint)
+    first = text.splitlines()[0] if text else type(err).__name__
+    return UserError(f"bad override: {first}")
+
+
+def _keys_of(parent: str, overrides: Sequence[str], config_name: str) -> list[str]:
+    groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0]]
+    try:
+        cfg = compose(groups, config_name)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
+    except UserError:
+        return []
+
+
+def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """Compose and validate; raises UserError with one line on any bad input."""
+    cfg = compose(overrides, config_name)
+    validate(cfg)
+    return cfg
+
+
+def to_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """Resolved plain-dict copy of a trainer config (without Hydra's own node)."""
+    if isinstance(cfg, DictConfig):
+        try:
+            data = OmegaConf.to_container(cfg, resolve=True)
+        except Exception as err:  # an interpolation that cannot resolve
+            raise UserError(f"config does not resolve: {str(err).splitlines()[0]}") from None
+    else:
+        data = dict(cfg)
+    assert isinstance(data, dict)
+    data.pop("hydra", None)
+    return data  # type: ignore[return-value]
+
+
+def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a whole trainer config; return it as a resolved plain dict."""
+    data = to_container(cfg)
+    for section in ("trainer", *GROUPS):
+        if not isinstance(data.get(section), dict):
+            raise ConfigError(section, data.get(section), "missing section")
+    t = data["trainer"]
+    check_section("trainer", t, TRAINER_PARAMS, owner="trainer")
+    if not _DEVICE.match(t["device"]):
+        raise ConfigError("trainer.device", t["device"], "must be auto, cpu, cuda or cuda:N")
+
+    ds = data["dataset"]
+    check_section("dataset", ds, DATASETS.get(ds.get("name")).params, owner=f"dataset {ds['name']}")
+    if len(ds["mean"]) != len(ds["std"]):
+        raise ConfigError("dataset.std", ds["std"], "needs as many values as dataset.mean")
+
+    m = data["model"]
+    check_section("model", m, MODELS.get(m.get("name")).params, owner=f"model {m['name']}")
+    if m["name"] == "cnn" and len(m["channels"]) != 2:
+        raise ConfigError("model.channels", m["channels"], "must be two channel counts [c1, c2]")
+
+    validate_optimizer(data["optimizer"])
+
+    s = data["schedule"]
+    info = SCHEDULES.get(s.get("name"))
+    check_section("schedule", s, info.params, owner=f"schedule {info.name}")
+    if s["warmup_epochs"] >= t["epochs"] and info.interval == "step":
+        raise ConfigError("schedule.warmup_epochs", s["warmup_epochs"],
+                          f"must be < trainer.epochs ({t['epochs']}) for schedule {info.name}")
+    return data

@@ -1,0 +1,95 @@
+"""Terminal output of a run: a progress bar while an epoch runs, one table row per epoch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from trainer.callbacks import Callback, RunInfo
+from trainer.fit import FitResult
+
+COLUMNS = [  # (metric, header, format)
+    ("epoch", "epoch", "{:>5.0f}"),
+    ("train/loss", "train/loss", "{:>10.4f}"),
+    ("train/acc", "train/acc", "{:>9.4f}"),
+    ("val/loss", "val/loss", "{:>9.4f}"),
+    ("val/acc", "val/acc", "{:>8.4f}"),
+    ("gap/acc", "gap/acc", "{:>+8.4f}"),
+    ("lr", "lr", "{:>10.3e}"),
+    ("time/epoch_s", "sec", "{:>7.2f}"),
+    ("time/samples_per_s", "samples/s", "{:>10.0f}"),
+]
+
+
+def format_row(metrics: Mapping[str, float]) -> str:
+    cells = []
+    for key, header, fmt in COLUMNS:
+        value = metrics.get(key, math.nan)
+        cell = fmt.format(value) if math.isfinite(value) else "nan"
+        cells.append(cell.rjust(len(header)))
+    return "  ".join(cells)
+
+
+def header() -> str:
+    widths = [len(fmt.format(0.0)) for _, _, fmt in COLUMNS]
+    return "  ".join(h.rjust(max(w, len(h))) for (_, h, _), w in zip(COLUMNS, widths, strict=True))
+
+
+class ConsoleReporter(Callback):
+    """Prints the per-epoch table; shows a transient progress bar on a terminal."""
+
+    def __init__(self, console: Console | None = None, progress: bool = True) -> None:
+        self.console = console or Console()
+        self.show_progress = progress and self.console.is_terminal
+        self._progress: Progress | None = None
+        self._task: int | None = None
+        self._epoch_start_step = 0
+
+    def on_fit_start(self, run: RunInfo) -> None:
+        self.console.print(header(), style="bold", highlight=False, soft_wrap=True)
+
+    def on_epoch_start(self, run: RunInfo, epoch: int) -> None:
+        self._epoch_start_step = run.global_step
+        if self.show_progress:
+            self._progress = Progress(
+                TextColumn(f"epoch {epoch}/{run.cfg['trainer']['epochs']}"), BarColumn(),
+                MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                TimeRemainingColumn(), console=self.console, transient=True)
+            self._task = self._progress.add_task("train", total=run.steps_per_epoch, loss="-")
+            self._progress.start()
+
+    def on_step(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=step - self._epoch_start_step,
+                                  loss=f"{metrics['batch/loss']:.4f}")
+
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def on_epoch_end(self, run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
+        self._stop_progress()
+        self.console.print(format_row(metrics), highlight=False, soft_wrap=True)
+
+    def on_fit_end(self, run: RunInfo, result: FitResult) -> None:
+        self._stop_progress()
+        if result.status == "diverged" and result.history:
+            self.console.print(format_row(result.history[-1]), highlight=False, soft_wrap=True)
+        f = result.final
+        style = {"completed": "green", "diverged": "red"}.get(result.status, "yellow")
+        self.console.print(f"[{style}]{result.status}[/]"
+                           + (f" ({result.stop_reason})" if result.stop_reason else ""))
+        self.console.print(
+            f"best val/acc {f['best/val_acc']:.4f} at epoch {f['best/epoch']:.0f}; "
+            f"test/acc {f['test/acc']:.4f}  test/loss {f['test/loss']:.4f}", highlight=False)
+        if "switch/step" in f:
+            self.console.print(f"switched Adam -> SGD at step {f['switch/step']:.0f} "
+                               f"(epoch {f['switch/epoch']:.2f}) with SGD lr {f['switch/lr']:.4g}",
+                               highlight=False)
+        elif result.switch is not None:
+            self.console.print("no Adam -> SGD switch happened in this run", highlight=False)
+        self.console.print(f"history: {result.output_dir}/history.json", highlight=False)

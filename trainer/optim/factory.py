@@ -1,0 +1,127 @@
+"""Registry of optimizers: config name -> torch class, pinned kwargs, accepted keys.
+
+Variants are a class plus pinned arguments (``amsgrad`` = Adam with
+``amsgrad=True``), as in timm's optimizer factory. Unlike timm, a key that the
+chosen optimizer does not take is an error, never silently dropped: in a sweep
+that would tune a knob that does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+from trainer.errors import ConfigError
+from trainer.optim.adam_to_sgd import POLICIES, AdamToSGD
+from trainer.registry import Registry
+from trainer.spec import Param, check_section, count, flag, nonneg, one_of, positive, unit
+
+
+@dataclass(frozen=True)
+class OptimInfo:
+    """How to build one named optimizer and which config keys it accepts."""
+
+    name: str
+    cls: type[Optimizer]
+    params: Mapping[str, Param]
+    pinned: Mapping[str, Any] = field(default_factory=dict)
+    doc: str = ""
+
+
+OPTIMIZERS: Registry[OptimInfo] = Registry("optimizer.name")
+
+_IMPL = {"maximize": flag("maximize the objective"), "foreach": flag("foreach kernels", nullable=True)}
+_LR = {"lr": positive("learning rate")}
+_ADAM = {
+    **_LR,
+    "betas": Param("betas", doc="(beta1, beta2)"),
+    "eps": positive("denominator epsilon"),
+    "weight_decay": nonneg("L2 penalty"),
+}
+
+
+def _register(info: OptimInfo) -> None:
+    OPTIMIZERS.register(info.name, info)
+
+
+_register(OptimInfo("sgd", torch.optim.SGD, {**_LR, "weight_decay": nonneg(), **_IMPL},
+                    {"momentum": 0.0}, "plain SGD"))
+_register(OptimInfo("momentum", torch.optim.SGD,
+                    {**_LR, "momentum": unit(), "dampening": unit(high_open=False),
+                     "weight_decay": nonneg(), **_IMPL},
+                    {"nesterov": False}, "SGD with heavy-ball momentum"))
+_register(OptimInfo("nesterov", torch.optim.SGD,
+                    {**_LR, "momentum": Param("float", low=0.0, high=1.0, low_open=True,
+                                              high_open=True),
+                     "weight_decay": nonneg(), **_IMPL},
+                    {"nesterov": True, "dampening": 0.0}, "SGD with Nesterov momentum"))
+_register(OptimInfo("rmsprop", torch.optim.RMSprop,
+                    {**_LR, "alpha": unit(), "eps": positive(), "weight_decay": nonneg(),
+                     "momentum": unit(), "centered": flag(), **_IMPL},
+                    {}, "RMSprop"))
+_register(OptimInfo("adam", torch.optim.Adam, {**_ADAM, **_IMPL}, {"amsgrad": False}, "Adam"))
+_register(OptimInfo("amsgrad", torch.optim.Adam, {**_ADAM, **_IMPL}, {"amsgrad": True},
+                    "AMSGrad"))
+_register(OptimInfo("adamw", torch.optim.AdamW, {**_ADAM, "amsgrad": flag(), **_IMPL}, {},
+                    "AdamW (decoupled weight decay)"))
+_register(OptimInfo(
+    "adam_to_sgd", AdamToSGD,
+    {
+        **_ADAM,
+        "policy": one_of(*POLICIES),
+        "switch_epoch": count(1, nullable=True),
+        "switch_step": count(1, nullable=True),
+        "sgd_lr": positive(nullable=True),
+        "sgd_momentum": unit(nullable=True),
+        "sgd_dampening": Param("float", low=0.0, high=1.0, nullable=True),
+        "sgd_nesterov": flag(),
+        "swats_eps": positive("switch tolerance"),
+    },
+    {}, "Adam, then SGD with momentum (fixed or SWATS switch)",
+))
+
+
+def list_optimizers() -> list[str]:
+    return OPTIMIZERS.names()
+
+
+def validate_optimizer(section: Mapping[str, Any]) -> None:
+    """Check an ``optimizer`` config section, including cross-key rules."""
+    info = OPTIMIZERS.get(section.get("name"))
+    check_section("optimizer", section, info.params, owner=f"optimizer {info.name}")
+    if info.name == "adam_to_sgd":
+        if section["policy"] == "fixed" and section["switch_epoch"] is None \
+                and section["switch_step"] is None:
+            raise ConfigError("optimizer.switch_epoch", None,
+                              "policy=fixed needs switch_epoch or switch_step (>= 1)")
+        mu = section["betas"][0] if section["sgd_momentum"] is None else section["sgd_momentum"]
+        damp = mu if section["sgd_dampening"] is None else section["sgd_dampening"]
+        if section["sgd_nesterov"] and (mu <= 0 or damp != 0):
+            raise ConfigError("optimizer.sgd_nesterov", True,
+                              "needs sgd_momentum > 0 and sgd_dampening=0")
+
+
+def build_optimizer(section: Mapping[str, Any], params: Iterable[Any], *,
+                    steps_per_epoch: int) -> Optimizer:
+    """Instantiate the optimizer named by ``section['name']`` (already validated)."""
+    info = OPTIMIZERS.get(section["name"])
+    kwargs: dict[str, Any] = {k: v for k, v in section.items() if k != "name"}
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
+    if info.cls is AdamToSGD:
+        epoch, step = kwargs.pop("switch_epoch"), kwargs.pop("switch_step")
+        kwargs["switch_at"] = step if step is not None else (
+            epoch * steps_per_epoch if epoch is not None else None)
+    kwargs.update(info.pinned)
+    return info.cls(params, **kwargs)
+
+
+def effective_lr(optimizer: Optimizer) -> float:
+    """The learning rate applied to the first parameter group right now."""
+    if isinstance(optimizer, AdamToSGD):
+        return optimizer.effective_lrs()[0]
+    return float(optimizer.param_groups[0]["lr"])
