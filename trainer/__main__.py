@@ -12,6 +12,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 from rich.console import Console
+from rich.markup import escape
 
 from trainer.config import load_config
 from trainer.errors import UserError
@@ -20,7 +21,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(err: UserError) -> None:
-    err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
     sys.exit(err.exit_code)
 
 

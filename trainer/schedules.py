@@ -117,6 +117,7 @@ class Schedule:
         self.total_steps = steps_per_epoch * epochs
         self.warmup_steps = min(warmup_steps(cfg, steps_per_epoch), self.total_steps)
         self.count = 0  # optimizer steps seen
+        self.main_start = 0  # step at which the main scheduler took over from warmup
         self.warmup: sched.LinearLR | None = None
         self.main: LRScheduler | None = None
         if self.warmup_steps > 0:
@@ -129,6 +130,7 @@ class Schedule:
         for group in self.optimizer.param_groups:  # end warmup exactly on the base lr
             if "initial_lr" in group:
                 group["lr"] = group["initial_lr"]
+        self.main_start = self.count
         horizon = Horizon(self.steps_per_epoch, max(1, self.total_steps - self.count))
         self.main = self.info.build(self.optimizer, self.cfg, horizon)
 
@@ -145,6 +147,8 @@ class Schedule:
     def after_epoch(self, val_loss: float) -> None:
         if self.main is None or self.info.interval != "epoch":
             return
+        if self.main_start > self.count - self.steps_per_epoch:
+            return  # the main schedule took over during this epoch: count whole epochs only
         if isinstance(self.main, sched.ReduceLROnPlateau):
             self.main.step(val_loss)
         else:

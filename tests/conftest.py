@@ -1,0 +1,33 @@
+"""Shared fixtures: composed configs with tiny budgets and output under tmp_path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+from trainer.config import load_config
+
+TINY = [
+    "dataset=mnist_5k",
+    "dataset.val_size=300",
+    "model=mlp",
+    "model.width=32",
+    "trainer.epochs=2",
+    "trainer.batch_size=256",
+    "trainer.progress=false",
+    "trainer.threads=1",
+    "trainer.checkpoint=never",
+]
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """Compose a validated tiny config; extra overrides win."""
+
+    def make(*overrides: str, extra: Sequence[str] = ()) -> DictConfig:
+        return load_config([*TINY, f"trainer.output_dir={tmp_path / 'run'}", *overrides, *extra])
+
+    return make

@@ -1,0 +1,131 @@
+"""Schedules: each one's shape, warmup, per-batch vs per-epoch stepping, state round trip."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from trainer.config import load_config
+from trainer.optim import AdamToSGD, effective_lr
+from trainer.schedules import Schedule, list_schedules
+
+SPE, EPOCHS, LR = 10, 4, 0.1
+
+
+def _cfg(name: str, **kw: object) -> dict:
+    section = dict(load_config([f"schedule={name}"]).schedule)
+    section.update(kw)
+    return section
+
+
+def _trace(name: str, opt_factory=None, val_losses=None, **kw: object) -> list[float]:
+    w = torch.zeros(2, requires_grad=True)
+    opt = opt_factory([w]) if opt_factory else torch.optim.SGD([w], lr=LR)
+    s = Schedule(opt, _cfg(name, **kw), steps_per_epoch=SPE, epochs=EPOCHS)
+    lrs = []
+    for epoch in range(EPOCHS):
+        for _ in range(SPE):
+            lrs.append(effective_lr(opt))
+            w.grad = torch.ones(2)
+            opt.step()
+            s.after_batch()
+        s.after_epoch(val_losses[epoch] if val_losses else 1.0)
+    return lrs
+
+
+def _epoch_start(lrs: list[float]) -> list[float]:
+    return [lrs[i * SPE] for i in range(EPOCHS)]
+
+
+def test_constant() -> None:
+    assert _trace("constant") == pytest.approx([LR] * SPE * EPOCHS)
+
+
+def test_step_halving_per_epoch() -> None:
+    lrs = _trace("step", step_size=1, gamma=0.5)
+    assert _epoch_start(lrs) == pytest.approx([LR, LR / 2, LR / 4, LR / 8])
+    assert len(set(lrs[:SPE])) == 1  # constant within an epoch
+
+
+def test_exponential_and_inverse_time() -> None:
+    assert _epoch_start(_trace("exponential", gamma=0.5)) == pytest.approx(
+        [LR * 0.5**e for e in range(EPOCHS)])
+    assert _epoch_start(_trace("inverse_time", decay=1.0)) == pytest.approx(
+        [LR / (1 + e) for e in range(EPOCHS)])
+
+
+def test_cosine_per_batch_to_min() -> None:
+    lrs = _trace("cosine", min_lr_ratio=0.0)
+    total = SPE * EPOCHS
+    assert lrs == pytest.approx([LR * (1 + math.cos(math.pi * t / total)) / 2
+                                 for t in range(total)], abs=1e-9)
+
+
+def test_cyclic_triangular() -> None:
+    lrs = _trace("cyclic", base_lr_ratio=0.1, step_size_epochs=1.0)
+    assert lrs[0] == pytest.approx(0.01) and lrs[SPE] == pytest.approx(LR)
+    assert lrs[2 * SPE] == pytest.approx(0.01) and lrs[5] == pytest.approx(0.055)
+
+
+def test_onecycle_peaks_at_lr() -> None:
+    lrs = _trace("onecycle", pct_start=0.25)
+    assert max(lrs) == pytest.approx(LR)
+    assert lrs[0] == pytest.approx(LR / 25) and lrs[-1] < LR / 100
+
+
+def test_plateau_reduces_on_stalled_val_loss() -> None:
+    # epoch 1 sets the best loss; each later epoch without improvement halves the rate
+    lrs = _trace("plateau", factor=0.5, patience=0, val_losses=[1.0, 1.0, 1.0, 1.0])
+    assert _epoch_start(lrs) == pytest.approx([LR, LR, LR / 2, LR / 4])
+    lrs = _trace("plateau", factor=0.5, patience=0, val_losses=[1.0, 0.5, 0.2, 0.1])
+    assert lrs == pytest.approx([LR] * SPE * EPOCHS)
+
+
+@pytest.mark.parametrize("name", list_schedules())
+def test_linear_warmup_then_schedule(name: str) -> None:
+    lrs = _trace(name, warmup_epochs=1.0, warmup_start_factor=0.1)
+    assert lrs[0] == pytest.approx(LR * 0.1)
+    assert all(a < b for a, b in itertools.pairwise(lrs[:SPE]))
+    # epoch-interval schedules count whole epochs after the warmup
+    assert lrs[SPE] == pytest.approx(LR) or name in ("cyclic", "onecycle", "cosine")
+
+
+def test_schedule_shapes_sgd_rate_after_adam_to_sgd_switch() -> None:
+    lrs = _trace("step", opt_factory=lambda p: AdamToSGD(p, lr=LR, policy="fixed", switch_at=5,
+                                                         sgd_lr=1.0), step_size=1, gamma=0.5)
+    assert lrs[4] == pytest.approx(LR)  # Adam
+    assert lrs[5] == pytest.approx(1.0)  # switched: SGD at sgd_lr
+    assert _epoch_start(lrs)[1:] == pytest.approx([0.5, 0.25, 0.125])  # still halving
+
+
+@pytest.mark.parametrize("name", list_schedules())
+def test_state_dict_round_trip(name: str) -> None:
+    def run(split: int | None) -> list[float]:
+        w = torch.zeros(2, requires_grad=True)
+        opt = torch.optim.SGD([w], lr=LR, momentum=0.9)
+        cfg = _cfg(name, warmup_epochs=0.5)
+        s = Schedule(opt, cfg, steps_per_epoch=SPE, epochs=EPOCHS)
+        lrs = []
+        for step in range(SPE * EPOCHS):
+            if step == split:
+                state = (opt.state_dict(), s.state_dict())
+                w2 = w.detach().clone().requires_grad_(True)
+                opt = torch.optim.SGD([w2], lr=123.0, momentum=0.9)
+                s = Schedule(opt, cfg, steps_per_epoch=SPE, epochs=EPOCHS)
+                opt.load_state_dict(state[0])
+                s.load_state_dict(state[1])
+                w = w2
+            lrs.append(effective_lr(opt))
+            w.grad = torch.ones(2)
+            opt.step()
+            s.after_batch()
+            if (step + 1) % SPE == 0:
+                s.after_epoch(1.0)
+        return lrs
+
+    reference = run(None)
+    assert run(3) == pytest.approx(reference, rel=1e-12)  # during warmup
+    assert run(2 * SPE) == pytest.approx(reference, rel=1e-12)  # main schedule
