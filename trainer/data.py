@@ -150,7 +150,8 @@ def load_raw(section: Mapping[str, Any]) -> RawData:
     return _load_raw_cached(section["name"], str(section["data_root"]), bool(section["download"]))
 
 
-def _split(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def split_indices(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed-seed random split of range(n) into `size` held-out indices and the rest."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[:size], perm[size:]
 
@@ -160,7 +161,7 @@ def make_splits(section: Mapping[str, Any], device: torch.device | str = "cpu") 
     raw = load_raw(section)
     x, y = raw.train_x, raw.train_y
     if raw.test_x is None or raw.test_y is None:
-        test_idx, rest = _split(len(x), int(section["test_size"]), int(section["split_seed"]))
+        test_idx, rest = split_indices(len(x), int(section["test_size"]), int(section["split_seed"]))
         test_x, test_y = x[test_idx], y[test_idx]
         x, y = x[rest], y[rest]
     else:
@@ -169,7 +170,7 @@ def make_splits(section: Mapping[str, Any], device: torch.device | str = "cpu") 
     if val_size >= len(x):
         raise ConfigError("dataset.val_size", val_size,
                           f"must be < {len(x)}, the training examples of {section['name']}")
-    val_idx, train_idx = _split(len(x), val_size, int(section["split_seed"]) + 1)
+    val_idx, train_idx = split_indices(len(x), val_size, int(section["split_seed"]) + 1)
     channels = x.shape[1]
     mean, std = list(section["mean"]), list(section["std"])
     if len(mean) != channels or len(std) != channels:

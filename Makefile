@@ -1,0 +1,36 @@
+# Set-up and everyday commands. Every target creates the environment first if needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: env train test test-fast lint bench clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+## One training run on the offline default (5,000 real MNIST digits), Adam -> SGD, cosine.
+train: env
+	$(BIN)/python -m trainer optimizer=adam_to_sgd schedule=cosine dataset=mnist_5k
+
+## The whole test suite, slow end-to-end tests included (what CI runs).
+test: env
+	$(BIN)/python -m pytest
+
+## Without the slow end-to-end tests.
+test-fast: env
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: env
+	$(BIN)/ruff check .
+
+bench: env
+	$(BIN)/python benchmarks/trainer_vs_dataloader.py
+
+clean:
+	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache *.egg-info
