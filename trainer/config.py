@@ -44,16 +44,29 @@ TRAINER_PARAMS: dict[str, Param] = {
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
+def conf_dir() -> str:
+    """Absolute path of the shipped conf/ tree (the `sweeps_conf` package)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(CONFIG_MODULE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(f"the config package {CONFIG_MODULE!r} is not installed; run `pip install -e .`")
+    return str(Path(next(iter(spec.submodule_search_locations))).resolve())
+
+
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose conf/ with Hydra overrides; Hydra errors become one-line UserErrors."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException, MissingConfigException
 
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
+    # A directory source parses ~2x faster than the pkg:// one; the package is a directory
+    # both in a checkout (editable install) and in an installed wheel.
+    with initialize_config_dir(config_dir=conf_dir(), version_base=None):
         try:
             return hydra_compose(config_name=config_name, overrides=list(overrides))
         except MissingConfigException as err:

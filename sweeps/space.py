@@ -1,0 +1,218 @@
+"""Search spaces: per-optimizer dimensions from conf/search/, sampled into trainer overrides.
+
+A dimension (YAML) is ``{type: float|int|categorical, low, high, log, choices, key,
+transform, when}``. Sampling walks the dimensions in order; ``when`` conditions are
+checked against what was sampled so far and the base config, so schedule parameters are
+only sampled for the schedule that was picked. The result of a sample is a list of
+Hydra overrides (``optimizer.lr=0.01``, ``schedule=cosine``): the trial's config is
+the base config plus these, and so is the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from trainer.errors import ConfigError
+
+TYPES = ("float", "int", "categorical")
+TRANSFORMS = ("one_minus",)
+GROUP_KEYS = ("dataset", "model", "optimizer", "schedule")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    type: str
+    key: str | None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    transform: str | None = None
+    when: Mapping[str, Any] = field(default_factory=dict)
+
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        if self.type == "float":
+            return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
+        if self.type == "int":
+            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
+        return optuna.distributions.CategoricalDistribution(self.choices)
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.type == "float":
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+        if self.type == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    def config_value(self, raw: Any) -> Any:
+        return 1.0 - raw if self.transform == "one_minus" else raw
+
+    def endpoints(self) -> list[Any]:
+        if self.type == "categorical":
+            return list(self.choices)
+        return [self.config_value(self.low), self.config_value(self.high)]
+
+    def grid(self, points: int) -> list[Any]:
+        if self.type == "categorical":
+            return list(self.choices)
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if points == 1:
+            values = [lo]
+        elif self.log:
+            values = [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (points - 1))
+                      for i in range(points)]
+        else:
+            values = [lo + i * (hi - lo) / (points - 1) for i in range(points)]
+        if self.type == "int":
+            return sorted({round(v) for v in values})
+        return values
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "key": self.key}
+        if self.type == "categorical":
+            out["choices"] = list(self.choices)
+        else:
+            out.update(low=self.low, high=self.high, log=self.log)
+        if self.transform:
+            out["transform"] = self.transform
+        if self.when:
+            out["when"] = dict(self.when)
+        return out
+
+
+def parse_dimension(path: str, name: str, spec: Any) -> Dimension:
+    """Build a Dimension from YAML, rejecting bad ranges with one clear line."""
+    where = f"{path}.{name}"
+    if not isinstance(spec, Mapping):
+        raise ConfigError(where, spec, "must be a mapping with type, low/high or choices, key")
+    allowed = {"type", "low", "high", "log", "choices", "key", "transform", "when"}
+    extra = sorted(set(spec) - allowed)
+    if extra:
+        raise ConfigError(f"{where}.{extra[0]}", spec[extra[0]],
+                          f"unknown field; allowed: {', '.join(sorted(allowed))}")
+    kind = spec.get("type")
+    if kind not in TYPES:
+        raise ConfigError(f"{where}.type", kind, "must be one of " + ", ".join(TYPES))
+    key = spec.get("key")
+    if key is not None and not isinstance(key, str):
+        raise ConfigError(f"{where}.key", key, "must be a config key such as optimizer.lr, or null")
+    transform = spec.get("transform")
+    if transform is not None and transform not in TRANSFORMS:
+        raise ConfigError(f"{where}.transform", transform, "must be one of " + ", ".join(TRANSFORMS))
+    when = dict(spec.get("when") or {})
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) == 0:
+            raise ConfigError(f"{where}.choices", choices, "must be a non-empty list")
+        if len(set(map(repr, choices))) != len(choices):
+            raise ConfigError(f"{where}.choices", list(choices), "must not repeat a value")
+        return Dimension(name, kind, key, choices=tuple(choices), transform=transform, when=when)
+    low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
+    for bound, value in (("low", low), ("high", high)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise ConfigError(f"{where}.{bound}", value, "must be a finite number")
+        if kind == "int" and int(value) != value:
+            raise ConfigError(f"{where}.{bound}", value, "must be an integer for type int")
+    if low >= high:
+        raise ConfigError(f"{where}.low", low, f"must be < high ({high})")
+    if log and low <= 0:
+        raise ConfigError(f"{where}.low", low, "must be > 0 for a log range")
+    return Dimension(name, kind, key, float(low), float(high), log, transform=transform, when=when)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The ordered dimensions of one study (the optimizer's own plus the common ones)."""
+
+    dims: tuple[Dimension, ...]
+
+    def describe(self) -> dict[str, Any]:
+        return {d.name: d.describe() for d in self.dims}
+
+    def sample(self, trial: optuna.Trial, base: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Sample the active dimensions; return (params, trainer overrides)."""
+        params: dict[str, Any] = {}
+        values: dict[str, Any] = {}
+        for dim in self.dims:
+            if not _active(dim, params, values, base):
+                continue
+            raw = dim.suggest(trial)
+            params[dim.name] = raw
+            if dim.key is not None:
+                values[dim.key] = dim.config_value(raw)
+        return params, to_overrides(values, base)
+
+    def overrides_for(self, params: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
+        """Rebuild the overrides from stored params (what `sample` returned for them)."""
+        values = {d.key: d.config_value(params[d.name]) for d in self.dims
+                  if d.name in params and d.key is not None}
+        return to_overrides(values, base)
+
+    def grid(self, points: int) -> dict[str, list[Any]]:
+        return {d.name: d.grid(points) for d in self.dims}
+
+
+def _active(dim: Dimension, params: Mapping[str, Any], values: Mapping[str, Any],
+            base: Mapping[str, Any]) -> bool:
+    for key, expected in dim.when.items():
+        if key in params:
+            actual = params[key]
+        elif key in values:
+            actual = values[key]
+        else:
+            actual = lookup(base, key)
+        if actual != expected:
+            return False
+    return True
+
+
+def lookup(cfg: Mapping[str, Any], key: str) -> Any:
+    """`optimizer.betas.0` in a nested dict/list config; a group name gives its option."""
+    if key in GROUP_KEYS:
+        return cfg.get(key, {}).get("name")
+    node: Any = cfg
+    for part in key.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, Sequence) and not isinstance(node, str) and part.isdigit() \
+                and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_format(v) for v in value) + "]"
+    return str(value)
+
+
+def to_overrides(values: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
+    """Hydra overrides for sampled values; list elements (betas.0) become one list override.
+
+    Group choices come first so that the values after them land in the chosen option.
+    """
+    groups = [f"{k}={v}" for k, v in values.items() if k in GROUP_KEYS]
+    lists: dict[str, list[Any]] = {}
+    scalars: list[str] = []
+    for key, value in values.items():
+        if key in GROUP_KEYS:
+            continue
+        parent, _, last = key.rpartition(".")
+        if last.isdigit():
+            current = lists.setdefault(parent, list(lookup(base, parent) or []))
+            current[int(last)] = value
+        else:
+            scalars.append(f"{key}={_format(value)}")
+    return groups + [f"{k}={_format(v)}" for k, v in lists.items()] + scalars
