@@ -23,7 +23,7 @@ from trainer.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Hyperparameter sweeps for deep-learning optimizers (Optuna + MLflow).")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 Args = Annotated[list[str] | None, typer.Argument(
@@ -85,8 +85,9 @@ def _studies(t: Target) -> tuple[str, list[Any]]:
     name = t.name
     if name is None:
         if len(names) != 1:
+            example = names[0] if names else "quick"
             raise UserError(f"which sweep? {storage_mod.redact(t.storage_url)} holds: "
-                            f"{', '.join(names) or 'none'}; name one, e.g. `sweeps status {names[0] if names else 'quick'}`")
+                            f"{', '.join(names) or 'none'}; name one, e.g. `sweeps status {example}`")
         name = names[0]
     studies = study_mod.sweep_studies(st, name)
     if not studies:
@@ -181,23 +182,17 @@ def best(args: Args = None, storage: StorageOpt = None) -> None:
         for k, v in t.params.items():
             console.print(f"  {k} = {v}", highlight=False)
         console.print(f"  MLflow run: {t.user_attrs.get('mlflow_run_id', '-')}", highlight=False)
-        base = [o for o in study.user_attrs.get("sweep_overrides", [])]
         console.print("reproduce it:", highlight=False)
         console.print(f"  sweeps reproduce {name} --trial {ref}", highlight=False, soft_wrap=True)
-        cfg = t.user_attrs.get("config", {})
-        seed = cfg.get("trainer", {}).get("seed")
-        overrides = [*_trainer_side(base), *t.user_attrs.get("overrides", [])]
-        console.print(f"  {trainer_command(overrides)}   # seed {seed}", highlight=False,
-                      soft_wrap=True)
+        cfg = t.user_attrs.get("config")
+        if cfg:
+            from trainer.config import overrides_for
+
+            console.print(f"  {trainer_command(overrides_for(cfg))}", highlight=False,
+                          soft_wrap=True)
         return 0
 
     _guard(body)
-
-
-def _trainer_side(overrides: Sequence[str]) -> list[str]:
-    """The sweep overrides that also mean something to `python -m trainer`."""
-    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split(".")[0]
-            in ("trainer", "dataset", "model", "optimizer", "schedule")]
 
 
 @app.command()
@@ -284,6 +279,13 @@ def ui(
 
 
 def main() -> None:
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     app()
 
 

@@ -144,6 +144,7 @@ def launch(overrides: Sequence[str], console: Console | None = None) -> int:
         _stop_workers(procs)
         n = len(study_mod.fail_dead_local_trials(studies, {pr.pid for pr in procs if pr.pid},
                                                  "interrupted (Ctrl-C)"))
+        tracking.close_orphans(p.uri, parent, "interrupted (Ctrl-C)")
         console.print(f"[yellow]interrupted[/]: {n} running trial(s) marked failed (interrupted); "
                       "run the same command again to resume")
     finally:
@@ -153,7 +154,11 @@ def launch(overrides: Sequence[str], console: Console | None = None) -> int:
         if overall is not None and overall[1].value is not None:
             metrics["best/val_acc"] = overall[1].value
         tracking.finish_parent(p.uri, parent, status, metrics)
-    if code == 0:
+    if code == 0 and reported:
+        console.print(f"[red]{len(reported)} worker(s) died[/]; their trials are marked failed. "
+                      "Run the same command again to continue the sweep.")
+        code = 1
+    if code in (0, 1):
         if not live_ok:
             console.print(summary.status_table(studies, title))
         console.print(summary.best_table(studies))

@@ -36,7 +36,8 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _differences(old: Mapping[str, Any], new: Mapping[str, Any], skip: set[str] = set()) -> list[str]:
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any],
+                 skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
     a, b = _flatten(old), _flatten(new)
     return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]

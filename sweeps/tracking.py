@@ -14,7 +14,7 @@ import logging
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,8 @@ def _log_params_tags(uri: str, run_id: str, params: Mapping[str, str],
 
 def start_parent(uri: str, sweep: str, params: Mapping[str, Any], artifacts: Mapping[str, str]) -> str:
     c = client(uri)
-    run = c.create_run(experiment_id(uri, sweep), run_name=f"{sweep} launch {time.strftime('%Y-%m-%d %H:%M:%S')}",
+    name = f"{sweep} launch {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    run = c.create_run(experiment_id(uri, sweep), run_name=name,
                        tags={"sweeps.sweep": sweep, "sweeps.kind": "launch", **environment_tags()})
     _log_params_tags(uri, run.info.run_id, flatten(params))
     for name, text in artifacts.items():
@@ -147,7 +148,7 @@ def finish_parent(uri: str, run_id: str, status: str, metrics: Mapping[str, floa
 
 def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, number: int,
                 optimizer: str, config: Mapping[str, Any], params: Mapping[str, Any],
-                device: str) -> str:
+                device: str, on_created: Callable[[str], None] | None = None) -> str:
     """Open the child run of one trial; returns its run id."""
     c = client(uri)
     tags = {"sweeps.sweep": sweep, "sweeps.study": study, "sweeps.trial": str(number),
@@ -157,6 +158,8 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
         tags["mlflow.parentRunId"] = parent_run_id
     run = c.create_run(experiment_id(uri, sweep), run_name=f"{study} #{number}", tags=tags)
     run_id = run.info.run_id
+    if on_created is not None:
+        on_created(run_id)  # record the id before anything else can be interrupted
     all_params = {**flatten(config), **{f"sampled.{k}": redact(str(v)) for k, v in params.items()}}
     _log_params_tags(uri, run_id, all_params)
     import yaml
@@ -178,6 +181,18 @@ def mark_run(uri: str, run_id: str, state: str, reason: str | None = None) -> No
         c.set_terminated(run_id, _MLFLOW_STATUS.get(state, "FAILED"))
     except Exception as err:  # tracking must never take a worker down
         log.warning("could not update MLflow run %s: %s", run_id, err)
+
+
+def close_orphans(uri: str, parent_run_id: str, reason: str) -> int:
+    """Terminate child runs of `parent_run_id` still RUNNING (after Ctrl-C); returns how many."""
+    c = client(uri)
+    parent = c.get_run(parent_run_id)
+    runs = c.search_runs([parent.info.experiment_id],
+                         filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
+                                       "and attributes.status = 'RUNNING'")
+    for run in runs:
+        mark_run(uri, run.info.run_id, "failed", reason)
+    return len(runs)
 
 
 class TrialLogger(Callback):

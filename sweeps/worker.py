@@ -150,10 +150,19 @@ class Worker:
             trial.set_user_attr("config", cfg)
             trial.set_user_attr("optimizer", optimizer)
             device = str(resolve_device(cfg["trainer"]["device"]))
-            run_id = tracking.start_trial(self.uri, self.sweep, study.user_attrs.get("parent_run_id"),
-                                          study.study_name, trial.number, optimizer, cfg, params,
-                                          device)
-            trial.set_user_attr("mlflow_run_id", run_id)
+            created: list[str] = []
+
+            def record(new_id: str) -> None:
+                created.append(new_id)
+                trial.set_user_attr("mlflow_run_id", new_id)
+
+            try:
+                run_id = tracking.start_trial(self.uri, self.sweep,
+                                              study.user_attrs.get("parent_run_id"),
+                                              study.study_name, trial.number, optimizer, cfg,
+                                              params, device, on_created=record)
+            finally:
+                run_id = created[0] if created else None
             reporter = OptunaReporter(trial)
             logger = tracking.TrialLogger(self.uri, run_id)
             out = self.output_root / self.sweep / study.study_name / f"trial_{trial.number}"
@@ -222,6 +231,8 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
 
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # Do not leave the worker's own process group: Ctrl-C in the terminal reaches it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:

@@ -160,3 +160,47 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("schedule.warmup_epochs", s["warmup_epochs"],
                           f"must be < trainer.epochs ({t['epochs']}) for schedule {info.name}")
     return data
+
+
+def overrides_for(data: Mapping[str, Any], *, skip: Sequence[str] = ("trainer.output_dir",
+                                                                      "trainer.resume")) -> list[str]:
+    """The `python -m trainer` overrides that turn the defaults into the config `data`.
+
+    Group choices first, then every value that differs from that group option's default;
+    `load_config(overrides_for(cfg))` gives back `cfg` (tested).
+    """
+    groups = [f"{g}={data[g]['name']}" for g in GROUPS]
+    defaults = to_container(compose(groups))
+    out = list(groups)
+
+    def walk(new: Any, old: Any, prefix: str) -> None:
+        if isinstance(new, Mapping) and isinstance(old, Mapping):
+            for key, value in new.items():
+                if key == "name" and prefix.count(".") == 0 and prefix.rstrip(".") in GROUPS:
+                    continue
+                walk(value, old.get(key, _MISSING), f"{prefix}{key}.")
+            return
+        key = prefix.rstrip(".")
+        if key in skip or new == old:
+            return
+        out.append(f"{'+' if old is _MISSING else ''}{key}={_override_value(new)}")
+
+    for section in ("trainer", *GROUPS):
+        walk(data[section], defaults[section], f"{section}.")
+    return out
+
+
+_MISSING = object()
+
+
+def _override_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    text = str(value)
+    return text if re.fullmatch(r"[\w./:+-]+", text) else "'" + text.replace("'", "\\'") + "'"

@@ -1,0 +1,79 @@
+"""`sweeps launch` rejects bad input with one line and exit 2, writing nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sweeps.cli import app
+
+from .conftest import SMALL
+
+
+def _written(workdir: Path) -> set[str]:
+    return {p.name for p in workdir.iterdir()}
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["sweep.optimizers=[sgd,foo]"], "sweep.optimizers='foo': unknown optimizer"),
+    (["search.common.schedule.choices=[cosine,warp]"], "unknown schedule"),
+    (["sweep.sampler.name=bayes"], "sweep.sampler.name='bayes': unknown"),
+    (["sweep.pruner.name=asha"], "sweep.pruner.name='asha': unknown"),
+    (["search.adam.lr.low=0.5", "search.adam.lr.high=0.1"], "search.adam.lr.low=0.5: must be < high"),
+    (["search.sgd.lr.low=0.0"], "must be > 0 for a log range"),
+    (["search.common.batch_size.choices=[]"], "must be a non-empty list"),
+    (["sweep.n_trials=0"], "sweep.n_trials=0: must be an integer >= 1"),
+    (["sweep.workers=-2"], "sweep.workers=-2: must be an integer >= 0"),
+    (["optimizer=nope"], "optimizer='nope': unknown option"),
+    (["storage.url=postgresql://nobody@127.0.0.1:1/none"], "cannot connect"),
+    (["storage.url=/no/such/dir/sweeps.journal"], "does not exist"),
+    (["tracking.uri=http://127.0.0.1:1"], "MLflow server not reachable"),
+])
+def test_bad_launch_input(workdir: Path, cli: CliRunner, overrides: list[str], expected: str) -> None:
+    result = cli.invoke(app, ["launch", *overrides])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert expected in " ".join(lines), result.output
+    assert "Traceback" not in result.output
+    assert _written(workdir) == set()  # no journal, no mlflow.db, no outputs
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _run_count(workdir: Path) -> int:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("quick")
+    return len(client.search_runs([exp.experiment_id])) if exp else 0
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (["search.adam_to_sgd.lr.high=0.05"], "different search space (lr.high: 0.1 there, 0.05 now)"),
+    (["sweep.objective=last"], "objective 'best', not 'last'"),
+    (["trainer.epochs=3"], "different fixed trainer config (trainer.epochs: 2 there, 3 now)"),
+])
+def test_existing_study_with_different_space_is_refused(workdir: Path, cli: CliRunner,
+                                                        change: list[str], expected: str) -> None:
+    setup = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0"])
+    assert setup.exit_code == 0, setup.output
+    assert "sweeps worker --study quick" in setup.output
+    journal = workdir / "sweeps.journal"
+    before, runs = _digest(journal), _run_count(workdir)
+    result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", *change])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output.replace("\n", " "), result.output
+    assert _digest(journal) == before and _run_count(workdir) == runs
+
+
+def test_status_and_best_without_a_sweep(workdir: Path, cli: CliRunner) -> None:
+    for cmd in ("status", "best", "reproduce", "report"):
+        result = cli.invoke(app, [cmd])
+        assert result.exit_code == 2 and "no sweeps yet" in result.output, result.output
+    assert not (workdir / "sweeps.journal").exists()

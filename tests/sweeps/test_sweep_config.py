@@ -1,0 +1,93 @@
+"""Sweep config: composition, studies and budgets, every bad input, fast trial configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from sweeps.config import TrialConfigs, load_sweep, trainer_part
+from trainer.config import compose, load_config, overrides_for, to_container, validate
+from trainer.errors import UserError
+from trainer.optim import list_optimizers
+
+
+def test_quick_sweep_has_one_study_per_optimizer_with_equal_budgets() -> None:
+    spec = load_sweep(["sweep=quick"])
+    assert [s.optimizer for s in spec.studies] == list(spec.optimizers)
+    assert set(spec.optimizers) == set(list_optimizers())
+    assert {s.budget for s in spec.studies} == {spec.n_trials // len(spec.optimizers)}
+    assert spec.studies[0].base["dataset"]["name"] == "mnist_5k"
+    names = {d.name for d in spec.study("quick.adam_to_sgd").space.dims}
+    assert {"policy", "switch_epoch", "swats_eps", "sgd_lr", "lr", "batch_size", "schedule"} <= names
+
+
+def test_joint_mode_searches_the_optimizer() -> None:
+    spec = load_sweep(["sweep=quick", "sweep.mode=joint", "sweep.optimizers=[sgd,adam]"])
+    (study,) = spec.studies
+    assert study.name == "quick" and study.budget == spec.n_trials
+    first = study.space.dims[0]
+    assert first.name == "optimizer" and first.choices == ("sgd", "adam")
+    assert all(d.when.get("optimizer") in ("sgd", "adam") for d in study.space.dims
+               if d.name.startswith(("sgd.", "adam.")))
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_bundled_sweeps_validate(name: str) -> None:
+    spec = load_sweep([f"sweep={name}"])
+    assert spec.name == name and len(spec.studies) == 8
+
+
+BAD = [
+    (["sweep.optimizers=[sgd,foo]"], "sweep.optimizers", "unknown optimizer"),
+    (["sweep.optimizers=[]"], "sweep.optimizers", "non-empty"),
+    (["search.common.schedule.choices=[cosine,warp]"], "search.common.schedule.choices",
+     "unknown schedule"),
+    (["sweep.sampler.name=bayes"], "sweep.sampler.name", "allowed: cmaes, gp, grid, qmc, random, tpe"),
+    (["sweep.pruner.name=asha"], "sweep.pruner.name", "allowed: hyperband, median, none"),
+    (["search.adam.lr.low=0.5", "search.adam.lr.high=0.1"], "search.adam.lr.low", "< high"),
+    (["search.sgd.lr.low=0", "search.sgd.lr.high=0.1"], "search.sgd.lr.low", "> 0 for a log range"),
+    (["search.momentum.momentum.low=-0.5"], "search.momentum.momentum", "optimizer.momentum"),
+    (["search.common.batch_size.choices=[]"], "search.common.batch_size.choices", "non-empty"),
+    (["search.common.batch_size.choices=[0,64]"], "search.common.batch_size", "trainer.batch_size"),
+    (["sweep.n_trials=0"], "sweep.n_trials", ">= 1"),
+    (["sweep.n_trials=-4"], "sweep.n_trials", ">= 1"),
+    (["sweep.n_trials=3"], "sweep.n_trials", "at least one trial per optimizer"),
+    (["sweep.workers=-1"], "sweep.workers", ">= 0"),
+    (["sweep.mode=both"], "sweep.mode", "compare, joint"),
+    (["sweep.timeout=0"], "sweep.timeout", "> 0"),
+    (["sweep.objective=test"], "sweep.objective", "best, last"),
+    (["search.adam.lr.key=optimizer.learning_rate"], "search.adam.lr.key", "not a setting of"),
+    (["search.adam.one_minus_beta1.high=2.0"], "search.adam.one_minus_beta1", "outside [0, 1)"),
+    (["sweep=nope"], "sweep", "allowed: cifar10, mnist, quick"),
+    (["optimizer.lr=-1"], "optimizer.lr", "> 0"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key", "allowed"), BAD)
+def test_bad_sweep_input_is_one_clear_line(overrides: list[str], key: str, allowed: str) -> None:
+    with pytest.raises(UserError) as info:
+        load_sweep(["sweep=quick", *overrides])
+    message = str(info.value)
+    assert message.startswith(key), message
+    assert allowed in message and "\n" not in message
+
+
+@pytest.mark.parametrize("opt", ["adam_to_sgd", "rmsprop"])
+def test_fast_trial_configs_equal_a_full_composition(opt: str) -> None:
+    import optuna
+
+    spec = load_sweep(["sweep=quick"])
+    study = spec.study(f"quick.{opt}")
+    configs = TrialConfigs(spec)
+    sampler = optuna.samplers.RandomSampler(seed=1)
+    s = optuna.create_study(direction="maximize", sampler=sampler)
+    for _ in range(6):
+        trial = s.ask()
+        _, overrides = study.space.sample(trial, study.base)
+        fast = configs.resolve(study, [*study.base_overrides, *overrides])
+        full = validate(trainer_part(to_container(compose(
+            [*spec.overrides, "sweep=quick", *study.base_overrides, *overrides], "sweeps"))))
+        assert fast == full
+        s.tell(trial, 0.5)
+        # and the printed `python -m trainer` command gives the same config
+        again = validate(load_config(overrides_for(fast)))
+        assert again == {**fast, "trainer": {**fast["trainer"], "output_dir": None}}
