@@ -132,7 +132,8 @@ def worker(
                 sweep_name = summaries[study].user_attrs.get("sweep", study)
                 only = study
         w = Worker(t.storage_url, sweep_name, only_study=only, index=index,
-                   tracking_uri=tracking_uri, output_root=output_dir, quiet=False)
+                   tracking_uri=tracking_uri, output_root=output_dir, quiet=False,
+                   storage_cfg=dict(t.cfg.storage))
         console.print(f"worker {study_mod.worker_id()} joined sweep {w.sweep} "
                       f"({len(w.studies)} stud{'y' if len(w.studies) == 1 else 'ies'})")
         n = w.run()

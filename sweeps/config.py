@@ -59,6 +59,7 @@ class StudySpec:
     base_overrides: tuple[str, ...]
     base: Mapping[str, Any]  # resolved trainer config the trials start from
     budget: int
+    bases: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # joint: per optimizer
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,13 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
 
     bases = {opt: compose_trainer(user, [f"optimizer={opt}"]) for opt in optimizers}
 
+    epochs = int(bases[optimizers[0]]["trainer"]["epochs"])
+    warmup = (search.get("common") or {}).get("warmup_epochs")
+    if isinstance(warmup, Mapping) and isinstance(warmup.get("high"), int | float) \
+            and warmup["high"] >= epochs:
+        raise ConfigError("search.common.warmup_epochs.high", warmup["high"],
+                          f"must be < trainer.epochs ({epochs}): warmup must leave epochs to schedule")
+
     studies: list[StudySpec] = []
     if sweep["mode"] == "compare":
         budget = sweep["n_trials"] // len(optimizers)
@@ -272,7 +280,7 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         first = optimizers[0]
         common = build_space({**search, first: {}}, first, bases[first])
         studies.append(StudySpec(sweep["name"], None, SearchSpace(tuple(dims + common)), (),
-                                 bases[first], int(sweep["n_trials"])))
+                                 bases[first], int(sweep["n_trials"]), bases))
     return SweepSpec(
         name=sweep["name"], mode=sweep["mode"], optimizers=optimizers,
         n_trials=int(sweep["n_trials"]), timeout=sweep["timeout"], workers=workers,

@@ -113,7 +113,8 @@ def launch(overrides: Sequence[str], console: Console | None = None) -> int:
     deadline = time.time() + spec.timeout if spec.timeout else None
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=run_worker, name=f"sweeps-worker-{i}",
-                         args=(p.url, spec.name, i, None, p.uri, deadline, "outputs", True))
+                         args=(p.url, spec.name, i, None, p.uri, deadline, "outputs", True,
+                               dict(spec.storage)))
              for i in range(spec.workers)]
     for proc in procs:
         proc.start()

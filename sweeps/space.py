@@ -69,6 +69,7 @@ class Dimension:
                       for i in range(points)]
         else:
             values = [lo + i * (hi - lo) / (points - 1) for i in range(points)]
+        values[0], values[-1] = lo, hi  # exact endpoints, no rounding drift out of range
         if self.type == "int":
             return sorted({round(v) for v in values})
         return values
@@ -135,8 +136,14 @@ class SearchSpace:
     def describe(self) -> dict[str, Any]:
         return {d.name: d.describe() for d in self.dims}
 
-    def sample(self, trial: optuna.Trial, base: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        """Sample the active dimensions; return (params, trainer overrides)."""
+    def sample(self, trial: optuna.Trial, base: Mapping[str, Any],
+               bases: Mapping[str, Mapping[str, Any]] | None = None,
+               ) -> tuple[dict[str, Any], list[str]]:
+        """Sample the active dimensions; return (params, trainer overrides).
+
+        `bases` (joint mode) maps each optimizer to its base config, used once the
+        optimizer has been sampled (e.g. for the other element of ``betas``).
+        """
         params: dict[str, Any] = {}
         values: dict[str, Any] = {}
         for dim in self.dims:
@@ -146,6 +153,8 @@ class SearchSpace:
             params[dim.name] = raw
             if dim.key is not None:
                 values[dim.key] = dim.config_value(raw)
+            if dim.key == "optimizer" and bases and raw in bases:
+                base = bases[raw]
         return params, to_overrides(values, base)
 
     def overrides_for(self, params: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:

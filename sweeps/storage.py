@@ -37,13 +37,18 @@ def journal_path(url: str) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def sqlalchemy_url(url: str) -> str:
+    """Plain ``postgresql://`` URLs go through psycopg2 (SQLAlchemy 2.1 would pick psycopg 3)."""
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
+
+
 def check_reachable(url: str) -> None:
     """Raise UserError (one line) unless the storage can be opened; writes nothing."""
     if is_database(url):
         import sqlalchemy
 
         try:
-            engine = sqlalchemy.create_engine(url, connect_args=_connect_args(url))
+            engine = sqlalchemy.create_engine(sqlalchemy_url(url), connect_args=_connect_args(url))
             with engine.connect():
                 pass
             engine.dispose()
@@ -72,13 +77,25 @@ def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
     """Open (creating if needed) the storage behind `url`."""
     cfg = cfg or {}
     if is_database(url):
-        return optuna.storages.RDBStorage(
-            url,
+        import warnings
+
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb(url, cfg, failed_trial_callback)
+    return _journal(url)
+
+
+def _rdb(url: str, cfg: Mapping[str, Any], failed_trial_callback: Any) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(
+            sqlalchemy_url(url),
             engine_kwargs={"pool_pre_ping": True, "connect_args": _connect_args(url)},
             heartbeat_interval=int(cfg.get("heartbeat_interval", 30)),
             grace_period=int(cfg.get("grace_period", 90)),
             failed_trial_callback=failed_trial_callback,
         )
+
+
+def _journal(url: str) -> optuna.storages.JournalStorage:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     path = journal_path(url)

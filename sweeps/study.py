@@ -114,11 +114,27 @@ def sweep_names(storage: optuna.storages.BaseStorage) -> list[str]:
 
 
 def counts_toward_budget(t: FrozenTrial) -> bool:
+    """Finished or running trials use the budget; failures of the infrastructure do not.
+
+    A trial our worker finished has a ``state`` attribute; one failed from outside (Ctrl-C,
+    a dead local worker, a missing heartbeat on a database storage) does not, or says why.
+    """
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
         return True
     if t.state == TrialState.FAIL:
-        return not str(t.user_attrs.get("failure_reason", "")).startswith(UNCOUNTED_REASONS)
+        reason = str(t.user_attrs.get("failure_reason", ""))
+        return "state" in t.user_attrs and not reason.startswith(UNCOUNTED_REASONS)
     return False
+
+
+def on_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna failed a trial whose worker stopped sending heartbeats: mirror it to MLflow."""
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    uri = study.user_attrs.get("tracking_uri")
+    if run_id and uri is not None:
+        from sweeps.tracking import mark_run
+
+        mark_run(uri, run_id, "failed", "worker died (no heartbeat)")
 
 
 def used_budget(study: optuna.Study) -> int:

@@ -8,11 +8,13 @@ MLflow, and stops the worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +77,11 @@ class Worker:
 
     def __init__(self, storage_url: str, sweep: str, *, only_study: str | None = None,
                  index: int = 0, tracking_uri: str | None = None, deadline: float | None = None,
-                 output_root: str | Path = "outputs", quiet: bool = False) -> None:
+                 output_root: str | Path = "outputs", quiet: bool = False,
+                 storage_cfg: Mapping[str, Any] | None = None) -> None:
         self.url = storage_url
-        self.storage = storage_mod.open_storage(storage_url)
+        self.storage = storage_mod.open_storage(storage_url, storage_cfg,
+                                                failed_trial_callback=study_mod.on_stale_trial)
         studies = study_mod.sweep_studies(self.storage, sweep)
         if not studies:
             known = ", ".join(study_mod.sweep_names(self.storage)) or "none"
@@ -109,6 +113,9 @@ class Worker:
     def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
         if self.deadline is not None and time.time() >= self.deadline:
             return None
+        if self._heartbeat_interval() is not None:
+            for study in self.studies:  # trials of workers that stopped sending heartbeats
+                optuna.storages.fail_stale_trials(study)
         with storage_mod.budget_lock(self.url, self.sweep):
             open_studies = []
             for study in self.studies:
@@ -124,6 +131,35 @@ class Worker:
             trial.set_user_attr("worker", study_mod.worker_id())
             return study, trial
 
+    def _heartbeat_interval(self) -> int | None:
+        getter = getattr(self.storage, "get_heartbeat_interval", None)
+        return getter() if getter is not None else None
+
+    @contextlib.contextmanager
+    def _heartbeat(self, trial: optuna.Trial) -> Iterator[None]:
+        """Database storages: beat while the trial runs (ask/tell has no thread of its own)."""
+        interval = self._heartbeat_interval()
+        if interval is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.is_set():
+                try:
+                    self.storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+                except Exception as err:  # a missed beat is not worth a crash
+                    log.warning("heartbeat failed: %s", err)
+                stop.wait(interval)
+
+        thread = threading.Thread(target=beat, name="sweeps-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(5)
+
     def run(self) -> int:
         """Run trials until the budget or the deadline is reached; returns trials run."""
         study_mod.fail_dead_local_trials(self.studies)
@@ -132,7 +168,8 @@ class Worker:
             nxt = self._next_trial()
             if nxt is None:
                 return count
-            self.run_trial(*nxt)
+            with self._heartbeat(nxt[1]):
+                self.run_trial(*nxt)
             count += 1
 
     # ----------------------------------------------------------------- trial
@@ -141,7 +178,7 @@ class Worker:
         run_id: str | None = None
         logger: tracking.TrialLogger | None = None
         try:
-            params, overrides = spec.space.sample(trial, spec.base)
+            params, overrides = spec.space.sample(trial, spec.base, spec.bases)
             overrides = [*spec.base_overrides, *overrides,
                          f"trainer.threads={self.spec.threads_per_worker}"]
             cfg = self.configs.resolve(spec, overrides)
@@ -223,7 +260,8 @@ class Worker:
 
 def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | None = None,
                tracking_uri: str | None = None, deadline: float | None = None,
-               output_root: str = "outputs", quiet: bool = True) -> int:
+               output_root: str = "outputs", quiet: bool = True,
+               storage_cfg: Mapping[str, Any] | None = None) -> int:
     """Entry point of a local worker process (spawned by `sweeps launch`)."""
     import os
     import signal
@@ -238,7 +276,7 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
     try:
         worker = Worker(storage_url, sweep, only_study=only_study, index=index,
                         tracking_uri=tracking_uri, deadline=deadline, output_root=output_root,
-                        quiet=quiet)
+                        quiet=quiet, storage_cfg=storage_cfg)
         return worker.run()
     except KeyboardInterrupt:
         sys.exit(130)
