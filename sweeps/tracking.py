@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -115,14 +116,19 @@ def experiment_id(uri: str, name: str) -> str:
 
 
 def _log_params_tags(uri: str, run_id: str, params: Mapping[str, str],
-                     tags: Mapping[str, str] = {}) -> None:
-    from mlflow.entities import Param, RunTag
+                     tags: Mapping[str, str] | None = None,
+                     metrics: Mapping[str, float] | None = None) -> None:
+    """Params, tags and metrics in as few requests as MLflow's limits allow."""
+    from mlflow.entities import Metric, Param, RunTag
 
     c = client(uri)
+    now = int(time.time() * 1000)
     p = [Param(k, v) for k, v in params.items()]
-    t = [RunTag(k, redact(str(v))) for k, v in tags.items()]
-    for i in range(0, max(len(p), len(t)), MAX_BATCH):
-        c.log_batch(run_id, params=p[i:i + MAX_BATCH], tags=t[i:i + MAX_BATCH])
+    t = [RunTag(k, redact(str(v))) for k, v in (tags or {}).items()]
+    m = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
+    for i in range(0, max(len(p), len(t), 1), MAX_BATCH):
+        c.log_batch(run_id, params=p[i:i + MAX_BATCH], tags=t[i:i + MAX_BATCH],
+                    metrics=m if i == 0 else [])
 
 
 def start_parent(uri: str, sweep: str, params: Mapping[str, Any], artifacts: Mapping[str, str]) -> str:
@@ -148,7 +154,8 @@ def finish_parent(uri: str, run_id: str, status: str, metrics: Mapping[str, floa
 
 def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, number: int,
                 optimizer: str, config: Mapping[str, Any], params: Mapping[str, Any],
-                device: str, on_created: Callable[[str], None] | None = None) -> str:
+                device: str, on_created: Callable[[str], None] | None = None,
+                background: Background | None = None) -> str:
     """Open the child run of one trial; returns its run id."""
     c = client(uri)
     tags = {"sweeps.sweep": sweep, "sweeps.study": study, "sweeps.trial": str(number),
@@ -161,13 +168,15 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
     if on_created is not None:
         on_created(run_id)  # record the id before anything else can be interrupted
     all_params = {**flatten(config), **{f"sampled.{k}": redact(str(v)) for k, v in params.items()}}
-    _log_params_tags(uri, run_id, all_params)
     import yaml
 
-    c.log_text(run_id, yaml.safe_dump(dict(config), sort_keys=False), "config.yaml")
-    from mlflow.entities import Metric
-
-    c.log_batch(run_id, metrics=[Metric("trial", float(number), int(time.time() * 1000), 0)])
+    text = yaml.safe_dump(dict(config), sort_keys=False)
+    if background is None:
+        _log_params_tags(uri, run_id, all_params, metrics={"trial": float(number)})
+        c.log_text(run_id, text, "config.yaml")
+    else:
+        background.submit(_log_params_tags, uri, run_id, all_params, metrics={"trial": float(number)})
+        background.submit(c.log_text, run_id, text, "config.yaml")
     return run_id
 
 
@@ -195,13 +204,42 @@ def close_orphans(uri: str, parent_run_id: str, reason: str) -> int:
     return len(runs)
 
 
-class TrialLogger(Callback):
-    """Streams one trial's curves to its MLflow run: one batched, asynchronous call per epoch."""
+class Background:
+    """One background thread per process that writes to MLflow, so training never waits.
 
-    def __init__(self, uri: str, run_id: str) -> None:
+    Not MLflow's own asynchronous logging: its queue takes about a second per run to
+    shut down when the run is terminated (measured with benchmarks/sweep_overhead.py).
+    Writes keep their order; `wait()` returns when all of them are done.
+    """
+
+    _executor: ThreadPoolExecutor | None = None
+
+    def __init__(self) -> None:
+        if Background._executor is None:
+            Background._executor = ThreadPoolExecutor(1, thread_name_prefix="sweeps-mlflow")
+        self._futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        assert Background._executor is not None
+        self._futures.append(Background._executor.submit(fn, *args, **kwargs))
+
+    def wait(self) -> None:
+        for future in self._futures:
+            try:
+                future.result()
+            except Exception as err:  # tracking must never take a trial down
+                log.warning("MLflow logging failed: %s", err)
+        self._futures = []
+
+
+class TrialLogger(Callback):
+    """Streams one trial's curves to its MLflow run: one batched write per epoch, sent
+    from the background thread."""
+
+    def __init__(self, uri: str, run_id: str, background: Background | None = None) -> None:
         self.uri, self.run_id = uri, run_id
+        self.background = background or Background()
         self._pending: list[Any] = []
-        self._ops: list[Any] = []
 
     def on_step(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
@@ -220,10 +258,8 @@ class TrialLogger(Callback):
 
     def _send(self, metrics: list[Any]) -> None:
         for i in range(0, len(metrics), 1000):
-            op = client(self.uri).log_batch(self.run_id, metrics=metrics[i:i + 1000],
-                                            synchronous=False)
-            if op is not None:
-                self._ops.append(op)
+            self.background.submit(client(self.uri).log_batch, self.run_id,
+                                   metrics=metrics[i:i + 1000])
 
     def on_fit_end(self, run: RunInfo, result: FitResult) -> None:
         from mlflow.entities import Metric
@@ -236,31 +272,17 @@ class TrialLogger(Callback):
                       if k != "epoch"]
         self._send(self._pending + final)
         self._pending = []
-        self.flush()
         history = Path(result.output_dir) / "history.json"
         if history.exists():
-            try:
-                client(self.uri).log_artifact(self.run_id, str(history))
-            except Exception as err:
-                log.warning("could not upload %s: %s", history, err)
+            self.background.submit(client(self.uri).log_artifact, self.run_id, str(history))
+        self.background.wait()
 
-    def flush(self) -> None:
-        for op in self._ops:
-            try:
-                op.wait()
-            except Exception as err:
-                log.warning("MLflow logging failed for run %s: %s", self.run_id, err)
-        self._ops = []
 
 
 def end_trial(uri: str, run_id: str, state: str, reason: str | None = None,
               value: float | None = None) -> None:
-    c = client(uri)
-    c.set_tag(run_id, "sweeps.state", state)
+    tags = {"sweeps.state": state}
     if reason:
-        c.set_tag(run_id, "sweeps.failure_reason", reason[:5000])
-    if value is not None:
-        from mlflow.entities import Metric
-
-        c.log_batch(run_id, metrics=[Metric("objective", float(value), int(time.time() * 1000), 0)])
-    c.set_terminated(run_id, _MLFLOW_STATUS.get(state, "FAILED"))
+        tags["sweeps.failure_reason"] = reason[:5000]
+    _log_params_tags(uri, run_id, {}, tags, {} if value is None else {"objective": float(value)})
+    client(uri).set_terminated(run_id, _MLFLOW_STATUS.get(state, "FAILED"))

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -176,7 +177,7 @@ class Worker:
     def run_trial(self, study: optuna.Study, trial: optuna.Trial) -> Outcome:
         spec = self.spec.study(study.study_name)
         run_id: str | None = None
-        logger: tracking.TrialLogger | None = None
+        background = tracking.Background()
         try:
             params, overrides = spec.space.sample(trial, spec.base, spec.bases)
             overrides = [*spec.base_overrides, *overrides,
@@ -197,11 +198,12 @@ class Worker:
                 run_id = tracking.start_trial(self.uri, self.sweep,
                                               study.user_attrs.get("parent_run_id"),
                                               study.study_name, trial.number, optimizer, cfg,
-                                              params, device, on_created=record)
+                                              params, device, on_created=record,
+                                              background=background)
             finally:
                 run_id = created[0] if created else None
             reporter = OptunaReporter(trial)
-            logger = tracking.TrialLogger(self.uri, run_id)
+            logger = tracking.TrialLogger(self.uri, run_id, background)
             out = self.output_root / self.sweep / study.study_name / f"trial_{trial.number}"
             result = fit(cfg, [reporter, logger], output_dir=out)
             outcome = self._outcome(result, reporter)
@@ -210,7 +212,8 @@ class Worker:
             trial.set_user_attr("epochs", len(result.history))
             trial.set_user_attr("device", result.device)
         except KeyboardInterrupt:
-            self._finish(study, trial, run_id, Outcome("interrupted", None, "interrupted (Ctrl-C)"))
+            self._finish(study, trial, run_id, Outcome("interrupted", None, "interrupted (Ctrl-C)"),
+                         background)
             raise
         except UserError as err:
             outcome = Outcome("failed", None, f"bad config: {err}")
@@ -218,7 +221,7 @@ class Worker:
             log.error("trial %s #%d crashed:\n%s", study.study_name, trial.number,
                       traceback.format_exc())
             outcome = Outcome("failed", None, f"{type(err).__name__}: {err}")
-        self._finish(study, trial, run_id, outcome)
+        self._finish(study, trial, run_id, outcome, background)
         return outcome
 
     def _outcome(self, result: FitResult, reporter: OptunaReporter) -> Outcome:
@@ -234,7 +237,7 @@ class Worker:
         return Outcome("complete", value, None)
 
     def _finish(self, study: optuna.Study, trial: optuna.Trial, run_id: str | None,
-                outcome: Outcome) -> None:
+                outcome: Outcome, background: tracking.Background | None = None) -> None:
         trial.set_user_attr("state", outcome.state)
         if outcome.reason:
             trial.set_user_attr("failure_reason" if outcome.state not in ("pruned",) else
@@ -245,6 +248,8 @@ class Worker:
             study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, state=TrialState.FAIL)
+        if background is not None:
+            background.wait()
         if run_id is not None:
             try:
                 tracking.end_trial(self.uri, run_id,

@@ -1,0 +1,54 @@
+"""Trials per hour with `sweep.workers=2` vs `1` (one thread each), same study budget.
+
+Throughput is measured from the trials themselves (first trial start to last trial
+end, from the Optuna storage), so process start-up is not counted; the two settings
+run alternately, `--repeats` times each, in one run of this script.
+
+    python benchmarks/sweep_scaling.py [--n-trials 12] [--epochs 3] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from _common import launch, trials
+
+
+def throughput(cwd: Path) -> float:
+    ts = [t for t in trials(cwd) if t.datetime_complete is not None]
+    start = min(t.datetime_start for t in ts)  # type: ignore[type-var]
+    end = max(t.datetime_complete for t in ts)  # type: ignore[type-var]
+    return len(ts) / (end - start).total_seconds() * 3600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-trials", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    common = ["sweep.optimizers=[sgd,adam]", f"sweep.n_trials={args.n_trials}",
+              f"trainer.epochs={args.epochs}", "sweep.pruner.name=none", "sweep.threads_per_worker=1",
+              "sweep.sampler.name=random"]
+    results: dict[int, list[float]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.repeats):
+            for workers in (1, 2):
+                cwd = Path(tmp) / f"w{workers}_{r}"
+                launch(cwd, *common, f"sweep.workers={workers}", f"sweep.seed={r}")
+                results[workers].append(throughput(cwd))
+    one, two = statistics.median(results[1]), statistics.median(results[2])
+    print(f"{os.cpu_count()} cores, {args.n_trials} trials of {args.epochs} epochs per setting, "
+          f"median of {args.repeats}")
+    print(f"{'workers':>7}  {'trials/hour':>11}")
+    print(f"{1:>7}  {one:>11.0f}")
+    print(f"{2:>7}  {two:>11.0f}")
+    print(f"speed-up with 2 workers: {two / one:.2f}x (target >= 1.7x)")
+
+
+if __name__ == "__main__":
+    main()
