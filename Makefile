@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env train test test-fast lint bench clean
+.PHONY: env quickstart train test test-fast lint bench clean
 
 env: $(STAMP)
 
@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
+
+## The quick sweep (offline: every optimizer on 5,000 real MNIST digits), then its best trial.
+quickstart: env
+	$(BIN)/sweeps launch sweep=quick
+	$(BIN)/sweeps best quick
 
 ## One training run on the offline default (5,000 real MNIST digits), Adam -> SGD, cosine.
 train: env
@@ -30,6 +35,9 @@ lint: env
 
 bench: env
 	$(BIN)/python benchmarks/trainer_vs_dataloader.py
+	$(BIN)/python benchmarks/sweep_overhead.py
+	$(BIN)/python benchmarks/sweep_scaling.py
+	$(BIN)/python benchmarks/pruning.py
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) outputs multirun reports .pytest_cache .ruff_cache *.egg-info

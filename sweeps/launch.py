@@ -110,6 +110,11 @@ def launch(overrides: Sequence[str], console: Console | None = None) -> int:
         console.print("no local workers (sweep.workers=0): join from any machine with\n"
                       f"  sweeps worker --study {spec.name} --storage '{storage_mod.redact(p.url)}'")
         return 0
+    if all(study_mod.used_budget(s) >= int(s.user_attrs.get("budget", 0)) for s in studies):
+        tracking.finish_parent(p.uri, parent, "FINISHED", {})
+        console.print("the budget of every study is already spent; raise sweep.n_trials to run more")
+        console.print(summary.status_table(studies, f"sweep {spec.name}"))
+        return 0
     deadline = time.time() + spec.timeout if spec.timeout else None
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=run_worker, name=f"sweeps-worker-{i}",

@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from trainer.config import override_value
 from trainer.errors import ConfigError
 
 TYPES = ("float", "int", "categorical")
@@ -197,16 +198,6 @@ def lookup(cfg: Mapping[str, Any], key: str) -> Any:
     return node
 
 
-def _format(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_format(v) for v in value) + "]"
-    return str(value)
-
-
 def to_overrides(values: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
     """Hydra overrides for sampled values; list elements (betas.0) become one list override.
 
@@ -223,5 +214,5 @@ def to_overrides(values: Mapping[str, Any], base: Mapping[str, Any]) -> list[str
             current = lists.setdefault(parent, list(lookup(base, parent) or []))
             current[int(last)] = value
         else:
-            scalars.append(f"{key}={_format(value)}")
-    return groups + [f"{k}={_format(v)}" for k, v in lists.items()] + scalars
+            scalars.append(f"{key}={override_value(value)}")
+    return groups + [f"{k}={override_value(v)}" for k, v in lists.items()] + scalars

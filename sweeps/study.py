@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.config import SweepSpec
+from trainer.config import flatten
 from trainer.errors import UserError
 
 DIRECTION = "maximize"
@@ -26,19 +27,9 @@ NEUTRAL_KEYS = {"trainer.progress", "trainer.threads", "trainer.output_dir", "tr
                 "trainer.device", "dataset.data_root", "dataset.download"}
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any],
                  skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
-    a, b = _flatten(old), _flatten(new)
+    a, b = flatten(old), flatten(new)
     return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]
 

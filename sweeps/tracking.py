@@ -22,6 +22,7 @@ from typing import Any
 
 from sweeps.storage import redact
 from trainer.callbacks import Callback, RunInfo
+from trainer.config import flatten
 from trainer.errors import UserError
 from trainer.fit import FitResult
 
@@ -88,15 +89,9 @@ def environment_tags() -> dict[str, str]:
     return tags
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = redact(str(v))[:6000]
-    return out
+def flat_params(d: Mapping[str, Any]) -> dict[str, str]:
+    """MLflow params: flattened keys, values as text, passwords redacted, within MLflow's limit."""
+    return {k: redact(str(v))[:6000] for k, v in flatten(d).items()}
 
 
 def experiment_id(uri: str, name: str) -> str:
@@ -136,7 +131,7 @@ def start_parent(uri: str, sweep: str, params: Mapping[str, Any], artifacts: Map
     name = f"{sweep} launch {time.strftime('%Y-%m-%d %H:%M:%S')}"
     run = c.create_run(experiment_id(uri, sweep), run_name=name,
                        tags={"sweeps.sweep": sweep, "sweeps.kind": "launch", **environment_tags()})
-    _log_params_tags(uri, run.info.run_id, flatten(params))
+    _log_params_tags(uri, run.info.run_id, flat_params(params))
     for name, text in artifacts.items():
         c.log_text(run.info.run_id, text, name)
     return run.info.run_id
@@ -167,7 +162,7 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
     run_id = run.info.run_id
     if on_created is not None:
         on_created(run_id)  # record the id before anything else can be interrupted
-    all_params = {**flatten(config), **{f"sampled.{k}": redact(str(v)) for k, v in params.items()}}
+    all_params = {**flat_params(config), **{f"sampled.{k}": redact(str(v)) for k, v in params.items()}}
     import yaml
 
     text = yaml.safe_dump(dict(config), sort_keys=False)

@@ -162,6 +162,18 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def overrides_for(data: Mapping[str, Any], *, skip: Sequence[str] = ("trainer.output_dir",
                                                                       "trainer.resume")) -> list[str]:
     """The `python -m trainer` overrides that turn the defaults into the config `data`.
@@ -183,7 +195,7 @@ def overrides_for(data: Mapping[str, Any], *, skip: Sequence[str] = ("trainer.ou
         key = prefix.rstrip(".")
         if key in skip or new == old:
             return
-        out.append(f"{'+' if old is _MISSING else ''}{key}={_override_value(new)}")
+        out.append(f"{'+' if old is _MISSING else ''}{key}={override_value(new)}")
 
     for section in ("trainer", *GROUPS):
         walk(data[section], defaults[section], f"{section}.")
@@ -193,7 +205,8 @@ def overrides_for(data: Mapping[str, Any], *, skip: Sequence[str] = ("trainer.ou
 _MISSING = object()
 
 
-def _override_value(value: Any) -> str:
+def override_value(value: Any) -> str:
+    """A value written so that Hydra's override parser reads it back unchanged."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -201,6 +214,6 @@ def _override_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_override_value(v) for v in value) + "]"
+        return "[" + ",".join(override_value(v) for v in value) + "]"
     text = str(value)
     return text if re.fullmatch(r"[\w./:+-]+", text) else "'" + text.replace("'", "\\'") + "'"

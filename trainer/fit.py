@@ -32,7 +32,7 @@ from torch import nn
 
 from trainer import checkpoint
 from trainer.callbacks import Callback, CallbackList, RunInfo
-from trainer.config import validate
+from trainer.config import flatten, validate
 from trainer.data import Splits, augment_batch, iterate_batches, make_splits, num_batches
 from trainer.errors import UserError
 from trainer.models import build_model
@@ -83,19 +83,8 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed + 1)
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def _check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
-    a, b = _flatten(saved), _flatten(current)
+    a, b = flatten(saved), flatten(current)
     diff = [k for k in sorted(set(a) | set(b)) if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k)]
     if diff:
         k = diff[0]

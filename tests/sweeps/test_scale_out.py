@@ -70,6 +70,8 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 def pg_sweep() -> Iterator[str]:
     reason = _postgres_reachable()
     if reason:
+        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):  # CI sets this: never skip there
+            pytest.fail(reason)
         pytest.skip(reason)
     name = f"pg{uuid.uuid4().hex[:8]}"
     yield name
