@@ -77,3 +77,27 @@ def test_status_and_best_without_a_sweep(workdir: Path, cli: CliRunner) -> None:
         result = cli.invoke(app, [cmd])
         assert result.exit_code == 2 and "no sweeps yet" in result.output, result.output
     assert not (workdir / "sweeps.journal").exists()
+
+
+def test_existing_study_with_another_direction_is_refused(workdir: Path, cli: CliRunner) -> None:
+    import optuna
+
+    from sweeps.storage import open_storage
+
+    journal = workdir / "sweeps.journal"
+    optuna.create_study(storage=open_storage(str(journal)), study_name="quick.sgd",
+                        direction="minimize")
+    before = _digest(journal)
+    result = cli.invoke(app, ["launch", *SMALL])
+    assert result.exit_code == 2, result.output
+    assert "study 'quick.sgd' exists with direction minimize" in result.output
+    assert _digest(journal) == before and not (workdir / "mlflow.db").exists()
+
+
+def test_params_and_tags_never_carry_passwords() -> None:
+    from sweeps.tracking import flat_params
+
+    params = flat_params({"storage": "postgresql://sweeps:s3cret@db:5432/sweeps",
+                          "nested": {"url": "http://u:pw@host/x"}})
+    assert "s3cret" not in str(params) and "pw@" not in str(params)
+    assert params["storage"] == "postgresql://sweeps:***@db:5432/sweeps"

@@ -166,11 +166,13 @@ def test_docker_compose_describes_the_scale_out_topology() -> None:
 def test_ui_serves_the_tracking_store(tmp_path: Path) -> None:
     import urllib.request
 
-    setup = run_sweeps("launch", *SMALL, "sweep.workers=0", cwd=tmp_path)
-    assert setup.returncode == 0, setup.stderr
+    from mlflow import MlflowClient
+
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("quick")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps", "ui", "--port", str(port)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps", "ui", "--port", str(port),
+                             f"--tracking-uri=sqlite:///{tmp_path / 'mlflow.db'}"], cwd=tmp_path,
                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
