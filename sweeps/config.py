@@ -303,6 +303,7 @@ class TrialConfigs:
     def __init__(self, spec: SweepSpec) -> None:
         self.spec = spec
         self._cache: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+        self._parser: Any = None
 
     def resolve(self, study: StudySpec, overrides: Sequence[str]) -> dict[str, Any]:
         import copy
@@ -319,7 +320,9 @@ class TrialConfigs:
                 self._cache[key] = copy.deepcopy(dict(study.base))
         data = copy.deepcopy(self._cache[key])
         scalars = [o for o in overrides if o.split("=", 1)[0] not in GROUP_KEYS]
-        for parsed in OverridesParser.create().parse_overrides(scalars):
+        if self._parser is None:  # building Hydra's ANTLR parser costs ~20 ms: do it once
+            self._parser = OverridesParser.create()
+        for parsed in self._parser.parse_overrides(scalars):
             node = data
             *parents, last = parsed.key_or_group.split(".")
             for part in parents:
