@@ -41,6 +41,11 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
 def check_compatible(storage: optuna.storages.BaseStorage, spec: SweepSpec) -> None:
     """Refuse a launch whose studies exist with another direction, space or objective."""
     existing = {s.study_name: s for s in storage.get_all_studies()}
+    for s in existing.values():
+        mode = s.user_attrs.get("mode")
+        if s.user_attrs.get("sweep") == spec.name and mode and mode != spec.mode:
+            raise UserError(f"sweep {spec.name!r} exists in {mode} mode (study {s.study_name!r}); "
+                            f"a {spec.mode} sweep needs another sweep.name")
     for st in spec.studies:
         if st.name not in existing:
             continue
@@ -70,6 +75,9 @@ def _jsonable(obj: Any) -> Any:
 def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
                    tracking_uri: str) -> None:
     """Create (or resume) every study of the sweep and record how to join it."""
+    import time
+
+    launched_at = time.time()
     for index, st in enumerate(spec.studies):
         study = optuna.create_study(storage=storage, study_name=st.name, direction=DIRECTION,
                                     load_if_exists=True)
@@ -78,6 +86,7 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
             "search_space": _jsonable(st.space.describe()), "objective": spec.objective,
             "base_config": _jsonable(st.base), "budget": st.budget,
             "sweep_overrides": list(spec.overrides), "tracking_uri": tracking_uri,
+            "launched_at": launched_at,
         }
         for key, value in attrs.items():
             if study.user_attrs.get(key) != value:

@@ -90,9 +90,12 @@ class Worker:
                             f"{storage_mod.redact(storage_url)} (sweeps there: {known})")
         if only_study:
             studies = [s for s in studies if s.study_name == only_study]
-        attrs = studies[0].user_attrs
+        # the latest launch defines the sweep (a later launch may cover fewer optimizers)
+        attrs = max(studies, key=lambda s: s.user_attrs.get("launched_at", 0.0)).user_attrs
         self.sweep = attrs.get("sweep", sweep)
         self.spec: SweepSpec = load_sweep(attrs.get("sweep_overrides", []))
+        launched = {st.name for st in self.spec.studies}
+        studies = [s for s in studies if s.study_name in launched]
         self.configs = TrialConfigs(self.spec)
         self.index = index
         self.uri = tracking.resolve_uri(tracking_uri or attrs.get("tracking_uri"))

@@ -101,3 +101,21 @@ def test_params_and_tags_never_carry_passwords() -> None:
                           "nested": {"url": "http://u:pw@host/x"}})
     assert "s3cret" not in str(params) and "pw@" not in str(params)
     assert params["storage"] == "postgresql://sweeps:***@db:5432/sweeps"
+
+
+def test_same_sweep_name_in_another_mode_is_refused(workdir: Path, cli: CliRunner) -> None:
+    assert cli.invoke(app, ["launch", *SMALL, "sweep.workers=0"]).exit_code == 0
+    result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.mode=joint"])
+    assert result.exit_code == 2
+    assert "sweep 'quick' exists in compare mode" in result.output.replace("\n", " ")
+
+
+def test_a_later_launch_with_fewer_optimizers_only_runs_those(workdir: Path, cli: CliRunner) -> None:
+    from sweeps.worker import Worker
+
+    assert cli.invoke(app, ["launch", *SMALL, "sweep.workers=0"]).exit_code == 0
+    fewer = [o for o in SMALL if not o.startswith("sweep.optimizers")] + ["sweep.optimizers=[sgd]",
+                                                                            "sweep.n_trials=2"]
+    assert cli.invoke(app, ["launch", *fewer, "sweep.workers=0"]).exit_code == 0
+    worker = Worker(str(workdir / "sweeps.journal"), "quick", quiet=True)
+    assert [s.study_name for s in worker.studies] == ["quick.sgd"]
