@@ -87,6 +87,7 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
             "base_config": _jsonable(st.base), "budget": st.budget,
             "sweep_overrides": list(spec.overrides), "tracking_uri": tracking_uri,
             "launched_at": launched_at,
+            "deadline": launched_at + spec.timeout if spec.timeout else None,
         }
         for key, value in attrs.items():
             if study.user_attrs.get(key) != value:

@@ -99,7 +99,7 @@ class Worker:
         self.configs = TrialConfigs(self.spec)
         self.index = index
         self.uri = tracking.resolve_uri(tracking_uri or attrs.get("tracking_uri"))
-        self.deadline = deadline
+        self.deadline = deadline if deadline is not None else attrs.get("deadline")
         self.output_root = Path(output_root)
         self.quiet = quiet
         self.studies: list[optuna.Study] = []
@@ -111,7 +111,6 @@ class Worker:
             pruner = build_pruner(self.spec.pruner, int(spec.base["trainer"]["epochs"]))
             self.studies.append(optuna.load_study(study_name=s.study_name, storage=self.storage,
                                                   sampler=sampler, pruner=pruner))
-        self.completed = 0
 
     # ------------------------------------------------------------------ loop
     def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:

@@ -101,3 +101,12 @@ def test_joint_mode_samples_the_optimizer(workdir: Path, cli: CliRunner) -> None
         assert t.user_attrs["config"]["optimizer"]["name"] == t.params["optimizer"]
         assert all(not k.startswith(("sgd.", "adam_to_sgd.")) or
                    k.startswith(t.params["optimizer"] + ".") for k in t.params)
+
+
+def test_timeout_stops_workers_from_starting_trials(workdir: Path, cli: CliRunner) -> None:
+    import time
+
+    _setup(cli, "sweep.optimizers=[sgd]", "sweep.n_trials=50", "sweep.timeout=0.001")
+    time.sleep(0.01)
+    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 0
+    assert journal_trials(workdir / "sweeps.journal")["quick.sgd"] == []
