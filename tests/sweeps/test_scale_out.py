@@ -191,3 +191,47 @@ def test_ui_serves_the_tracking_store(tmp_path: Path) -> None:
         os.killpg(proc.pid, 15)
         out = proc.communicate(timeout=30)[0]
     assert f"http://127.0.0.1:{port}" in out
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_remote_worker_that_dies_is_failed_through_heartbeats(tmp_path: Path, pg_sweep: str) -> None:
+    import signal
+
+    from optuna.trial import TrialState
+
+    from sweeps.storage import open_storage
+    from sweeps.study import sweep_studies
+
+    beat = ["storage=postgres", f"storage.url={PG_URL}", "storage.heartbeat_interval=1",
+            "storage.grace_period=3"]
+    launch = run_sweeps("launch", *SMALL, f"sweep.name={pg_sweep}", "sweep.optimizers=[sgd]",
+                        "sweep.n_trials=2", "trainer.epochs=15", "sweep.pruner.name=none",
+                        "sweep.workers=0", *beat, cwd=tmp_path)
+    assert launch.returncode == 0, launch.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
+
+    def worker() -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "sweeps", "worker", "--study", pg_sweep,
+                                 *beat], cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def trials() -> list:
+        storage = open_storage(PG_URL)
+        return [t for s in sweep_studies(storage, pg_sweep) for t in s.get_trials(deepcopy=False)]
+
+    first = worker()
+    victim = wait_for(lambda: next((t for t in trials() if t.state == TrialState.RUNNING
+                                    and "mlflow_run_id" in t.user_attrs), None), timeout=180)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    second = worker()
+    out = second.communicate(timeout=600)[0]
+    assert second.returncode == 0, out
+    final = {t.number: t for t in trials()}
+    assert final[victim.number].state == TrialState.FAIL  # failed by the missing heartbeat
+    done = [t for t in final.values() if t.state == TrialState.COMPLETE]
+    assert len(done) == 2  # the lost trial did not use up the budget
+    runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", pg_sweep)
+    lost = next(r for r in runs if r.info.run_id == victim.user_attrs["mlflow_run_id"])
+    assert lost.info.status == "FAILED" and lost.data.tags["sweeps.state"] == "failed"

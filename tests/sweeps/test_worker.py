@@ -75,20 +75,22 @@ def test_objective_last_uses_the_last_epoch(workdir: Path, cli: CliRunner) -> No
     assert "test/acc" in t.user_attrs["final"]  # recorded, never the objective
 
 
-@pytest.mark.parametrize("sampler", ["random", "grid", "cmaes", "gp", "qmc", "tpe"])
-def test_every_sampler_runs_trials(workdir: Path, cli: CliRunner, sampler: str) -> None:
-    _setup(cli, "sweep.optimizers=[adam]", "sweep.n_trials=2",
-           f"sweep.sampler.name={sampler}", "sweep.sampler.n_startup_trials=1",
-           "sweep.sampler.grid_points=2", "sweep.pruner.name=none")
-    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 2
-    trials = journal_trials(workdir / "sweeps.journal")["quick.adam"]
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, [t.user_attrs for t in trials]
-
-
-@pytest.mark.parametrize("pruner", ["hyperband", "successive_halving", "none"])
-def test_every_pruner_runs(workdir: Path, cli: CliRunner, pruner: str) -> None:
-    _setup(cli, "sweep.optimizers=[sgd]", "sweep.n_trials=2", f"sweep.pruner.name={pruner}")
-    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 2
+def test_every_sampler_and_pruner_runs_trials(workdir: Path, cli: CliRunner) -> None:
+    # one directory (one MLflow store) for all, a sweep each: setting up a store costs seconds
+    cases = [(s, "none") for s in ("random", "grid", "cmaes", "gp", "qmc", "tpe")]
+    cases += [("tpe", p) for p in ("hyperband", "successive_halving", "median")]
+    for sampler, pruner in cases:
+        name = f"s_{sampler}_{pruner}"
+        _setup(cli, f"sweep.name={name}", "sweep.optimizers=[adam]", "sweep.n_trials=2",
+               f"sweep.sampler.name={sampler}", "sweep.sampler.n_startup_trials=1",
+               "sweep.sampler.grid_points=2", f"sweep.pruner.name={pruner}",
+               "sweep.pruner.n_startup_trials=1")
+        assert Worker(str(workdir / "sweeps.journal"), name, quiet=True).run() == 2
+        trials = journal_trials(workdir / "sweeps.journal", name)[f"{name}.adam"]
+        states = [t.state for t in trials]
+        assert len(trials) == 2 and TrialState.FAIL not in states, [t.user_attrs for t in trials]
+        if pruner == "none":
+            assert states == [TrialState.COMPLETE] * 2
 
 
 def test_joint_mode_samples_the_optimizer(workdir: Path, cli: CliRunner) -> None:
