@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
+from typer.testing import CliRunner
+
+from sweeps.cli import app
 
 from .conftest import SMALL, run_sweeps
 from .helpers import journal_trials, mlflow_runs, running_trial, state_counts, wait_for
@@ -18,7 +21,11 @@ from .helpers import journal_trials, mlflow_runs, running_trial, state_counts, w
 pytestmark = pytest.mark.slow
 
 
-def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path) -> None:
+def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(var, raising=False)
     args = ["launch", *SMALL, "sweep.workers=2", "sweep.threads_per_worker=1"]
     proc = run_sweeps(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -60,9 +67,11 @@ def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path) ->
         assert "config.yaml" in [a.path for a in client.list_artifacts(run.info.run_id)]
     assert "search_space.yaml" in [a.path for a in client.list_artifacts(parent_id)]
 
-    best = run_sweeps("best", cwd=tmp_path)
-    assert best.returncode == 0, best.stderr
-    assert "sweeps reproduce quick --trial" in best.stdout and "python -m trainer" in best.stdout
+    # the read-only commands in-process (CliRunner), in the launch directory
+    cli = CliRunner()
+    best = cli.invoke(app, ["best"])
+    assert best.exit_code == 0, best.output
+    assert "sweeps reproduce quick --trial" in best.output and "python -m trainer" in best.output
 
     rep = run_sweeps("reproduce", "--trial", "best", cwd=tmp_path)
     assert rep.returncode == 0, rep.stdout + rep.stderr
@@ -70,10 +79,10 @@ def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path) ->
     reproduced = [r for r in mlflow_runs(uri) if "sweeps.reproduces" in r.data.tags]
     assert len(reproduced) == 1 and reproduced[0].data.tags["sweeps.reproduces"] in by_id
 
-    status = run_sweeps("status", "quick", cwd=tmp_path)
-    assert status.returncode == 0 and "quick.adam_to_sgd" in status.stdout
-    report = run_sweeps("report", cwd=tmp_path)
-    assert report.returncode == 0, report.stderr
+    status = cli.invoke(app, ["status", "quick"])
+    assert status.exit_code == 0 and "quick.adam_to_sgd" in status.output
+    report = cli.invoke(app, ["report"])
+    assert report.exit_code == 0, report.output
     assert (tmp_path / "reports/quick/report.html").stat().st_size > 10_000
     assert "| sgd |" in (tmp_path / "reports/quick/summary.md").read_text()
 
@@ -85,7 +94,7 @@ def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path) ->
 def _launch_in_background(cwd: Path, *extra: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
     return subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "launch", *SMALL, "trainer.epochs=30", *extra],
+        [sys.executable, "-m", "sweeps", "launch", *SMALL, "trainer.epochs=15", *extra],
         cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True)
 
@@ -112,8 +121,8 @@ def test_ctrl_c_leaves_nothing_running_and_the_next_launch_resumes(tmp_path: Pat
 
     # resume with short trials: interrupted trials do not use up the budget
     resumed = run_sweeps("launch", *SMALL, "sweep.workers=2", "sweep.threads_per_worker=1",
-                         "trainer.epochs=30", "trainer.epochs=2", cwd=tmp_path)
-    assert resumed.returncode == 2 and "trainer.epochs: 30 there, 2 now" in resumed.stderr
+                         "trainer.epochs=15", "trainer.epochs=2", cwd=tmp_path)
+    assert resumed.returncode == 2 and "trainer.epochs: 15 there, 2 now" in resumed.stderr
     proc = _launch_in_background(tmp_path, "sweep.workers=2", "sweep.threads_per_worker=1",
                                  "sweep.pruner.name=none")
     assert proc.wait(timeout=600) == 0, proc.stdout.read() if proc.stdout else ""

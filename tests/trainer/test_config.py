@@ -107,9 +107,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, timeout=120)
 
 
-@pytest.mark.parametrize("args", [["optimizer=foo"], ["optimizer.lr=-1"],
-                                  ["trainer.batch_size=0"], ["trainer.nope=1"],
-                                  ["optimizer=adam", "optimizer.betas=[0.9,1.5]"]])
+# the messages themselves are checked in-process above; here: the process, as a user runs it
+@pytest.mark.parametrize("args", [["optimizer=foo"], ["optimizer=adam", "optimizer.betas=[0.9,1.5]"]])
 def test_cli_rejects_with_one_line_and_exit_2(args: list[str], tmp_path: Path) -> None:
     proc = _cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
