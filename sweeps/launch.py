@@ -7,7 +7,9 @@ first write, so a rejected launch leaves the study and tracking stores untouched
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import signal
 import sys
 import time
@@ -199,12 +201,8 @@ def _stop_workers(procs: Sequence[Any], timeout: float = 30.0) -> None:
     """Workers get SIGINT from the terminal too; make sure, then wait, then force."""
     for proc in procs:
         if proc.is_alive() and proc.pid:
-            try:
-                import os
-
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
     end = time.time() + timeout
     for proc in procs:
         proc.join(max(0.0, end - time.time()))
