@@ -38,6 +38,8 @@ bench: env
 	$(BIN)/python benchmarks/sweep_overhead.py
 	$(BIN)/python benchmarks/sweep_scaling.py
 	$(BIN)/python benchmarks/pruning.py
+	$(BIN)/python benchmarks/confirm_speed.py
+	$(BIN)/python benchmarks/report_speed.py
 
 clean:
 	rm -rf $(VENV) outputs multirun reports .pytest_cache .ruff_cache *.egg-info

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweeps.engine import PRUNERS, SAMPLERS
-from sweeps.space import GROUP_KEYS, Dimension, SearchSpace, lookup, parse_dimension
+from sweeps.space import GROUP_KEYS, Dimension, SearchSpace, condition_values, lookup, parse_dimension
 from trainer.config import GROUPS, TRAINER_PARAMS, compose, validate
 from trainer.data import DATASETS
 from trainer.errors import ConfigError
 from trainer.models import MODELS
 from trainer.optim.factory import OPTIMIZERS
 from trainer.schedules import SCHEDULES
-from trainer.spec import Param, check_section, count, one_of
+from trainer.spec import Param, check_section, count, flag, one_of
 
 SWEEP_CONFIG = "sweeps"
 DEFAULT_SWEEP = "quick"  # the `sweep:` default of conf/sweeps.yaml
@@ -43,7 +43,14 @@ SWEEP_PARAMS: dict[str, Param] = {
     "seed": count(0),
     "sampler": Param("section"),
     "pruner": Param("section"),
+    "max_retries": count(0),
+    "max_worker_restarts": count(0),
+    "checkpoint_dir": Param("str"),
+    "keep_checkpoints": flag(),
 }
+# Keys a sweep file written before they existed may leave out.
+SWEEP_DEFAULTS: dict[str, Any] = {"max_retries": 2, "max_worker_restarts": 3,
+                                  "checkpoint_dir": "outputs", "keep_checkpoints": False}
 SAMPLER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "grid_points": count(1)}
 PRUNER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "n_warmup_steps": count(0),
                  "min_resource": count(1), "reduction_factor": count(2)}
@@ -80,6 +87,11 @@ class SweepSpec:
     overrides: tuple[str, ...]
     studies: tuple[StudySpec, ...]
     raw: Mapping[str, Any] = field(default_factory=dict)
+    max_retries: int = 2
+    max_worker_restarts: int = 3
+    checkpoint_dir: str = "outputs"
+    keep_checkpoints: bool = False
+    tracking_patience_s: float = 600.0
 
     def study(self, name: str) -> StudySpec:
         for s in self.studies:
@@ -112,7 +124,9 @@ def compose_trainer(user: Sequence[str], extra: Sequence[str] = ()) -> dict[str,
     return validate(trainer_part(to_container(compose([f"+sweep={sweep}", *kept, *extra]))))
 
 
-def _check_sweep_section(sweep: Mapping[str, Any]) -> None:
+def _check_sweep_section(sweep: dict[str, Any]) -> None:
+    for key, default in SWEEP_DEFAULTS.items():
+        sweep.setdefault(key, default)
     for key, param in SWEEP_PARAMS.items():
         if key not in sweep:
             raise ConfigError(f"sweep.{key}", None, "missing from the sweep config")
@@ -147,7 +161,7 @@ def _check_sweep_section(sweep: Mapping[str, Any]) -> None:
                           f"({len(sweep['optimizers'])})")
 
 
-def _param_for(key: str, dim: Dimension, base: Mapping[str, Any], optimizer: str) -> Param | None:
+def param_for(key: str, dim: Dimension, base: Mapping[str, Any], optimizer: str) -> Param | None:
     """The trainer constraint for a dimension's key (None: a list element, checked apart)."""
     section, _, rest = key.partition(".")
     name, _, index = rest.partition(".")
@@ -157,8 +171,11 @@ def _param_for(key: str, dim: Dimension, base: Mapping[str, Any], optimizer: str
     elif section == "optimizer":
         table, owner = OPTIMIZERS.get(optimizer).params, f"optimizer {optimizer}"
     elif section == "schedule":
-        sched = dim.when.get("schedule", lookup(base, "schedule"))
-        table, owner = SCHEDULES.get(sched).params, f"schedule {sched}"
+        scheds = condition_values(dim.when.get("schedule", lookup(base, "schedule")))
+        for sched in scheds[1:]:  # a key set under several schedules must exist in each
+            if name not in SCHEDULES.get(sched).params:
+                raise ConfigError("key", key, f"not a setting of schedule {sched}")
+        table, owner = SCHEDULES.get(scheds[0]).params, f"schedule {scheds[0]}"
     elif section == "model":
         table, owner = MODELS.get(lookup(base, "model")).params, "model " + lookup(base, "model")
     elif section == "dataset":
@@ -194,7 +211,7 @@ def _check_dimension(path: str, dim: Dimension, base: Mapping[str, Any], optimiz
                                   f"unknown {dim.key}; allowed: {', '.join(registry.names())}")
         return
     try:
-        param = _param_for(dim.key, dim, base, optimizer)
+        param = param_for(dim.key, dim, base, optimizer)
     except ConfigError as err:
         raise ConfigError(f"{path}.{dim.name}.key", dim.key, err.allowed) from None
     for value in dim.endpoints():
@@ -237,6 +254,13 @@ def _storage_url(storage: Mapping[str, Any]) -> str:
     return url
 
 
+def _patience(section: str, cfg: Mapping[str, Any]) -> float:
+    value = cfg.get("patience_s", 600)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{section}.patience_s", value, "must be a number of seconds >= 0")
+    return float(value)
+
+
 def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     """Compose and validate a sweep; raises a one-line UserError on any bad input."""
     cfg = compose(overrides, SWEEP_CONFIG)
@@ -246,10 +270,12 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     sweep = data.get("sweep")
     if not isinstance(sweep, Mapping):
         raise ConfigError("sweep", sweep, "missing: choose one with sweep=quick|mnist|cifar10")
+    sweep = dict(sweep)
     _check_sweep_section(sweep)
     search = data.get("search") or {}
     _storage_url(data.get("storage") or {})
     tracking = (data.get("tracking") or {}).get("uri")
+    patience = {section: _patience(section, data.get(section) or {}) for section in ("storage", "tracking")}
     optimizers = tuple(sweep["optimizers"])
     workers = int(sweep["workers"])
     threads = sweep["threads_per_worker"] or max(1, (os.cpu_count() or 1) // max(workers, 1))
@@ -288,6 +314,9 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         sampler=dict(sweep["sampler"]), pruner=dict(sweep["pruner"]),
         storage=dict(data["storage"]), tracking_uri=tracking, overrides=tuple(user),
         studies=tuple(studies), raw={"sweep": sweep, "search": search},
+        max_retries=int(sweep["max_retries"]), max_worker_restarts=int(sweep["max_worker_restarts"]),
+        checkpoint_dir=str(sweep["checkpoint_dir"]), keep_checkpoints=bool(sweep["keep_checkpoints"]),
+        tracking_patience_s=patience["tracking"],
     )
 
 

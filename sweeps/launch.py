@@ -7,10 +7,6 @@ first write, so a rejected launch leaves the study and tracking stores untouched
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
-import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -20,14 +16,12 @@ from typing import Any
 import optuna
 import yaml
 from rich.console import Console, Group
-from rich.live import Live
 from rich.text import Text
 
+from sweeps import checkpoints, local, summary, tracking
 from sweeps import storage as storage_mod
 from sweeps import study as study_mod
-from sweeps import summary, tracking
 from sweeps.config import SweepSpec, load_sweep
-from sweeps.worker import run_worker
 
 
 @dataclass
@@ -35,18 +29,20 @@ class Prepared:
     spec: SweepSpec
     url: str
     uri: str
+    checkpoint_dir: str
 
 
 def prepare(overrides: Sequence[str]) -> Prepared:
     """Validate everything; write nothing."""
     spec = load_sweep(overrides)
+    checkpoint_dir = str(checkpoints.check_writable(spec.checkpoint_dir))
     url = str(spec.storage["url"])
     storage_mod.check_reachable(url)
     uri = tracking.resolve_uri(spec.tracking_uri)
     tracking.check_reachable(uri)
     if storage_mod.exists(url):
         study_mod.check_compatible(storage_mod.open_storage(url, spec.storage), spec)
-    return Prepared(spec, url, uri)
+    return Prepared(spec, url, uri, checkpoint_dir)
 
 
 def _parent_params(p: Prepared) -> dict[str, Any]:
@@ -67,30 +63,47 @@ def _artifacts(spec: SweepSpec) -> dict[str, str]:
     }
 
 
-def _progress_line(studies: Sequence[optuna.Study], total: int) -> str:
+def _progress_line(studies: Sequence[optuna.Study], total: int, restarts: int = 0) -> str:
     rows = summary.study_rows(studies)
     counts = {s: sum(r.counts[s] for r in rows) for s in summary.STATE_COLUMNS}
     best = summary.overall_best(studies)
     done = summary.finished_count(studies)
     text = (f"[{done}/{total}] complete {counts['complete']}  pruned {counts['pruned']}  "
             f"failed {counts['failed']}  diverged {counts['diverged']}  running {counts['running']}")
+    retried = summary.retried_count(studies)
+    if retried or restarts:
+        text += f"  retried {retried}  worker restarts {restarts}"
     if best is not None:
         study, t = best
         text += f"  | best val/acc {t.value:.4f} ({study.study_name} #{t.number})"
     return text
 
 
-def _render(studies: Sequence[optuna.Study], title: str, total: int) -> Group:
-    return Group(Text(_progress_line(studies, total)), summary.status_table(studies, title))
+def _render(studies: Sequence[optuna.Study], title: str, total: int, restarts: int = 0) -> Group:
+    return Group(Text(_progress_line(studies, total, restarts)), summary.status_table(studies, title))
+
+
+def _best_metrics(studies: Sequence[optuna.Study]) -> dict[str, float]:
+    best = summary.best_per_optimizer(studies)
+    metrics = {f"best/val_acc/{opt}": t.value for opt, (_, t) in best.items() if t.value is not None}
+    overall = summary.overall_best(studies)
+    if overall is not None and overall[1].value is not None:
+        metrics["best/val_acc"] = overall[1].value
+    return metrics
 
 
 def launch(overrides: Sequence[str], console: Console | None = None) -> int:
     """Run a sweep to its budget (or timeout); returns the process exit code."""
     console = console or Console()
     p = prepare(overrides)
+    with storage_mod.launch_lock(p.url, p.spec.name):
+        return _launch(p, console)
+
+
+def _launch(p: Prepared, console: Console) -> int:
     spec = p.spec
     storage = storage_mod.open_storage(p.url, spec.storage)
-    study_mod.create_studies(storage, spec, p.uri)
+    study_mod.create_studies(storage, spec, p.uri, p.checkpoint_dir)
     studies = study_mod.sweep_studies(storage, spec.name)
     stale = study_mod.fail_dead_local_trials(studies)
     if stale:
@@ -118,98 +131,65 @@ def launch(overrides: Sequence[str], console: Console | None = None) -> int:
         console.print(summary.status_table(studies, f"sweep {spec.name}"))
         return 0
     deadline = time.time() + spec.timeout if spec.timeout else None
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=run_worker, name=f"sweeps-worker-{i}",
-                         args=(p.url, spec.name, i, None, p.uri, deadline, "outputs", True,
-                               dict(spec.storage)))
-             for i in range(spec.workers)]
-    for proc in procs:
-        proc.start()
-    reported: set[int] = set()
-    status = "FINISHED"
-    code = 0
+    plan = local.WorkerPlan(p.url, spec.name, p.uri, spec.workers, ("search",), deadline,
+                            storage_cfg=dict(spec.storage), max_restarts=spec.max_worker_restarts)
     title = f"sweep {spec.name}"
-    live_ok = console.is_terminal
-    last_line = ""
+    outcome: local.Outcome | None = None
     try:
-        with Live(_render(studies, title, total), console=console, refresh_per_second=2,
-                  transient=False) if live_ok else _NullLive() as live:
-            while any(proc.is_alive() for proc in procs):
-                time.sleep(1.0)
-                _check_dead(procs, reported, studies, console)
-                if live_ok:
-                    live.update(_render(studies, title, total))
-                else:
-                    line = _progress_line(studies, total)
-                    if line != last_line:
-                        console.print(line, highlight=False)
-                        last_line = line
-            _check_dead(procs, reported, studies, console)
-            if live_ok:
-                live.update(_render(studies, title, total))
-    except KeyboardInterrupt:
-        status, code = "KILLED", 130
-        _stop_workers(procs)
-        n = len(study_mod.fail_dead_local_trials(studies, {pr.pid for pr in procs if pr.pid},
-                                                 "interrupted (Ctrl-C)"))
-        tracking.close_orphans(p.uri, parent, "interrupted (Ctrl-C)")
-        console.print(f"[yellow]interrupted[/]: {n} running trial(s) marked failed (interrupted); "
-                      "run the same command again to resume")
-    finally:
-        best = summary.best_per_optimizer(studies)
-        metrics = {f"best/val_acc/{opt}": t.value for opt, (_, t) in best.items() if t.value is not None}
-        overall = summary.overall_best(studies)
-        if overall is not None and overall[1].value is not None:
-            metrics["best/val_acc"] = overall[1].value
-        tracking.finish_parent(p.uri, parent, status, metrics)
-    if code == 0 and reported:
-        console.print(f"[red]{len(reported)} worker(s) died[/]; their trials are marked failed. "
-                      "Run the same command again to continue the sweep.")
+        outcome = local.run(plan, lambda: studies,
+                            lambda: _render(studies, title, total, plan.restarts),
+                            lambda: _progress_line(studies, total, plan.restarts), console, parent)
+    finally:  # the parent run is closed whatever happened, with the best values so far
+        killed = outcome is None or outcome.interrupted
+        tracking.finish_parent(p.uri, parent, "KILLED" if killed else "FINISHED",
+                               _best_metrics(studies))
+    if not outcome.interrupted:
+        _complete_tracking(studies, storage, spec.name, p.uri, console)
+    code = 0
+    if outcome.interrupted:
+        code = 130
+    elif outcome.gave_up:
+        console.print(f"[red]{len(outcome.dead)} worker(s) died[/] and sweep.max_worker_restarts="
+                      f"{spec.max_worker_restarts} is used up; their trials are marked failed. "
+                      "Run the same command again to continue the sweep (lost trials are retried "
+                      "from their checkpoints).")
         code = 1
+    elif outcome.dead:
+        console.print(f"{len(outcome.dead)} worker(s) died and were restarted; "
+                      f"{summary.retried_count(studies)} trial(s) retried from their last "
+                      "checkpoint.", highlight=False)
     if code in (0, 1):
-        if not live_ok:
+        if not console.is_terminal:
             console.print(summary.status_table(studies, title))
-        console.print(summary.best_table(studies))
-        console.print(f"next: sweeps best {spec.name} | sweeps reproduce {spec.name} | sweeps ui",
-                      highlight=False)
+        from sweeps import comparison
+        from sweeps import confirm as confirm_mod
+
+        comp = comparison.build(studies, confirm_mod.load(storage, spec.name))
+        console.print(summary.best_table(comp))
+        for line in summary.best_notes(comp):
+            console.print(line, highlight=False, soft_wrap=True)
+        console.print(f"next: sweeps confirm {spec.name} | sweeps report {spec.name} | "
+                      f"sweeps best {spec.name} | sweeps ui", highlight=False)
     return code
 
 
-class _NullLive:
-    def __enter__(self) -> _NullLive:
-        return self
+def _complete_tracking(studies: Sequence[optuna.Study], storage: Any, sweep: str, uri: str,
+                       console: Console) -> None:
+    """A worker of this host that died took its queued MLflow writes with it (runs left
+    RUNNING, epochs never sent): write them from the Optuna record, as `sweeps sync` does."""
+    from sweeps import confirm as confirm_mod
+    from sweeps import sync
 
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, *args: Any) -> None:
-        return None
-
-
-def _check_dead(procs: Sequence[Any], reported: set[int], studies: Sequence[optuna.Study],
-                console: Console) -> None:
-    for proc in procs:
-        if proc.exitcode not in (None, 0) and proc.pid not in reported:
-            reported.add(proc.pid)
-            failed = study_mod.fail_dead_local_trials(
-                studies, {proc.pid}, f"worker died (exit code {proc.exitcode})")
-            console.print(f"[red]worker {proc.name} (pid {proc.pid}) died with exit code "
-                          f"{proc.exitcode}[/]; {len(failed)} running trial(s) marked failed")
-
-
-def _stop_workers(procs: Sequence[Any], timeout: float = 30.0) -> None:
-    """Workers get SIGINT from the terminal too; make sure, then wait, then force."""
-    for proc in procs:
-        if proc.is_alive() and proc.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGINT)
-    end = time.time() + timeout
-    for proc in procs:
-        proc.join(max(0.0, end - time.time()))
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
+    try:
+        tracking.check_reachable(uri)
+        done = sync.sync(studies, confirm_mod.load(storage, sweep), uri, sweep, dead_local_only=True)
+    except Exception as err:  # the search is over and recorded in Optuna; tracking can wait
+        console.print(f"[yellow]MLflow not brought up to date[/] ({str(err).splitlines()[0][:200]}); "
+                      f"run `sweeps sync {sweep}` when it is reachable", highlight=False)
+        return
+    if done.created or done.completed:
+        console.print(f"MLflow: {done.created + done.completed} run(s) of dead workers completed "
+                      "from the Optuna record", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

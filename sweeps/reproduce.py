@@ -19,10 +19,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich.table import Table
 
+from sweeps import study as study_mod
 from sweeps import summary, tracking
 from trainer.callbacks import Callback, RunInfo
 from trainer.errors import UserError
-from trainer.fit import FitResult, fit
+from trainer.loop import FitResult, fit
 
 COMPARED = ("best/val_acc", "best/epoch", "test/acc", "test/loss")
 CURVES = ("train/loss", "train/acc", "val/loss", "val/acc")
@@ -133,11 +134,11 @@ def reproduce(studies: Sequence[optuna.Study], ref: str, tolerance: float | None
     sweep = str(study.user_attrs.get("sweep", study.study_name))
     optimizer = str(config["optimizer"]["name"])
     params = {k: v for k, v in trial.params.items()}
-    run_id = tracking.start_trial(uri, sweep, None, study.study_name, trial.number, optimizer,
-                                  config, params, str(config["trainer"]["device"]))
-    client = tracking.client(uri)
-    client.set_tag(run_id, "sweeps.reproduces", str(trial.user_attrs.get("mlflow_run_id", "")))
-    client.set_tag(run_id, "mlflow.runName", f"reproduce {study.study_name} #{trial.number}")
+    run_id = tracking.start_trial(
+        uri, sweep, None, study.study_name, trial.number, optimizer, config, params,
+        str(config["trainer"]["device"]), kind="reproduce",
+        name=tracking.run_name(optimizer, trial.number, "reproduce"),
+        extra_tags={"sweeps.reproduces": study_mod.run_id(study, trial) or ""})
     callbacks.append(tracking.TrialLogger(uri, run_id))
     out = Path(output_root) / sweep / "reproduce" / f"{study.study_name}_{trial.number}_{int(time.time())}"
     result = fit(config, callbacks, output_dir=out)

@@ -3,9 +3,11 @@
 A dimension (YAML) is ``{type: float|int|categorical, low, high, log, choices, key,
 transform, when}``. Sampling walks the dimensions in order; ``when`` conditions are
 checked against what was sampled so far and the base config, so schedule parameters are
-only sampled for the schedule that was picked. The result of a sample is a list of
-Hydra overrides (``optimizer.lr=0.01``, ``schedule=cosine``): the trial's config is
-the base config plus these, and so is the command that reproduces it.
+only sampled for the schedule that was picked. A condition's value is one value, or a
+list of values any of which matches (``when: {schedule: [constant, cosine]}``). The
+result of a sample is a list of Hydra overrides (``optimizer.lr=0.01``,
+``schedule=cosine``): the trial's config is the base config plus these, and so is the
+command that reproduces it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 
 import optuna
 
-from trainer.config import override_value
 from trainer.errors import ConfigError
 
 TYPES = ("float", "int", "categorical")
@@ -168,6 +169,11 @@ class SearchSpace:
         return {d.name: d.grid(points) for d in self.dims}
 
 
+def condition_values(expected: Any) -> list[Any]:
+    """The values a ``when`` condition accepts: a list is "any of these"."""
+    return list(expected) if isinstance(expected, list | tuple) else [expected]
+
+
 def _active(dim: Dimension, params: Mapping[str, Any], values: Mapping[str, Any],
             base: Mapping[str, Any]) -> bool:
     for key, expected in dim.when.items():
@@ -177,7 +183,7 @@ def _active(dim: Dimension, params: Mapping[str, Any], values: Mapping[str, Any]
             actual = values[key]
         else:
             actual = lookup(base, key)
-        if actual != expected:
+        if actual not in condition_values(expected):
             return False
     return True
 
@@ -203,6 +209,8 @@ def to_overrides(values: Mapping[str, Any], base: Mapping[str, Any]) -> list[str
 
     Group choices come first so that the values after them land in the chosen option.
     """
+    from trainer.compose import override_value
+
     groups = [f"{k}={v}" for k, v in values.items() if k in GROUP_KEYS]
     lists: dict[str, list[Any]] = {}
     scalars: list[str] = []

@@ -11,17 +11,21 @@ import json
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.config import SweepSpec
-from trainer.config import flatten
+from sweeps import boundary
 from trainer.errors import UserError
 
+if TYPE_CHECKING:  # the read-only commands import this module: keep torch out of it
+    from sweeps.config import SweepSpec
+
 DIRECTION = "maximize"
+METRIC_NAMES = ["val/acc"]  # optuna-dashboard labels the objective with it, not "Objective 0"
 UNCOUNTED_REASONS = ("interrupted", "worker died")
+OWN_FAILURES = ("failed", "diverged")  # a trial's own end: not retried, counts toward the budget
 # config keys that may change between launches of the same study without invalidating it
 NEUTRAL_KEYS = {"trainer.progress", "trainer.threads", "trainer.output_dir", "trainer.resume",
                 "trainer.device", "dataset.data_root", "dataset.download"}
@@ -29,6 +33,8 @@ NEUTRAL_KEYS = {"trainer.progress", "trainer.threads", "trainer.output_dir", "tr
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any],
                  skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    from trainer.compose import flatten
+
     a, b = flatten(old), flatten(new)
     return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} now"
             for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]
@@ -73,7 +79,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
-                   tracking_uri: str) -> None:
+                   tracking_uri: str, checkpoint_dir: str | None = None) -> None:
     """Create (or resume) every study of the sweep and record how to join it."""
     import time
 
@@ -86,17 +92,37 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
             "search_space": _jsonable(st.space.describe()), "objective": spec.objective,
             "base_config": _jsonable(st.base), "budget": st.budget,
             "sweep_overrides": list(spec.overrides), "tracking_uri": tracking_uri,
-            "launched_at": launched_at,
+            "launched_at": launched_at, "checkpoint_dir": checkpoint_dir,
             "deadline": launched_at + spec.timeout if spec.timeout else None,
+            "fixed_edges": boundary.fixed_edges_of(st.space.dims, st.base, str(st.optimizer),
+                                                   st.bases),
         }
         for key, value in attrs.items():
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)
+        name_objective(study)
+
+
+def name_objective(study: optuna.Study) -> None:
+    import warnings
+
+    if study.metric_names != METRIC_NAMES:
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(METRIC_NAMES)
+
+
+SEARCH_KIND, CONFIRM_KIND = "search", "confirm"
+
+
+def is_search(summary: Any) -> bool:
+    """Search studies hold the sweep's trials; the confirm study holds seed re-runs of them."""
+    return summary.user_attrs.get("kind", SEARCH_KIND) == SEARCH_KIND
 
 
 def sweep_studies(storage: optuna.storages.BaseStorage, sweep: str) -> list[optuna.Study]:
-    """The studies that belong to sweep `sweep` (or the single study named so)."""
-    summaries = storage.get_all_studies()
+    """The search studies that belong to sweep `sweep` (or the single study named so)."""
+    summaries = [s for s in storage.get_all_studies() if is_search(s)]
     names = [s.study_name for s in summaries if s.user_attrs.get("sweep") == sweep]
     if not names and any(s.study_name == sweep for s in summaries):
         names = [sweep]
@@ -123,19 +149,62 @@ def counts_toward_budget(t: FrozenTrial) -> bool:
     if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
         return True
     if t.state == TrialState.FAIL:
+        # its own worker failed it (an exception, divergence); a recorded "complete" or
+        # "pruned" means the worker died between recording the result and telling Optuna
         reason = str(t.user_attrs.get("failure_reason", ""))
-        return "state" in t.user_attrs and not reason.startswith(UNCOUNTED_REASONS)
+        return t.user_attrs.get("state") in OWN_FAILURES and not reason.startswith(UNCOUNTED_REASONS)
     return False
 
 
-def on_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Optuna failed a trial whose worker stopped sending heartbeats: mirror it to MLflow."""
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    uri = study.user_attrs.get("tracking_uri")
-    if run_id and uri is not None:
-        from sweeps.tracking import mark_run
+def retryable(t: FrozenTrial) -> bool:
+    """Failed by the infrastructure (its worker died, was stopped, lost its heartbeat), after
+    its parameters were sampled: worth running again with the same parameters and seed."""
+    # not counted = failed from outside: Ctrl-C, a dead local worker (with a reason), or a
+    # missing heartbeat (Optuna fails it without one)
+    return (t.state == TrialState.FAIL and not counts_toward_budget(t)
+            and isinstance(t.user_attrs.get("config"), dict))
 
-        mark_run(uri, run_id, "failed", "worker died (no heartbeat)")
+
+def retry_candidate(study: optuna.Study, max_retries: int) -> FrozenTrial | None:
+    """The oldest trial to retry: retryable, not retried yet, fewer than `max_retries` retries
+    behind it. Callers hold the budget lock, so two workers never retry the same trial."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        history = t.user_attrs.get("retry_history") or []
+        if t.number not in retried and retryable(t) and len(history) < max_retries:
+            return t
+    return None
+
+
+LATE_RUN_ATTR = "mlflow_run_id:"  # + trial number: a study attribute, see `run_id`
+
+
+def run_id(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> str | None:
+    """The MLflow run of a trial. Normally a trial attribute; a run the tracking server
+    created only after its trial had finished (an outage) is recorded on the study instead,
+    since Optuna does not let a finished trial change."""
+    found = trial.user_attrs.get("mlflow_run_id")
+    return found or study.user_attrs.get(f"{LATE_RUN_ATTR}{trial.number}")
+
+
+def record_run_id(study: optuna.Study, trial: optuna.Trial, run: str) -> None:
+    try:
+        trial.set_user_attr("mlflow_run_id", run)
+    except optuna.exceptions.UpdateFinishedTrialError:  # told meanwhile: the server was away
+        study.set_user_attr(f"{LATE_RUN_ATTR}{trial.number}", run)
+
+
+def on_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna failed a trial whose worker stopped sending heartbeats: mirror it to MLflow,
+    from the background thread (an MLflow outage must not stall the worker that noticed)."""
+    uri = study.user_attrs.get("tracking_uri")
+    if uri is not None:
+        from sweeps.tracking import Background, mark_trial_runs
+
+        Background().submit(mark_trial_runs, uri, str(study.user_attrs.get("sweep", study.study_name)),
+                            study.study_name, trial.number, "failed", "worker died (no heartbeat)",
+                            run_id(study, trial))
 
 
 def used_budget(study: optuna.Study) -> int:
@@ -151,7 +220,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -169,12 +238,12 @@ def fail_trial(study: optuna.Study, trial: FrozenTrial, reason: str) -> None:
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
         return  # finished meanwhile
-    run_id = trial.user_attrs.get("mlflow_run_id")
+    run = run_id(study, trial)
     uri = study.user_attrs.get("tracking_uri")
-    if run_id and uri is not None:
+    if run and uri is not None:
         from sweeps.tracking import mark_run
 
-        mark_run(uri, run_id, "failed", reason)
+        mark_run(uri, run, "failed", reason)
 
 
 def fail_dead_local_trials(studies: Sequence[optuna.Study], pids: set[int] | None = None,
@@ -189,7 +258,7 @@ def fail_dead_local_trials(studies: Sequence[optuna.Study], pids: set[int] | Non
             if h != host or not pid_text.isdigit():
                 continue
             pid = int(pid_text)
-            if (pids is not None and pid in pids) or (pids is None and not _pid_alive(pid)):
+            if (pids is not None and pid in pids) or (pids is None and not pid_alive(pid)):
                 fail_trial(study, t, reason)
                 failed.append(t)
     return failed

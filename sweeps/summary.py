@@ -52,6 +52,17 @@ def study_rows(studies: Sequence[optuna.Study]) -> list[StudyRow]:
     return rows
 
 
+def sweep_optimizers(studies: Sequence[optuna.Study]) -> list[str]:
+    """The sweep's optimizers in launch order (compare: one per study; joint: the choices)."""
+    out: list[str] = []
+    for study in studies:
+        opt = study.user_attrs.get("optimizer")
+        names = [opt] if opt else list(
+            (study.user_attrs.get("search_space") or {}).get("optimizer", {}).get("choices") or [])
+        out += [str(o) for o in names if o and o not in out]
+    return out
+
+
 def best_per_optimizer(studies: Sequence[optuna.Study]) -> dict[str, tuple[optuna.Study, FrozenTrial]]:
     best: dict[str, tuple[optuna.Study, FrozenTrial]] = {}
     for study in studies:
@@ -100,14 +111,70 @@ def status_table(studies: Sequence[optuna.Study], title: str) -> Table:
     return table
 
 
-def best_table(studies: Sequence[optuna.Study]) -> Table:
-    table = Table(title="best trial per optimizer (objective: validation accuracy)")
-    for col in ("optimizer", "study", "trial", "val/acc", "test/acc", "gap/acc", "epochs"):
-        table.add_column(col, justify="right" if col not in ("optimizer", "study") else "left")
-    per = best_per_optimizer(studies)
-    for opt, (study, t) in sorted(per.items(), key=lambda kv: -(kv[1][1].value or 0)):
+def best_table(c: Any) -> Table:
+    """Best search trial per optimizer with the split's standard error beside each value, and
+    the confirm runs' mean ± std where there are any. `c` is a `comparison.Comparison`."""
+    confirmed = c.confirmed
+    title = ("best search trial per optimizer (one seed each: not a ranking"
+             + ("" if confirmed else "; run `sweeps confirm` for one") + ")")
+    table = Table(title=title)
+    cols = ["optimizer", "trial", "val/acc", "± split SE", "test/acc", "gap/acc", "epochs"]
+    if confirmed:
+        cols += ["confirmed val/acc (mean ± std)", "seeds"]
+    cols.append("boundary")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("optimizer", "boundary") else "right")
+    rows = sorted([r for r in c.rows if r.search_best is not None],
+                  key=lambda r: -(r.search_best.value or 0.0))
+    for row in rows:
+        t = row.search_best
         final = t.user_attrs.get("final", {})
         gap = (t.user_attrs.get("curves", {}).get("gap/acc") or [None])[-1]
-        table.add_row(opt, study.study_name, f"#{t.number}", fmt(t.value), fmt(final.get("test/acc")),
-                      fmt(gap), str(t.user_attrs.get("epochs", "-")))
+        cells = [row.optimizer, f"#{t.number}", fmt(t.value), fmt(c.se(t.value)),
+                 fmt(final.get("test/acc")), fmt(gap), str(t.user_attrs.get("epochs", "-"))]
+        if confirmed:
+            rep = row.representative
+            cells += ["-" if rep is None or rep.val_acc is None else
+                      (f"{rep.val_acc.mean:.4f} ± {rep.val_acc.std:.4f}" if rep.val_acc.n > 1
+                       else f"{rep.val_acc.mean:.4f}"),
+                      "-" if rep is None else str(len(rep.seeds))]
+        hits = row.boundary.get(t.number, [])
+        cells.append(",".join(f"{h.dim}:{h.edge}" for h in hits) or "-")
+        table.add_row(*cells)
     return table
+
+
+def best_notes(c: Any) -> list[str]:
+    """What the best table can and cannot tell: indistinguishable values, boundary hits."""
+    notes = []
+    close = c.indistinguishable_from_search_best()
+    if len(close) > 1:
+        notes.append(f"{', '.join(close)}: within one validation standard error of the top value "
+                     "(indistinguishable on this split).")
+    for row in c.rows:
+        for number, hits in sorted(row.boundary.items()):
+            notes += [f"warning: {row.optimizer} #{number}: {h.describe()}" for h in hits]
+    if c.confirmed:
+        notes.append(f"ranking with confidence intervals and paired tests: sweeps report {c.sweep}")
+    else:
+        notes.append(f"a single-seed search is not a ranking: sweeps confirm {c.sweep} re-runs each "
+                     "optimizer's best configuration with 5 seeds")
+    return notes
+
+
+def confirm_line(confirm: optuna.Study | None, sweep: str) -> str:
+    """One line on the sweep's confirm runs (seed re-runs)."""
+    if confirm is None:
+        return f"confirm runs: none yet (sweeps confirm {sweep})"
+    counts: dict[str, int] = {}
+    for t in confirm.get_trials(deepcopy=False):
+        state = "waiting" if t.state == TrialState.WAITING else trial_state(t)
+        counts[state] = counts.get(state, 0) + 1
+    parts = [f"{counts[k]} {k}" for k in ("complete", "running", "waiting", "diverged", "failed")
+             if counts.get(k)]
+    return "confirm runs: " + (", ".join(parts) or "none")
+
+
+def retried_count(studies: Sequence[optuna.Study]) -> int:
+    """Trials that are retries of a trial whose worker died."""
+    return sum("retry_of" in t.user_attrs for s in studies for t in s.get_trials(deepcopy=False))

@@ -1,9 +1,12 @@
-"""A worker: pull trials from the shared storage and train them until the budget is spent.
+"""A worker: pull jobs from the shared storage and train them until none is left.
 
-Local workers started by `sweeps launch` and remote ones started by `sweeps worker` run
-this same loop. A trial that diverges or raises is recorded as failed with its reason;
-the worker goes on. Ctrl-C marks the running trial failed (interrupted) in Optuna and
-MLflow, and stops the worker.
+Two kinds of job: search trials (sampled by the study's sampler, until each study's
+budget is spent) and confirm runs (seed re-runs of a trial's config, queued by `sweeps
+confirm` in the sweep's confirm study). Local workers started by `sweeps launch` run
+search trials, those of `sweeps confirm` confirm runs, and remote ones started by
+`sweeps worker` run both, confirm runs first. A job that diverges or raises is recorded
+as failed with its reason; the worker goes on. Ctrl-C marks the running job failed
+(interrupted) in Optuna and MLflow, and stops the worker.
 """
 
 from __future__ import annotations
@@ -14,24 +17,26 @@ import math
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from sweeps import boundary, checkpoints, tracking
+from sweeps import confirm as confirm_mod
 from sweeps import storage as storage_mod
 from sweeps import study as study_mod
-from sweeps import tracking
 from sweeps.config import SweepSpec, TrialConfigs, load_sweep
 from sweeps.engine import build_pruner, build_sampler
 from trainer.callbacks import Callback, RunInfo
 from trainer.errors import UserError
-from trainer.fit import FitResult, fit, resolve_device
+from trainer.loop import FitResult, fit, resolve_device
 
 log = logging.getLogger("sweeps")
+SEARCH, CONFIRM = study_mod.SEARCH_KIND, study_mod.CONFIRM_KIND
 
 
 class OptunaReporter(Callback):
@@ -40,6 +45,14 @@ class OptunaReporter(Callback):
     def __init__(self, trial: optuna.Trial) -> None:
         self.trial = trial
         self.pruned_at: int | None = None
+        self.resumed_from = 0
+
+    def on_fit_start(self, run: RunInfo) -> None:
+        """Resumed from a checkpoint: report the epochs trained before, without pruning."""
+        self.resumed_from = len(run.history)
+        for m in run.history:
+            if math.isfinite(m.get("val/acc", math.nan)):
+                self.trial.report(m["val/acc"], int(m["epoch"]))
 
     def on_epoch_end(self, run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
         value = metrics["val/acc"]
@@ -62,11 +75,36 @@ class Outcome:
     state: str  # complete | pruned | failed | diverged
     value: float | None
     reason: str | None
+    tags: Mapping[str, str] = field(default_factory=dict)  # extra MLflow tags for the run
 
 
-def _curves(result: FitResult) -> dict[str, list[float]]:
-    keys = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/acc", "lr")
-    return {k: [float(h.get(k, math.nan)) for h in result.history] for k in keys}
+CURVE_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/acc", "gap/loss", "lr",
+              "time/epoch_s")
+
+
+def _curves(result: FitResult) -> dict[str, list[float | None]]:
+    """Per-epoch curves as stored with the trial (JSON: NaN/inf become null)."""
+    return {k: [_finite(h.get(k)) for h in result.history] for k in CURVE_KEYS}
+
+
+def _step_lrs(result: FitResult) -> dict[str, list[float | None]]:
+    """The learning rate applied at each logged step (for the report's lr-per-step plot)."""
+    rows = [r for r in result.steps if "batch/lr" in r]
+    return {"step": [float(r["step"]) for r in rows], "lr": [_finite(r["batch/lr"]) for r in rows]}
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def record_result(trial: optuna.Trial, result: FitResult) -> None:
+    """What the report, `best` and `reproduce` read later: the Optuna trial is the source of truth."""
+    trial.set_user_attr("final", _jsonable(result.final))
+    trial.set_user_attr("curves", _curves(result))
+    trial.set_user_attr("step_lrs", _step_lrs(result))
+    trial.set_user_attr("epochs", len(result.history))
+    trial.set_user_attr("device", result.device)
+    trial.set_user_attr("duration_s", result.duration_s)
 
 
 def _jsonable(d: Mapping[str, float]) -> dict[str, float | None]:
@@ -78,8 +116,9 @@ class Worker:
 
     def __init__(self, storage_url: str, sweep: str, *, only_study: str | None = None,
                  index: int = 0, tracking_uri: str | None = None, deadline: float | None = None,
-                 output_root: str | Path = "outputs", quiet: bool = False,
-                 storage_cfg: Mapping[str, Any] | None = None) -> None:
+                 output_root: str | Path | None = None, quiet: bool = False,
+                 storage_cfg: Mapping[str, Any] | None = None,
+                 kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None) -> None:
         self.url = storage_url
         self.storage = storage_mod.open_storage(storage_url, storage_cfg,
                                                 failed_trial_callback=study_mod.on_stale_trial)
@@ -97,10 +136,16 @@ class Worker:
         launched = {st.name for st in self.spec.studies}
         studies = [s for s in studies if s.study_name in launched]
         self.configs = TrialConfigs(self.spec)
+        self.kinds = tuple(kinds)
+        self.threads = int(threads or self.spec.threads_per_worker)
+        self.confirm: optuna.Study | None = None
         self.index = index
         self.uri = tracking.resolve_uri(tracking_uri or attrs.get("tracking_uri"))
         self.deadline = deadline if deadline is not None else attrs.get("deadline")
-        self.output_root = Path(output_root)
+        self.output_root = self._output_root(output_root, attrs.get("checkpoint_dir"))
+        self.max_retries = self.spec.max_retries
+        tracking.PATIENCE_S = self.spec.tracking_patience_s
+        self.keep_checkpoints = self.spec.keep_checkpoints
         self.quiet = quiet
         self.studies: list[optuna.Study] = []
         for i, s in enumerate(studies):
@@ -112,10 +157,55 @@ class Worker:
             self.studies.append(optuna.load_study(study_name=s.study_name, storage=self.storage,
                                                   sampler=sampler, pruner=pruner))
 
+    @staticmethod
+    def _output_root(explicit: str | Path | None, shared: str | None) -> Path:
+        """`--output-dir` if given, else the sweep's checkpoint_dir (where a retry on another
+        worker finds the checkpoint), else ./outputs when this machine cannot write there."""
+        if explicit is not None:
+            return Path(explicit)
+        if shared:
+            try:
+                return checkpoints.check_writable(shared)
+            except UserError as err:
+                log.warning("%s; this worker keeps its checkpoints in ./outputs, so a retry "
+                            "elsewhere of a trial it loses starts from scratch", err)
+        return Path("outputs")
+
     # ------------------------------------------------------------------ loop
-    def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
-        if self.deadline is not None and time.time() >= self.deadline:
+    def _next_job(self) -> tuple[optuna.Study, optuna.Trial, str] | None:
+        if self.deadline is not None and time.time() >= self.deadline and SEARCH in self.kinds:
+            # the launch's timeout ends the search; queued confirm runs were asked for later
+            self.kinds = tuple(k for k in self.kinds if k != SEARCH)
+        if CONFIRM in self.kinds:
+            job = self._next_confirm()
+            if job is not None:
+                return job[0], job[1], CONFIRM
+        if SEARCH in self.kinds:
+            nxt = self._next_trial()
+            if nxt is not None:
+                return nxt[0], nxt[1], SEARCH
+        return None
+
+    def _confirm_study(self) -> optuna.Study | None:
+        if self.confirm is None:  # `sweeps confirm` may create it while this worker runs
+            self.confirm = confirm_mod.load(self.storage, self.sweep)
+        return self.confirm
+
+    def _next_confirm(self) -> tuple[optuna.Study, optuna.Trial] | None:
+        study = self._confirm_study()
+        if study is None:
             return None
+        if self._heartbeat_interval() is not None:
+            optuna.storages.fail_stale_trials(study)
+        with storage_mod.budget_lock(self.url, self.sweep):
+            # ask() pops a queued (WAITING) run; with none queued it would create a new trial
+            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                return None
+            trial = study.ask()
+        trial.set_user_attr("worker", study_mod.worker_id())
+        return study, trial
+
+    def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
         if self._heartbeat_interval() is not None:
             for study in self.studies:  # trials of workers that stopped sending heartbeats
                 optuna.storages.fail_stale_trials(study)
@@ -129,10 +219,29 @@ class Worker:
             if not open_studies:
                 return None
             open_studies.sort(key=lambda x: (x[0], x[1]))
+            for _, _, candidate in open_studies:  # retries first: they resume, and never overshoot
+                old = study_mod.retry_candidate(candidate, self.max_retries)
+                if old is not None:
+                    history = [*(old.user_attrs.get("retry_history") or []), old.number]
+                    candidate.enqueue_trial(old.params, user_attrs={"retry_of": old.number,
+                                                                    "retry_history": history})
+                    trial = candidate.ask()
+                    trial.set_user_attr("worker", study_mod.worker_id())
+                    return candidate, trial
             study = open_studies[0][2]
             trial = study.ask()
             trial.set_user_attr("worker", study_mod.worker_id())
             return study, trial
+
+    def _others_may_fail(self) -> bool:
+        """No budget left, but trials of other workers still run (database storages): one of
+        them may yet be failed by its missing heartbeat and need a retry, so stay until they
+        end (within the sweep's deadline)."""
+        if self._heartbeat_interval() is None or SEARCH not in self.kinds:
+            return False
+        if self.deadline is not None and time.time() >= self.deadline:
+            return False
+        return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in self.studies)
 
     def _heartbeat_interval(self) -> int | None:
         getter = getattr(self.storage, "get_heartbeat_interval", None)
@@ -164,57 +273,68 @@ class Worker:
             thread.join(5)
 
     def run(self) -> int:
-        """Run trials until the budget or the deadline is reached; returns trials run."""
-        study_mod.fail_dead_local_trials(self.studies)
+        """Run jobs until the budget, the deadline or the confirm queue is exhausted."""
+        confirm = self._confirm_study() if CONFIRM in self.kinds else None
+        study_mod.fail_dead_local_trials([*self.studies, *([confirm] if confirm else [])])
         count = 0
         while True:
-            nxt = self._next_trial()
+            nxt = self._next_job()
             if nxt is None:
+                if self._others_may_fail():
+                    time.sleep(float(self._heartbeat_interval() or 1))
+                    continue
+                tracking.Background.drain()  # every queued MLflow write, before the worker ends
                 return count
-            with self._heartbeat(nxt[1]):
-                self.run_trial(*nxt)
+            study, trial, kind = nxt
+            with self._heartbeat(trial):
+                if kind == CONFIRM:
+                    self.run_confirm(study, trial)
+                else:
+                    self.run_trial(study, trial)
             count += 1
 
     # ----------------------------------------------------------------- trial
     def run_trial(self, study: optuna.Study, trial: optuna.Trial) -> Outcome:
         spec = self.spec.study(study.study_name)
-        run_id: str | None = None
+        ref: tracking.RunRef | None = None
         background = tracking.Background()
+        history = list(trial.user_attrs.get("retry_history") or [])
+        out = checkpoints.trial_dir(self.output_root, self.sweep, study.study_name,
+                                    history[0] if history else trial.number)
         try:
             params, overrides = spec.space.sample(trial, spec.base, spec.bases)
-            overrides = [*spec.base_overrides, *overrides,
-                         f"trainer.threads={self.spec.threads_per_worker}"]
+            overrides = [*spec.base_overrides, *overrides, f"trainer.threads={self.threads}"]
             cfg = self.configs.resolve(spec, overrides)
             optimizer = cfg["optimizer"]["name"]
             trial.set_user_attr("overrides", overrides)
             trial.set_user_attr("config", cfg)
             trial.set_user_attr("optimizer", optimizer)
             device = str(resolve_device(cfg["trainer"]["device"]))
-            created: list[str] = []
-
-            def record(new_id: str) -> None:
-                created.append(new_id)
-                trial.set_user_attr("mlflow_run_id", new_id)
-
-            try:
-                run_id = tracking.start_trial(self.uri, self.sweep,
-                                              study.user_attrs.get("parent_run_id"),
-                                              study.study_name, trial.number, optimizer, cfg,
-                                              params, device, on_created=record,
-                                              background=background)
-            finally:
-                run_id = created[0] if created else None
-            reporter = OptunaReporter(trial)
-            logger = tracking.TrialLogger(self.uri, run_id, background)
-            out = self.output_root / self.sweep / study.study_name / f"trial_{trial.number}"
-            result = fit(cfg, [reporter, logger], output_dir=out)
+            old_run = self._retried_run(study, trial)
+            ref = tracking.start_trial_async(
+                self.uri, background, self.sweep, study.user_attrs.get("parent_run_id"),
+                study.study_name, trial.number, optimizer, cfg, params, device,
+                on_created=_recorder(study, trial),
+                extra_tags={"sweeps.retry_of": old_run} if old_run else None)
+            retry_of = trial.user_attrs.get("retry_of")
+            if retry_of is not None:
+                background.submit(_retire_later, self.uri, self.sweep, study.study_name,
+                                  int(retry_of), old_run, ref)
+            result, reporter = self._fit_resumable(cfg, trial, ref, background, out)
             outcome = self._outcome(result, reporter)
-            trial.set_user_attr("final", _jsonable(result.final))
-            trial.set_user_attr("curves", _curves(result))
-            trial.set_user_attr("epochs", len(result.history))
-            trial.set_user_attr("device", result.device)
+            record_result(trial, result)
+            tags: dict[str, str] = {}
+            if reporter.resumed_from:
+                trial.set_user_attr("resumed_from_epoch", reporter.resumed_from)
+                tags["sweeps.resumed_from_epoch"] = str(reporter.resumed_from)
+            if outcome.state == "complete":
+                found = boundary.hits(params, spec.space.dims, spec.bases.get(optimizer, spec.base),
+                                      optimizer)
+                if found:
+                    tags["sweeps.boundary"] = boundary.tag(found)
+            outcome.tags = tags
         except KeyboardInterrupt:
-            self._finish(study, trial, run_id, Outcome("interrupted", None, "interrupted (Ctrl-C)"),
+            self._finish(study, trial, ref, Outcome("interrupted", None, "interrupted (Ctrl-C)"),
                          background)
             raise
         except UserError as err:
@@ -223,13 +343,73 @@ class Worker:
             log.error("trial %s #%d crashed:\n%s", study.study_name, trial.number,
                       traceback.format_exc())
             outcome = Outcome("failed", None, f"{type(err).__name__}: {err}")
-        self._finish(study, trial, run_id, outcome, background)
+        self._finish(study, trial, ref, outcome, background)
+        if not self.keep_checkpoints:  # finished by itself: nothing will resume it
+            checkpoints.discard(out)
         return outcome
 
-    def _outcome(self, result: FitResult, reporter: OptunaReporter) -> Outcome:
+    def _retried_run(self, study: optuna.Study, trial: optuna.Trial) -> str | None:
+        """The MLflow run of the trial this one retries (None for a first attempt)."""
+        number = trial.user_attrs.get("retry_of")
+        if number is None:
+            return None
+        old = study.get_trials(deepcopy=False)[int(number)]
+        return study_mod.run_id(study, old)
+
+    def _fit_resumable(self, cfg: Mapping[str, Any], trial: optuna.Trial, ref: tracking.RunRef,
+                       background: tracking.Background, out: Path) -> tuple[FitResult, OptunaReporter]:
+        """Train with a checkpoint every epoch; a retry resumes from the last one there."""
+        last = checkpoints.last_checkpoint(out) if trial.user_attrs.get("retry_of") is not None \
+            else None
+        for resume in ([str(last)] if last else []) + [None]:
+            run_cfg = {**cfg, "trainer": {**cfg["trainer"], "checkpoint": "every_epoch",
+                                          "resume": resume}}
+            reporter = OptunaReporter(trial)
+            logger = tracking.TrialLogger(self.uri, ref, background, wait_at_end=False)
+            try:
+                return fit(run_cfg, [reporter, logger], output_dir=out), reporter
+            except UserError as err:
+                if resume is None or not str(err).startswith("trainer.resume"):
+                    raise
+                log.warning("trial #%d: cannot resume (%s); starting from scratch", trial.number, err)
+        raise AssertionError("unreachable")  # the last attempt (no resume) returns or raises
+
+    def run_confirm(self, study: optuna.Study, trial: optuna.Trial) -> Outcome:
+        """Re-run a trial's config with another seed (a job queued by `sweeps confirm`)."""
+        job = confirm_mod.Job.from_attrs(trial.user_attrs)
+        label = tracking.run_name(job.optimizer, job.trial, f"seed {job.seed}")
+        ref: tracking.RunRef | None = None
+        background = tracking.Background()
+        try:
+            cfg = confirm_mod.job_config(trial.user_attrs["config"], job.seed, self.threads)
+            trial.set_user_attr("config", cfg)
+            device = str(resolve_device(cfg["trainer"]["device"]))
+            ref = tracking.start_trial_async(
+                self.uri, background, self.sweep, study.user_attrs.get("parent_run_id"), job.study,
+                job.trial, job.optimizer, cfg, trial.user_attrs.get("params", {}), device,
+                on_created=_recorder(study, trial), kind=CONFIRM, name=label,
+                extra_tags={"sweeps.seed": str(job.seed), "sweeps.confirms": job.run_id})
+            logger = tracking.TrialLogger(self.uri, ref, background, wait_at_end=False)
+            out = self.output_root / self.sweep / "confirm" / f"{job.study}_{job.trial}_seed{job.seed}"
+            result = fit(cfg, [logger], output_dir=out)
+            outcome = self._outcome(result, None)
+            record_result(trial, result)
+        except KeyboardInterrupt:
+            self._finish(study, trial, ref, Outcome("interrupted", None, "interrupted (Ctrl-C)"),
+                         background, label)
+            raise
+        except UserError as err:
+            outcome = Outcome("failed", None, f"bad config: {err}")
+        except Exception as err:  # a crash in one run must not kill the worker
+            log.error("confirm run %s crashed:\n%s", label, traceback.format_exc())
+            outcome = Outcome("failed", None, f"{type(err).__name__}: {err}")
+        self._finish(study, trial, ref, outcome, background, label)
+        return outcome
+
+    def _outcome(self, result: FitResult, reporter: OptunaReporter | None) -> Outcome:
         if result.status == "diverged":
             return Outcome("diverged", None, f"diverged: {result.stop_reason}")
-        if result.status == "stopped" and reporter.pruned_at is not None:
+        if result.status == "stopped" and reporter is not None and reporter.pruned_at is not None:
             return Outcome("pruned", None, result.stop_reason)
         if not result.history:
             return Outcome("failed", None, "no epoch finished")
@@ -238,37 +418,74 @@ class Worker:
             return Outcome("diverged", None, "diverged: non-finite validation accuracy")
         return Outcome("complete", value, None)
 
-    def _finish(self, study: optuna.Study, trial: optuna.Trial, run_id: str | None,
-                outcome: Outcome, background: tracking.Background | None = None) -> None:
-        trial.set_user_attr("state", outcome.state)
-        if outcome.reason:
-            trial.set_user_attr("failure_reason" if outcome.state not in ("pruned",) else
-                                "pruned_reason", outcome.reason)
-        if outcome.state == "complete":
-            study.tell(trial, outcome.value)
-        elif outcome.state == "pruned":
-            study.tell(trial, state=TrialState.PRUNED)
-        else:
-            study.tell(trial, state=TrialState.FAIL)
-        if background is not None:
-            background.wait()
-        if run_id is not None:
-            try:
-                tracking.end_trial(self.uri, run_id,
-                                   "failed" if outcome.state == "interrupted" else outcome.state,
-                                   outcome.reason, outcome.value)
-            except Exception as err:
-                log.warning("could not close MLflow run %s: %s", run_id, err)
+    def _finish(self, study: optuna.Study, trial: optuna.Trial, ref: tracking.RunRef | None,
+                outcome: Outcome, background: tracking.Background | None = None,
+                label: str | None = None) -> None:
+        if ref is not None:  # the run id goes into the trial before it is told (normally at once)
+            ref.wait(5.0 if outcome.state == "interrupted" else tracking.PATIENCE_S)
+        try:  # the result, then at once the state: a worker killed in between leaves a retryable trial
+            trial.set_user_attr("state", outcome.state)
+            if outcome.reason:
+                trial.set_user_attr("failure_reason" if outcome.state not in ("pruned",) else
+                                    "pruned_reason", outcome.reason)
+            if outcome.state == "complete":
+                study.tell(trial, outcome.value)
+            elif outcome.state == "pruned":
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # another worker failed it for missed heartbeats (this one was stalled): a retry
+            # runs it again from its checkpoint, so this result is not the record
+            log.warning("trial #%d was failed meanwhile (missed heartbeats); a retry takes over",
+                        trial.number)
+            outcome = Outcome("failed", None, "failed meanwhile: missed heartbeats")
+        if ref is not None and background is not None:
+            # closed from the background thread after the trial's other writes: an MLflow
+            # outage delays this, it does not hold up the next trial
+            state = "failed" if outcome.state == "interrupted" else outcome.state
+            background.submit(_end_later, self.uri, ref, state, outcome.reason, outcome.value,
+                              dict(outcome.tags))
         if not self.quiet:
             value = "" if outcome.value is None else f" val/acc {outcome.value:.4f}"
-            print(f"[worker {self.index}] {study.study_name} #{trial.number}: {outcome.state}"
+            print(f"[worker {self.index}] {label or f'{study.study_name} #{trial.number}'}: "
+                  f"{outcome.state}"
                   f"{value}{'' if not outcome.reason else ' (' + outcome.reason + ')'}", flush=True)
+
+
+def _recorder(study: optuna.Study, trial: optuna.Trial) -> Any:
+    """Store the MLflow run id with the trial as soon as the run exists (background thread)."""
+
+    def record(run_id: str) -> None:
+        try:
+            study_mod.record_run_id(study, trial, run_id)
+        except Exception as err:  # the Optuna storage is away too: `sweeps sync` finds it by tags
+            log.warning("trial #%d: MLflow run %s not recorded: %s", trial.number, run_id, err)
+
+    return record
+
+
+def _retire_later(uri: str, sweep: str, study: str, number: int, old_run: str | None,
+                  ref: tracking.RunRef) -> None:
+    """The killed attempt's run: FAILED (whoever noticed the death may not have reached
+    MLflow), pointing at the run that continues its curve."""
+    for run in tracking.mark_trial_runs(uri, sweep, study, number, "failed", "worker died; retried",
+                                        old_run):
+        if ref.id is not None:
+            tracking.tag_run(uri, run, {"sweeps.retried_by": ref.id})
+
+
+def _end_later(uri: str, ref: tracking.RunRef, state: str, reason: str | None,
+               value: float | None, tags: Mapping[str, str]) -> None:
+    if ref.id is not None:
+        tracking.end_trial(uri, ref.id, state, reason, value, tags)
 
 
 def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | None = None,
                tracking_uri: str | None = None, deadline: float | None = None,
-               output_root: str = "outputs", quiet: bool = True,
-               storage_cfg: Mapping[str, Any] | None = None) -> int:
+               output_root: str | None = None, quiet: bool = True,
+               storage_cfg: Mapping[str, Any] | None = None,
+               kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None) -> int:
     """Entry point of a local worker process (spawned by `sweeps launch`)."""
     import os
     import signal
@@ -283,7 +500,7 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
     try:
         worker = Worker(storage_url, sweep, only_study=only_study, index=index,
                         tracking_uri=tracking_uri, deadline=deadline, output_root=output_root,
-                        quiet=quiet, storage_cfg=storage_cfg)
+                        quiet=quiet, storage_cfg=storage_cfg, kinds=kinds, threads=threads)
         return worker.run()
     except KeyboardInterrupt:
         sys.exit(130)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig
 
 from trainer.config import load_config
+
+from .servers import mlflow_server as start_mlflow_server
 
 TINY = [
     "dataset=mnist_5k",
@@ -31,3 +33,11 @@ def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return load_config([*TINY, f"trainer.output_dir={tmp_path / 'run'}", *overrides, *extra])
 
     return make
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One `mlflow server` per test process (it takes ~20 s to start), shared by the slow
+    tests; each uses its own experiment (sweep) name."""
+    with start_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
+        yield uri

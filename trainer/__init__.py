@@ -2,11 +2,30 @@
 
 `fit(cfg, callbacks)` trains and returns a `FitResult`; callbacks observe the
 run and may stop it. This package imports neither Optuna nor MLflow.
+
+The names below are loaded on first use (PEP 562), so that importing a light module
+such as `trainer.errors` (the sweep CLI's read-only commands do) does not import torch.
 """
 
-from trainer.callbacks import Callback, RunInfo
-from trainer.config import load_config
-from trainer.errors import ConfigError, UserError
-from trainer.fit import FitResult, fit
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainer.callbacks import Callback, RunInfo
+    from trainer.config import load_config
+    from trainer.errors import ConfigError, UserError
+    from trainer.loop import FitResult, fit
+
+_EXPORTS = {"Callback": "trainer.callbacks", "RunInfo": "trainer.callbacks",
+            "load_config": "trainer.config", "ConfigError": "trainer.errors",
+            "UserError": "trainer.errors", "FitResult": "trainer.loop", "fit": "trainer.loop"}
 
 __all__ = ["Callback", "ConfigError", "FitResult", "RunInfo", "UserError", "fit", "load_config"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")

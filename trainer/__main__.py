@@ -28,7 +28,7 @@ def _fail(err: UserError) -> None:
 @hydra.main(config_path="pkg://sweeps_conf", config_name="config", version_base=None)
 def _run(cfg: DictConfig) -> None:
     from trainer.console import ConsoleReporter
-    from trainer.fit import fit
+    from trainer.loop import fit
 
     try:
         out = cfg.trainer.output_dir or HydraConfig.get().runtime.output_dir

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-from torch.optim import Optimizer
+if TYPE_CHECKING:  # annotations only: observers (the sweep layer) need not import torch
+    import torch
+    from torch import nn
+    from torch.optim import Optimizer
 
-if TYPE_CHECKING:
-    from trainer.fit import FitResult
+    from trainer.loop import FitResult
 
 
 @dataclass

@@ -12,17 +12,22 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from trainer.compose import (  # noqa: F401  (re-exported: the config API in one place)
+    GROUPS,
+    compose,
+    flatten,
+    override_value,
+    overrides_for,
+    to_container,
+)
 from trainer.data import DATASETS
-from trainer.errors import ConfigError, UserError
+from trainer.errors import ConfigError
 from trainer.models import MODELS
 from trainer.optim.factory import validate_optimizer
 from trainer.schedules import SCHEDULES
 from trainer.spec import Param, check_section, count, flag, one_of
-
-CONFIG_MODULE = "sweeps_conf"
-GROUPS = ("dataset", "model", "optimizer", "schedule")
 
 TRAINER_PARAMS: dict[str, Param] = {
     "epochs": count(1),
@@ -44,90 +49,11 @@ TRAINER_PARAMS: dict[str, Param] = {
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
-def conf_dir() -> str:
-    """Absolute path of the shipped conf/ tree (the `sweeps_conf` package)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec(CONFIG_MODULE)
-    if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"the config package {CONFIG_MODULE!r} is not installed; run `pip install -e .`")
-    return str(Path(next(iter(spec.submodule_search_locations))).resolve())
-
-
-def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose conf/ with Hydra overrides; Hydra errors become one-line UserErrors."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException, MissingConfigException
-
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    # A directory source parses ~2x faster than the pkg:// one; the package is a directory
-    # both in a checkout (editable install) and in an installed wheel.
-    with initialize_config_dir(config_dir=conf_dir(), version_base=None):
-        try:
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
-        except MissingConfigException as err:
-            raise _missing_option(err, overrides) from None
-        except HydraException as err:
-            raise _composition_error(err, overrides, config_name) from None
-
-
-def _missing_option(err: Any, overrides: Sequence[str]) -> UserError:
-    missing = str(getattr(err, "missing_cfg_file", "") or "")
-    group, _, option = missing.rpartition("/")
-    options = list(getattr(err, "options", None) or [])
-    if group and options:
-        return ConfigError(group, option, "unknown option; allowed: " + ", ".join(sorted(options)))
-    return UserError(str(err).strip().splitlines()[0])
-
-
-def _composition_error(err: Exception, overrides: Sequence[str], config_name: str) -> UserError:
-    text = str(err).strip()
-    match = re.search(r"Could not (?:override|append to|delete from) '([^']+)'", text)
-    if match:
-        key = match.group(1)
-        value = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").startswith(key + "=")),
-                     None)
-        parent, _, _ = key.rpartition(".")
-        allowed = _keys_of(parent, overrides, config_name)
-        hint = f"; allowed keys of {parent or 'the config'}: {', '.join(allowed)}" if allowed else ""
-        return ConfigError(key, value, "unknown key" + hint)
-    first = text.splitlines()[0] if text else type(err).__name__
-    return UserError(f"bad override: {first}")
-
-
-def _keys_of(parent: str, overrides: Sequence[str], config_name: str) -> list[str]:
-    groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0]]
-    try:
-        cfg = compose(groups, config_name)
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
-    except UserError:
-        return []
-
-
 def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose and validate; raises UserError with one line on any bad input."""
     cfg = compose(overrides, config_name)
     validate(cfg)
     return cfg
-
-
-def to_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """Resolved plain-dict copy of a trainer config (without Hydra's own node)."""
-    if isinstance(cfg, DictConfig):
-        try:
-            data = OmegaConf.to_container(cfg, resolve=True)
-        except Exception as err:  # an interpolation that cannot resolve
-            raise UserError(f"config does not resolve: {str(err).splitlines()[0]}") from None
-    else:
-        data = dict(cfg)
-    assert isinstance(data, dict)
-    data.pop("hydra", None)
-    return data  # type: ignore[return-value]
 
 
 def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -160,60 +86,3 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("schedule.warmup_epochs", s["warmup_epochs"],
                           f"must be < trainer.epochs ({t['epochs']}) for schedule {info.name}")
     return data
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def overrides_for(data: Mapping[str, Any], *, skip: Sequence[str] = ("trainer.output_dir",
-                                                                      "trainer.resume")) -> list[str]:
-    """The `python -m trainer` overrides that turn the defaults into the config `data`.
-
-    Group choices first, then every value that differs from that group option's default;
-    `load_config(overrides_for(cfg))` gives back `cfg` (tested).
-    """
-    groups = [f"{g}={data[g]['name']}" for g in GROUPS]
-    defaults = to_container(compose(groups))
-    out = list(groups)
-
-    def walk(new: Any, old: Any, prefix: str) -> None:
-        if isinstance(new, Mapping) and isinstance(old, Mapping):
-            for key, value in new.items():
-                if key == "name" and prefix.count(".") == 0 and prefix.rstrip(".") in GROUPS:
-                    continue
-                walk(value, old.get(key, _MISSING), f"{prefix}{key}.")
-            return
-        key = prefix.rstrip(".")
-        if key in skip or new == old:
-            return
-        out.append(f"{'+' if old is _MISSING else ''}{key}={override_value(new)}")
-
-    for section in ("trainer", *GROUPS):
-        walk(data[section], defaults[section], f"{section}.")
-    return out
-
-
-_MISSING = object()
-
-
-def override_value(value: Any) -> str:
-    """A value written so that Hydra's override parser reads it back unchanged."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(override_value(v) for v in value) + "]"
-    text = str(value)
-    return text if re.fullmatch(r"[\w./:+-]+", text) else "'" + text.replace("'", "\\'") + "'"

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from trainer.callbacks import Callback, RunInfo
-from trainer.fit import FitResult
+from trainer.loop import FitResult
 
 COLUMNS = [  # (metric, header, format)
     ("epoch", "epoch", "{:>5.0f}"),
@@ -88,7 +88,8 @@ class ConsoleReporter(Callback):
             f"test/acc {f['test/acc']:.4f}  test/loss {f['test/loss']:.4f}", highlight=False)
         if "switch/step" in f:
             self.console.print(f"switched Adam -> SGD at step {f['switch/step']:.0f} "
-                               f"(epoch {f['switch/epoch']:.2f}) with SGD lr {f['switch/lr']:.4g}",
+                               f"(epoch {f['switch/epoch']:.2f}) with SGD lr {f['switch/lr']:.4g} "
+                               f"(largest applied after it: {f['switch/lr_max']:.4g})",
                                highlight=False)
         elif result.switch is not None:
             self.console.print("no Adam -> SGD switch happened in this run", highlight=False)

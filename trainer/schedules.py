@@ -127,9 +127,12 @@ class Schedule:
             self._start_main()
 
     def _start_main(self) -> None:
-        for group in self.optimizer.param_groups:  # end warmup exactly on the base lr
+        # End warmup exactly on the base lr, and forget warmup's `initial_lr`: torch schedulers
+        # only `setdefault` it, so CyclicLR would otherwise take its first step from the peak
+        # (warmup's initial lr) instead of its own base rate.
+        for group in self.optimizer.param_groups:
             if "initial_lr" in group:
-                group["lr"] = group["initial_lr"]
+                group["lr"] = group.pop("initial_lr")
         self.main_start = self.count
         horizon = Horizon(self.steps_per_epoch, max(1, self.total_steps - self.count))
         self.main = self.info.build(self.optimizer, self.cfg, horizon)

@@ -119,3 +119,43 @@ def test_a_later_launch_with_fewer_optimizers_only_runs_those(workdir: Path, cli
     assert cli.invoke(app, ["launch", *fewer, "sweep.workers=0"]).exit_code == 0
     worker = Worker(str(workdir / "sweeps.journal"), "quick", quiet=True)
     assert [s.study_name for s in worker.studies] == ["quick.sgd"]
+
+
+def _journal_with_a_study(path) -> None:
+    import optuna
+
+    from sweeps.storage import open_storage
+
+    study = optuna.create_study(storage=open_storage(str(path)), study_name="quick.sgd")
+    study.set_user_attr("sweep", "quick")
+    study.set_user_attr("optimizer", "sgd")
+    for _ in range(3):
+        study.tell(study.ask(), 0.5)
+
+
+def test_a_journal_torn_by_a_crash_mid_write_heals_and_stays_usable(workdir, cli) -> None:
+    import optuna
+
+    from sweeps.storage import open_storage
+
+    journal = workdir / "sweeps.journal"
+    _journal_with_a_study(journal)
+    intact = journal.read_bytes()
+    journal.write_bytes(intact + b'{"op_code":6,"worker_id":"x","trial_id":')  # the crash
+    study = optuna.load_study(study_name="quick.sgd", storage=open_storage(str(journal)))
+    study.tell(study.ask(), 0.7)  # the next write must start on a line of its own
+    again = optuna.load_study(study_name="quick.sgd", storage=open_storage(str(journal)))
+    assert [t.value for t in again.trials] == [0.5, 0.5, 0.5, 0.7]
+    assert (workdir / "sweeps.journal.torn").read_bytes().startswith(b'{"op_code":6')
+
+
+def test_a_journal_corrupt_in_the_middle_is_one_clear_line(workdir, cli) -> None:
+    journal = workdir / "sweeps.journal"
+    _journal_with_a_study(journal)
+    lines = journal.read_bytes().split(b"\n")
+    journal.write_bytes(b"\n".join([*lines[:3], b"{not json", *lines[3:]]))
+    before = journal.read_bytes()
+    result = cli.invoke(app, ["status", "quick"])
+    assert result.exit_code == 2
+    assert "is corrupt at line 4 of" in result.output and "Traceback" not in result.output
+    assert journal.read_bytes() == before  # nothing written

@@ -132,19 +132,138 @@ def test_ctrl_c_leaves_nothing_running_and_the_next_launch_resumes(tmp_path: Pat
     assert len(finished) == 4
 
 
-def test_a_dead_local_worker_is_detected_and_its_trial_failed(tmp_path: Path) -> None:
-    proc = _launch_in_background(tmp_path, "sweep.workers=1")
+def test_embedded_chaos_two_killed_workers_are_replaced_and_their_trials_resumed(
+        tmp_path: Path) -> None:
+    """The chaos test's guarantees on the embedded stores (journal + SQLite), local workers:
+    two workers SIGKILLed mid-trial, one after the other; the launch replaces them."""
+    epochs, budget = 6, 8  # trials in all, over the two optimizers
+    proc = _launch_in_background(tmp_path, "sweep.workers=2", "sweep.threads_per_worker=1",
+                                 "sweep.pruner.name=none", f"trainer.epochs={epochs}",
+                                 f"sweep.n_trials={budget}")
+    journal = tmp_path / "sweeps.journal"
+    killed = []
+    for _ in range(2):
+        trial = wait_for(lambda: next((t for t in _all(journal) if t.state == TrialState.RUNNING
+                                       and len(t.intermediate_values) >= 1
+                                       and "retry_of" not in t.user_attrs
+                                       and (t.user_attrs["optimizer"], t.number) not in killed),
+                                      None), timeout=180, interval=0.1)
+        os.kill(int(trial.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        killed.append((trial.user_attrs["optimizer"], trial.number))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out  # the launch replaced the workers and finished the budget
+    assert out.count("died with exit code -9") == 2 and "restarted sweeps-worker-" in out
+
+    trials = _all(journal)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    retries = [t for t in done if "retry_of" in t.user_attrs]
+    trained = sum(len(t.intermediate_values) - int(t.user_attrs.get("resumed_from_epoch", 0))
+                  for t in trials)
+    print(f"\nembedded chaos: {len(done)} complete of {budget}, {len(retries)} retried and "
+          f"resumed from epochs {[t.user_attrs.get('resumed_from_epoch') for t in retries]}; "
+          f"{trained} epochs trained for a budget of {budget * epochs}")
+    assert len(done) == budget
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert trained <= budget * epochs + 2
+    runs = {r.info.run_id: r for r in mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")}
+    assert not [r for r in runs.values() if r.info.status == "RUNNING"]
+    by_key = {(t.user_attrs["optimizer"], t.number): t for t in trials}
+    for optimizer, number in killed:
+        lost = by_key[(optimizer, number)]
+        assert lost.state == TrialState.FAIL and lost.user_attrs["failure_reason"].startswith("worker died")
+        retry = next(t for t in done if t.user_attrs["optimizer"] == optimizer
+                     and t.user_attrs.get("retry_of") == number)
+        assert retry.params == lost.params and retry.user_attrs["resumed_from_epoch"] >= 1
+        old = runs[lost.user_attrs["mlflow_run_id"]]
+        assert old.info.status == "FAILED" and old.data.tags["sweeps.state"] == "failed"
+        assert old.data.tags["sweeps.retried_by"] == retry.user_attrs["mlflow_run_id"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for t in done:  # the whole curve in one run, resumed ones included
+        steps = sorted(m.step for m in client.get_metric_history(t.user_attrs["mlflow_run_id"], "val/acc"))
+        assert steps == list(range(1, epochs + 1)), (t.number, steps)
+
+
+def test_without_restarts_left_a_dead_worker_stops_the_launch_with_the_reason(tmp_path: Path) -> None:
+    proc = _launch_in_background(tmp_path, "sweep.workers=1", "sweep.max_worker_restarts=0")
     journal = tmp_path / "sweeps.journal"
     trial = wait_for(lambda: running_trial(journal), timeout=180)
-    pid = int(trial.user_attrs["worker"].rsplit(":", 1)[1])
-    os.kill(pid, signal.SIGKILL)
+    os.kill(int(trial.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1, out
-    assert "died" in out
-    failed = [t for ts in journal_trials(journal).values() for t in ts if t.number == trial.number
-              and t.state == TrialState.FAIL and t.user_attrs.get("failure_reason", "").startswith(
-                  "worker died")]
-    assert failed
+    assert "sweep.max_worker_restarts=0 is used up" in out
     runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = next(r for r in runs if r.info.run_id == trial.user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED" and run.data.tags["sweeps.state"] == "failed"
+
+
+def _all(journal: Path) -> list:
+    try:
+        return [t for ts in journal_trials(journal).values() for t in ts]
+    except Exception:  # being written
+        return []
+
+
+def test_ctrl_c_during_confirm_and_the_next_call_finishes_only_what_is_missing(tmp_path: Path) -> None:
+    from sweeps import confirm as confirm_mod
+    from sweeps.storage import open_storage
+    from sweeps.worker import Worker
+
+    search = run_sweeps("launch", *SMALL, "sweep.n_trials=2", "trainer.epochs=15",
+                        "sweep.pruner.name=none", "sweep.workers=0", cwd=tmp_path)
+    assert search.returncode == 0, search.stderr
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        Worker(str(tmp_path / "sweeps.journal"), "quick", quiet=True, kinds=("search",)).run()
+    finally:
+        os.chdir(cwd)
+
+    def confirm_trials() -> list:
+        study = confirm_mod.load(open_storage(str(tmp_path / "sweeps.journal")), "quick")
+        return [] if study is None else study.get_trials(deepcopy=False)
+
+    env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps", "confirm", "--seeds", "3",
+                             "--workers", "2"], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for(lambda: any(t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
+                         for t in confirm_trials()), timeout=180)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    trials = confirm_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert lost and all(t.user_attrs["failure_reason"].startswith("interrupted") for t in lost)
+    done = sum(t.state == TrialState.COMPLETE for t in trials)
+    runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+    again = run_sweeps("confirm", "--seeds", "3", "--workers", "2", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    waiting = sum(t.state == TrialState.WAITING for t in trials)
+    assert f"6 runs, {done} done before, {waiting} already queued, {len(lost)} queued now" in again.stdout
+    final = [t for t in confirm_trials() if t.state == TrialState.COMPLETE]
+    assert sorted((t.user_attrs["optimizer"], t.user_attrs["seed"]) for t in final) == sorted(
+        (o, s) for o in ("sgd", "adam_to_sgd") for s in (1, 2, 3))  # each exactly once
+
+
+def test_a_second_launch_of_a_running_sweep_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    first = _launch_in_background(tmp_path, "sweep.workers=1")
+    journal = tmp_path / "sweeps.journal"
+    wait_for(lambda: running_trial(journal), timeout=180)
+    before = journal.read_bytes()
+    second = run_sweeps("launch", *SMALL, "trainer.epochs=15", "sweep.workers=1", cwd=tmp_path)
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert "is being launched by another `sweeps launch`" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert journal.read_bytes()[:len(before)] == before  # the second one wrote nothing
+    os.killpg(first.pid, signal.SIGINT)  # stop the first one (Ctrl-C): that releases the lock
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 130, out
+    runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len([r for r in runs if r.data.tags.get("sweeps.kind") == "launch"]) == 1
+    again = run_sweeps("launch", *SMALL, "trainer.epochs=15", "sweep.workers=0", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr

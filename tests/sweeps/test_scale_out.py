@@ -5,10 +5,9 @@ PostgreSQL storage, an `mlflow server`, a launch without local workers, and two
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ..servers import free_port
 from .conftest import SMALL, run_sweeps
 from .helpers import mlflow_runs, wait_for
 
@@ -31,39 +31,6 @@ def _postgres_reachable() -> str | None:
         return None
     except Exception as err:
         return f"PostgreSQL not reachable at {PG_URL} ({str(err).strip().splitlines()[0]})"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
-    proc = subprocess.Popen(
-        [exe, "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        import urllib.request
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(uri + "/health", timeout=2):
-                    return True
-            except OSError:
-                return proc.poll() is not None and pytest.fail("mlflow server exited")
-
-        wait_for(healthy, timeout=120)
-        yield uri
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 @pytest.fixture
@@ -127,6 +94,27 @@ def test_postgres_storage_mlflow_server_and_remote_workers(tmp_path: Path, mlflo
     rep = run_sweeps("reproduce", pg_sweep, "--storage", PG_URL, cwd=tmp_path)
     assert rep.returncode == 0, rep.stdout + rep.stderr
 
+    # confirm runs go through the same machinery: queued in PostgreSQL, run by a remote worker
+    queued = run_sweeps("confirm", pg_sweep, "--seeds", "2", "--workers", "0", "--storage", PG_URL,
+                        cwd=tmp_path)
+    assert queued.returncode == 0, queued.stdout + queued.stderr
+    assert "4 queued now" in queued.stdout and f"sweeps worker --study {pg_sweep}" in queued.stdout
+    remote = subprocess.run([sys.executable, "-m", "sweeps", "worker", "--study",
+                             f"{pg_sweep}.confirm", "--storage", PG_URL, "--output-dir",
+                             str(tmp_path / "wc")], cwd=tmp_path, env=env, text=True,
+                            capture_output=True, timeout=600)
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    confirm_runs = [r for r in mlflow_runs(mlflow_server, pg_sweep)
+                    if r.data.tags.get("sweeps.kind") == "confirm"]
+    assert len(confirm_runs) == 4 and all(r.info.status == "FINISHED" for r in confirm_runs)
+    assert {r.data.tags["sweeps.seed"] for r in confirm_runs} == {"1", "2"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in confirm_runs} == {parent[0].info.run_id}
+    again = run_sweeps("confirm", pg_sweep, "--seeds", "2", "--storage", PG_URL, cwd=tmp_path)
+    assert again.returncode == 0 and "4 done before" in again.stdout, again.stdout + again.stderr
+    report = run_sweeps("report", pg_sweep, "--storage", PG_URL, cwd=tmp_path)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "paired t-test" in report.stdout and (tmp_path / "reports" / pg_sweep / "report.html").exists()
+
 
 def test_passwords_are_redacted() -> None:
     from sweeps.storage import redact
@@ -150,6 +138,9 @@ def test_docker_compose_describes_the_scale_out_topology() -> None:
         assert env["SWEEPS_STORAGE"].startswith("postgresql://")
         assert "@postgres:5432/" in env["SWEEPS_STORAGE"]
         assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        # shared checkpoints: a retry on another worker resumes from the lost trial's last epoch
+        assert "runs:/runs" in svc["volumes"]
+    assert "sweep.checkpoint_dir=/runs" in launch["command"]
     assert worker["depends_on"]["launch"]["condition"] == "service_completed_successfully"
     assert launch["depends_on"]["postgres"]["condition"] == "service_healthy"
     gpu = worker["deploy"]["resources"]["reservations"]["devices"][0]
@@ -162,6 +153,39 @@ def test_docker_compose_describes_the_scale_out_topology() -> None:
     assert (ROOT / "conf/storage/postgres.yaml").exists() and (ROOT / "conf/tracking/server.yaml").exists()
 
 
+def test_the_scale_out_stack_is_locked_down() -> None:
+    """Basic auth on MLflow, nothing published but MLflow's UI on loopback, every secret from
+    .env with no working default, a non-root image on a pinned base."""
+    import re
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    services = yaml.safe_load(text)["services"]
+    mlflow = services["mlflow"]
+    assert "--app-name basic-auth" in mlflow["command"]
+    assert mlflow["ports"] == ["127.0.0.1:5000:5000"]
+    assert all("ports" not in svc for name, svc in services.items() if name != "mlflow")
+    # secrets: only ${VAR:?...} references (compose refuses to start without them)
+    for var in ("POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"):
+        refs = re.findall(r"\$\{" + var + r"(.{0,2})", text)
+        assert refs and all(r.startswith(":?") for r in refs), (var, refs)
+    assert "password1234" not in text and ":-sweeps}" not in text
+    for svc in (services["launch"], services["worker"]):
+        env = svc["environment"]
+        assert env["MLFLOW_TRACKING_USERNAME"] == "admin"
+        assert env["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    assert mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert {"POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"} <= set(example)
+    assert all(example[k] == "" for k in ("POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"))
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^FROM (\S+)", dockerfile, re.M)
+    assert base and re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base.group(1))
+    user = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert user and user[-1] not in ("root", "0")
+
+
 @pytest.mark.slow
 def test_ui_serves_the_tracking_store(tmp_path: Path) -> None:
     import urllib.request
@@ -169,7 +193,7 @@ def test_ui_serves_the_tracking_store(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
     MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("quick")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
     proc = subprocess.Popen([sys.executable, "-m", "sweeps", "ui", "--port", str(port),
                              f"--tracking-uri=sqlite:///{tmp_path / 'mlflow.db'}"], cwd=tmp_path,
@@ -235,3 +259,138 @@ def test_a_remote_worker_that_dies_is_failed_through_heartbeats(tmp_path: Path, 
     runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", pg_sweep)
     lost = next(r for r in runs if r.info.run_id == victim.user_attrs["mlflow_run_id"])
     assert lost.info.status == "FAILED" and lost.data.tags["sweeps.state"] == "failed"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_worker_rides_out_terminated_postgres_connections(tmp_path: Path, pg_sweep: str) -> None:
+    import socket
+
+    import psycopg2
+    from optuna.trial import TrialState
+
+    from sweeps.storage import open_storage
+    from sweeps.study import sweep_studies
+
+    pg = ["storage=postgres", f"storage.url={PG_URL}"]
+    launch = run_sweeps("launch", *SMALL, f"sweep.name={pg_sweep}", "trainer.epochs=8",
+                        "search.common.batch_size.choices=[64]", "sweep.pruner.name=none",
+                        "sweep.workers=0", *pg, cwd=tmp_path)
+    assert launch.returncode == 0, launch.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
+    worker = subprocess.Popen([sys.executable, "-m", "sweeps", "worker", "--study", pg_sweep, *pg],
+                              cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+
+    def trials() -> list:
+        storage = open_storage(PG_URL)
+        return [t for s in sweep_studies(storage, pg_sweep) for t in s.get_trials(deepcopy=False)]
+
+    def terminate() -> int:
+        """pg_terminate_backend on this test's worker's connections only (by its pid)."""
+        conn = psycopg2.connect(PG_URL)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = %s", (f"sweeps {socket.gethostname()}:{worker.pid}",))
+            n = int(cur.fetchone()[0])
+        conn.close()
+        return n
+
+    terminated = 0
+    wait_for(lambda: any(t.state == TrialState.RUNNING and len(t.intermediate_values) >= 1
+                         for t in trials()), timeout=180, interval=0.2)
+    end = time.time() + 3  # every 50 ms for 3 s: idle pooled connections and busy ones
+    while time.time() < end:
+        terminated += terminate()
+        time.sleep(0.05)
+    out = worker.communicate(timeout=600)[0]
+    assert terminated >= 1, "the test terminated no connection"
+    assert worker.returncode == 0, out
+    final = trials()
+    assert sorted(t.state.name for t in final) == ["COMPLETE"] * 4, out  # nothing lost or duplicated
+    assert all(len(t.intermediate_values) == 8 for t in final)
+
+
+def test_storage_calls_are_retried_on_lost_connections_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+    import sqlalchemy.exc
+
+    from sweeps import storage as storage_mod
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    lost = optuna.exceptions.StorageInternalError("commit failed")
+    lost.__cause__ = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed"))
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise lost
+        return "ok"
+
+    retried: list[int] = []
+    assert storage_mod.patiently("test", flaky, 60, on_retry=lambda: retried.append(1)) == "ok"
+    assert len(calls) == 3 and len(retried) == 2
+    bad = optuna.exceptions.StorageInternalError("value too long")
+    bad.__cause__ = sqlalchemy.exc.DataError("INSERT", {}, Exception("too long"))
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        storage_mod.patiently("test", lambda: (_ for _ in ()).throw(bad), 60)
+    with pytest.raises(optuna.exceptions.StorageInternalError):  # past the patience: give up
+        storage_mod.patiently("test", lambda: (_ for _ in ()).throw(lost), 0)
+    # the storage retries the calls that open their own session, not the helpers inside one
+    wrapped = set(vars(storage_mod.ResilientRDBStorage))
+    assert {"set_trial_intermediate_value", "_get_trials", "_set_trial_param"} <= wrapped
+    assert "_build_frozen_trial_from_trial_model" not in wrapped
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_passwords_in_both_store_urls_never_leak(tmp_path: Path, pg_sweep: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password-bearing PostgreSQL URL and an MLflow server with basic auth reached through
+    a password-bearing URL: neither password appears in output, params, tags or artifacts."""
+    from mlflow import MlflowClient
+
+    from ..servers import MlflowServer
+
+    secret_pg, secret_mlflow = "pg-s3cret-Xq7", "mlflow-s3cret-Zr9"
+    pg_url = PG_URL.replace("postgres@", f"postgres:{secret_pg}@")  # trust auth ignores it
+    server = MlflowServer(tmp_path / "mlflow", admin_password=secret_mlflow)
+    (tmp_path / "mlflow").mkdir()
+    server.start()
+    try:
+        uri = server.uri.replace("http://", f"http://admin:{secret_mlflow}@")
+        outputs = [run_sweeps("launch", *SMALL, f"sweep.name={pg_sweep}", "storage=postgres",
+                              f"storage.url={pg_url}", "tracking=server", f"tracking.uri={uri}",
+                              "sweep.n_trials=2", "sweep.workers=1", cwd=tmp_path)]
+        assert outputs[0].returncode == 0, outputs[0].stdout + outputs[0].stderr
+        for cmd in (["best", pg_sweep], ["status", pg_sweep], ["report", pg_sweep]):
+            outputs.append(run_sweeps(*cmd, "--storage", pg_url, cwd=tmp_path))
+            assert outputs[-1].returncode == 0, outputs[-1].stdout + outputs[-1].stderr
+        for out in outputs:
+            assert secret_pg not in out.stdout + out.stderr and secret_mlflow not in out.stdout + out.stderr
+
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", secret_mlflow)
+        client = MlflowClient(server.uri)
+        exp = client.get_experiment_by_name(pg_sweep)
+        runs = client.search_runs([exp.experiment_id], max_results=100)
+        assert len(runs) == 3  # the parent and 2 trials
+        texts = []
+        for r in runs:
+            texts += [str(r.data.params), str(r.data.tags), str(r.data.metrics)]
+            for art in client.list_artifacts(r.info.run_id):
+                paths = [art] if not art.is_dir else client.list_artifacts(r.info.run_id, art.path)
+                for a in paths:
+                    local = client.download_artifacts(r.info.run_id, a.path, str(tmp_path / "dl"))
+                    texts.append(Path(local).read_text(errors="replace"))
+        blob = "\n".join(texts)
+        assert "sweep:" in blob and "optimizer:" in blob  # the artifacts were read
+        assert secret_pg not in blob and secret_mlflow not in blob
+        for f in tmp_path.rglob("*"):
+            if f.is_file() and f.suffix in (".json", ".yaml", ".md", ".html", ".log", ".txt"):
+                text = f.read_text(errors="replace")
+                assert secret_pg not in text and secret_mlflow not in text, f
+    finally:
+        server.stop()

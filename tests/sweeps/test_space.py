@@ -61,3 +61,16 @@ def test_to_overrides_formats_values_for_hydra() -> None:
     out = to_overrides({"optimizer.centered": True, "trainer.batch_size": 64,
                         "optimizer.eps": 1e-9}, {})
     assert out == ["optimizer.centered=true", "trainer.batch_size=64", "optimizer.eps=1e-09"]
+
+
+def test_a_when_list_matches_any_of_its_values() -> None:
+    space = SearchSpace((
+        Dimension("schedule", "categorical", "schedule", choices=("cosine", "onecycle", "step")),
+        Dimension("warm", "float", "schedule.warmup_epochs", 0.0, 1.0,
+                  when={"schedule": ["cosine", "step"]}),
+    ))
+    base = {"schedule": {"name": "constant"}}
+    for name, active in (("cosine", True), ("step", True), ("onecycle", False)):
+        fixed = {"schedule": name, **({"warm": 0.5} if active else {})}
+        params, _ = space.sample(optuna.trial.FixedTrial(fixed), base)
+        assert ("warm" in params) == active

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from sweeps.config import TrialConfigs, load_sweep, trainer_part
@@ -17,7 +19,7 @@ def test_quick_sweep_has_one_study_per_optimizer_with_equal_budgets() -> None:
     assert {s.budget for s in spec.studies} == {spec.n_trials // len(spec.optimizers)}
     assert spec.studies[0].base["dataset"]["name"] == "mnist_5k"
     names = {d.name for d in spec.study("quick.adam_to_sgd").space.dims}
-    assert {"policy", "switch_epoch", "swats_eps", "sgd_lr", "lr", "batch_size", "schedule"} <= names
+    assert {"policy", "switch_at", "swats_eps", "sgd_lr", "lr", "batch_size", "schedule"} <= names
 
 
 def test_joint_mode_searches_the_optimizer() -> None:
@@ -92,3 +94,64 @@ def test_fast_trial_configs_equal_a_full_composition(opt: str) -> None:
         # and the printed `python -m trainer` command gives the same config
         again = validate(load_config(overrides_for(fast)))
         assert again == {**fast, "trainer": {**fast["trainer"], "output_dir": None}}
+
+
+@pytest.mark.parametrize("sweep", ["quick", "mnist", "cifar10"])
+def test_compare_mode_is_a_fair_comparison(sweep: str) -> None:
+    """Every study shares the same common dimensions (schedule choices included), and
+    adam_to_sgd searches exactly adam's hyperparameters over the same ranges."""
+    spec = load_sweep([f"sweep={sweep}"])
+    common = {d.name: d for d in spec.study(f"{sweep}.sgd").space.dims
+              if d.name in spec.raw["search"]["common"]}
+    assert "schedule" in common and "batch_size" in common
+    for study in spec.studies:
+        dims = {d.name: d for d in study.space.dims}
+        assert {k: dims[k] for k in common} == common, study.name
+    adam = {d.name: d for d in spec.study(f"{sweep}.adam").space.dims}
+    a2s = {d.name: d for d in spec.study(f"{sweep}.adam_to_sgd").space.dims}
+    for name in ("lr", "one_minus_beta1", "one_minus_beta2", "eps", "weight_decay"):
+        assert a2s[name] == adam[name], name
+    # the plain baselines of Adam->SGD's two phases are in every bundled comparison
+    assert {"adam", "momentum", "adam_to_sgd"} <= set(spec.optimizers)
+
+
+def test_warmup_is_never_sampled_for_onecycle() -> None:
+    import optuna
+
+    spec = load_sweep(["sweep=quick"])
+    study = spec.study("quick.adam")
+    s = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(60):
+        trial = s.ask()
+        params, _ = study.space.sample(trial, study.base)
+        seen.add(params["schedule"])
+        assert ("warmup_epochs" in params) == (params["schedule"] != "onecycle")
+        s.tell(trial, 0.0)
+    assert {"onecycle", "cosine"} <= seen
+
+
+def test_a_when_list_naming_a_schedule_without_the_key_is_refused() -> None:
+    with pytest.raises(UserError, match="not a setting of schedule"):
+        load_sweep(["sweep=quick", "+search.common.gamma2={type: float, low: 0.1, high: 0.9, "
+                    "key: schedule.gamma, when: {schedule: [step, cosine]}}"])
+
+
+def test_swats_tolerance_range_gives_early_and_late_switches_on_the_quick_sweep(tmp_path) -> None:
+    """The searched swats_eps range spans "switch almost at once" to "switch late or never"
+    on the quick sweep's own model and data (adam defaults, batch 256)."""
+    from trainer.loop import fit
+
+    spec = load_sweep(["sweep=quick"])
+    study = spec.study("quick.adam_to_sgd")
+    dim = next(d for d in study.space.dims if d.name == "swats_eps")
+    shares = {}
+    for eps in (dim.low, dim.high):
+        overrides = ["optimizer.policy=swats", f"optimizer.swats_eps={eps!r}",
+                     "trainer.batch_size=256", "trainer.threads=1", "schedule=constant"]
+        cfg = TrialConfigs(spec).resolve(study, [*study.base_overrides, *overrides])
+        result = fit(cfg, output_dir=tmp_path / str(eps))
+        total = len(result.history) * math.ceil(3000 / 256)
+        shares[eps] = result.final.get("switch/step", total) / total
+    assert shares[dim.high] < 0.1, shares  # loose tolerance: switches within the first 10 %
+    assert shares[dim.low] > 0.3, shares  # tight tolerance: late, or never (share 1.0)

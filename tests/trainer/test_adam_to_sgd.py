@@ -32,8 +32,8 @@ def _loss_step(opt: torch.optim.Optimizer, w: torch.Tensor, a: torch.Tensor,
 
 
 def _reference(a: np.ndarray, b: np.ndarray, w0: np.ndarray, steps: int, swats_eps: float,
-               wd: float = 0.0) -> list[dict[str, float | np.ndarray | bool]]:
-    """SWATS Algorithm 1 written out with NumPy in float64."""
+               wd: float = 0.0, relative: bool = False) -> list[dict[str, float | np.ndarray | bool]]:
+    """SWATS Algorithm 1 written out with NumPy in float64 (`relative`: tolerance eps * Lambda)."""
     w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
     lam, phase, sgd_lr, buf = 0.0, "adam", None, np.zeros_like(w0)
     out: list[dict] = []
@@ -52,7 +52,8 @@ def _reference(a: np.ndarray, b: np.ndarray, w0: np.ndarray, steps: int, swats_e
                 lam = B2 * lam + (1 - B2) * gamma
                 big = lam / (1 - B2**k)
                 rec.update(gamma=gamma, Lambda=big)
-                if k > 1 and big > 0 and abs(big - gamma) < swats_eps:
+                tol = swats_eps * big if relative else swats_eps
+                if k > 1 and big > 0 and abs(big - gamma) < tol:
                     phase, sgd_lr = "sgd", big
                     rec["switched"] = k
         else:  # v = b1 v + g ; w -= (1 - b1) Lambda v   (paper form)
@@ -65,13 +66,15 @@ def _reference(a: np.ndarray, b: np.ndarray, w0: np.ndarray, steps: int, swats_e
 
 
 @pytest.mark.parametrize("wd", [0.0, 0.01])
-def test_swats_quantities_switch_and_sgd_phase_match_formulas(wd: float) -> None:
+@pytest.mark.parametrize(("tolerance", "swats_eps"), [("absolute", 5e-3), ("relative", 0.1)])
+def test_swats_quantities_switch_and_sgd_phase_match_formulas(wd: float, tolerance: str,
+                                                              swats_eps: float) -> None:
     a, b = _problem()
     w = torch.zeros(6, dtype=torch.float64, requires_grad=True)
-    swats_eps = 5e-3
     opt = AdamToSGD([w], lr=LR, betas=(B1, B2), eps=EPS, weight_decay=wd, policy="swats",
-                    swats_eps=swats_eps)
-    ref = _reference(a.numpy(), b.numpy(), np.zeros(6), 60, swats_eps, wd)
+                    swats_eps=swats_eps, swats_tolerance=tolerance)
+    ref = _reference(a.numpy(), b.numpy(), np.zeros(6), 60, swats_eps, wd,
+                     relative=tolerance == "relative")
     switched_at = None
     for rec in ref:
         _loss_step(opt, w, a, b)
@@ -87,13 +90,82 @@ def test_swats_quantities_switch_and_sgd_phase_match_formulas(wd: float) -> None
     report = opt.switch_report()[0]
     assert report["switch_step"] == switched_at
     assert report["switch_lr"] == pytest.approx(ref[switched_at - 1]["Lambda"], rel=1e-9)
-    assert ref[-1]["phase"] == "sgd" and switched_at < 60
+    assert ref[-1]["phase"] == "sgd" and 2 < switched_at < 60
+
+
+def test_a_step_without_a_fresh_estimate_never_switches_on_stale_values() -> None:
+    # step 1: Lambda_1 == gamma_1 exactly (within any tolerance), but k > 1 is required;
+    # step 2: a zero gradient gives p^T g = 0, so the estimate is not updated and the
+    # test must not fire on step 1's values.
+    w = torch.zeros(3, requires_grad=True)
+    opt = AdamToSGD([w], lr=0.1, policy="swats", swats_eps=0.5)
+    w.grad = torch.ones(3)
+    opt.step()
+    group = opt.param_groups[0]
+    assert group["swats_Lambda"] == pytest.approx(group["swats_gamma"])
+    w.grad = torch.zeros(3)
+    opt.step()
+    assert group["adam_steps"] == 2 and group["phase"] == "adam"
+    w.grad = torch.ones(3)  # a fresh estimate again: now the test may fire
+    opt.step()
+    assert group["phase"] == "sgd" and group["switched_at"] == 3
+
+
+def test_relative_tolerance_does_not_depend_on_the_scale_of_the_loss() -> None:
+    # Adam's step is invariant to scaling the loss by c, while gamma_k and Lambda_k scale
+    # as 1/c: the relative test switches at the same step for any c, the paper's absolute
+    # test does not (one tolerance is "at once" for one loss scale and "never" for another).
+    a, b = _problem(0)
+    steps: dict[tuple[str, float], int | None] = {}
+    for tolerance, eps in (("relative", 0.1), ("absolute", 5e-3)):
+        for scale in (1.0, 1000.0):
+            w = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+            opt = AdamToSGD([w], lr=LR, eps=1e-30, policy="swats", swats_eps=eps,
+                            swats_tolerance=tolerance)
+            for _ in range(80):
+                opt.zero_grad()
+                (scale * ((a @ w - b) ** 2).mean()).backward()
+                opt.step()
+            steps[tolerance, scale] = opt.param_groups[0]["switched_at"]
+    assert steps["relative", 1.0] is not None
+    assert steps["relative", 1.0] == steps["relative", 1000.0]
+    assert steps["absolute", 1.0] != steps["absolute", 1000.0]
+
+
+def test_switch_lr_max_is_the_largest_sgd_rate_applied() -> None:
+    w = torch.zeros(3, requires_grad=True)
+    opt = AdamToSGD([w], lr=0.1, policy="fixed", switch_step=1, sgd_lr=0.5)
+    w.grad = torch.ones(3)
+    opt.step()  # Adam, then the switch
+    for lr in (0.1, 0.3, 0.05):  # a schedule raises, then lowers the rate
+        opt.param_groups[0]["lr"] = lr
+        opt.step()
+    report = opt.switch_report()[0]
+    assert report["switch_lr"] == pytest.approx(0.5)
+    assert report["switch_lr_max"] == pytest.approx(0.5 * 0.3 / 0.1)
+
+
+def test_loads_a_state_dict_saved_before_the_tolerance_and_lr_max_existed() -> None:
+    w = torch.zeros(3, requires_grad=True)
+    opt = AdamToSGD([w], lr=0.1, policy="fixed", switch_step=1, sgd_lr=0.5)
+    w.grad = torch.ones(3)
+    opt.step()
+    old = copy.deepcopy(opt.state_dict())
+    for group in old["param_groups"]:  # the keys of the previous release
+        group["switch_at"] = group.pop("switch_step")
+        del group["swats_tolerance"], group["switch_lr_max"]
+    fresh = AdamToSGD([torch.zeros(3, requires_grad=True)], lr=0.1, policy="swats")
+    fresh.load_state_dict(old)
+    group = fresh.param_groups[0]
+    assert group["switch_step"] == 1 and group["swats_tolerance"] == "relative"
+    assert group["phase"] == "sgd" and group["switch_lr_max"] == pytest.approx(0.5)
 
 
 def test_no_switch_on_first_step_or_when_tolerance_is_tight() -> None:
     a, b = _problem(1)
     w = torch.zeros(6, dtype=torch.float64, requires_grad=True)
-    opt = AdamToSGD([w], lr=LR, policy="swats", swats_eps=1e30)  # always within tolerance
+    opt = AdamToSGD([w], lr=LR, policy="swats", swats_eps=1e30,  # always within tolerance
+                    swats_tolerance="absolute")
     _loss_step(opt, w, a, b)
     assert opt.param_groups[0]["phase"] == "adam"  # k > 1 is required
     _loss_step(opt, w, a, b)
@@ -101,7 +173,7 @@ def test_no_switch_on_first_step_or_when_tolerance_is_tight() -> None:
     assert opt.param_groups[0]["switched_at"] == 2
 
     w2 = torch.zeros(6, dtype=torch.float64, requires_grad=True)
-    tight = AdamToSGD([w2], lr=LR, policy="swats", swats_eps=1e-300)
+    tight = AdamToSGD([w2], lr=LR, policy="swats", swats_eps=1e-300, swats_tolerance="absolute")
     for _ in range(20):
         _loss_step(tight, w2, a, b)
     assert tight.param_groups[0]["phase"] == "adam"
@@ -112,7 +184,8 @@ def test_switch_tolerance_is_not_adam_eps() -> None:
     runs = []
     for eps in (1e-8, 1e-3):
         w = torch.zeros(6, dtype=torch.float64, requires_grad=True)
-        opt = AdamToSGD([w], lr=LR, eps=eps, policy="swats", swats_eps=5e-3)
+        opt = AdamToSGD([w], lr=LR, eps=eps, policy="swats", swats_eps=5e-3,
+                        swats_tolerance="absolute")
         for _ in range(60):
             _loss_step(opt, w, a, b)
         runs.append(opt.param_groups[0])
@@ -124,7 +197,7 @@ def test_fixed_policy_switches_at_given_step_with_given_or_estimated_lr() -> Non
     a, b = _problem(3)
     for sgd_lr in (0.3, None):
         w = torch.zeros(6, dtype=torch.float64, requires_grad=True)
-        opt = AdamToSGD([w], lr=LR, policy="fixed", switch_at=5, sgd_lr=sgd_lr)
+        opt = AdamToSGD([w], lr=LR, policy="fixed", switch_step=5, sgd_lr=sgd_lr)
         for _ in range(4):
             _loss_step(opt, w, a, b)
         assert opt.param_groups[0]["phase"] == "adam"
@@ -143,7 +216,7 @@ def test_fixed_policy_switches_at_given_step_with_given_or_estimated_lr() -> Non
 
 def test_schedule_scaling_keeps_shaping_the_sgd_rate() -> None:
     w = torch.zeros(3, requires_grad=True)
-    opt = AdamToSGD([w], lr=0.1, policy="fixed", switch_at=1, sgd_lr=0.5)
+    opt = AdamToSGD([w], lr=0.1, policy="fixed", switch_step=1, sgd_lr=0.5)
     w.grad = torch.ones(3)
     opt.step()
     assert opt.effective_lrs() == [pytest.approx(0.5)]
@@ -155,7 +228,7 @@ def test_schedule_scaling_keeps_shaping_the_sgd_rate() -> None:
 def test_state_dict_round_trip_continues_identically(split: int) -> None:
     a, b = _problem(0)  # switches at step 32 with swats_eps=5e-3
     w = torch.zeros(6, dtype=torch.float64, requires_grad=True)
-    kwargs = dict(lr=LR, policy="swats", swats_eps=5e-3)
+    kwargs = dict(lr=LR, policy="swats", swats_eps=5e-3, swats_tolerance="absolute")
     opt = AdamToSGD([w], **kwargs)
     for _ in range(split):
         _loss_step(opt, w, a, b)
@@ -167,7 +240,7 @@ def test_state_dict_round_trip_continues_identically(split: int) -> None:
     expected = w.detach().clone()
 
     w2 = saved_w.clone().requires_grad_(True)
-    opt2 = AdamToSGD([w2], lr=1.0, policy="fixed", switch_at=99)  # overwritten by the load
+    opt2 = AdamToSGD([w2], lr=1.0, policy="fixed", switch_step=99)  # overwritten by the load
     opt2.load_state_dict(saved_state)
     assert opt2.param_groups[0]["phase"] == phase
     for _ in range(30):  # from split 10 this crosses the switch at 32
@@ -178,7 +251,7 @@ def test_state_dict_round_trip_continues_identically(split: int) -> None:
 
 def test_momentum_buffer_is_not_mutated_when_switching() -> None:
     w = torch.ones(4, requires_grad=True)
-    opt = AdamToSGD([w], lr=0.01, policy="fixed", switch_at=2, sgd_lr=0.1)
+    opt = AdamToSGD([w], lr=0.01, policy="fixed", switch_step=2, sgd_lr=0.1)
     for _ in range(2):
         w.grad = torch.ones(4)
         opt.step()
@@ -190,7 +263,8 @@ def test_momentum_buffer_is_not_mutated_when_switching() -> None:
 
 
 @pytest.mark.parametrize("bad", [dict(policy="nope"), dict(policy="fixed"), dict(lr=0.0),
-                                 dict(betas=(0.9, 1.0)), dict(swats_eps=0.0)])
+                                 dict(betas=(0.9, 1.0)), dict(swats_eps=0.0),
+                                 dict(swats_tolerance="loose")])
 def test_rejects_bad_arguments(bad: dict) -> None:
     with pytest.raises(ValueError):
         AdamToSGD([torch.zeros(1, requires_grad=True)], **bad)

@@ -145,16 +145,32 @@ def test_callback_can_stop_the_run(tiny_cfg) -> None:
 
 def test_adam_to_sgd_reports_switch(tiny_cfg) -> None:
     result = fit(tiny_cfg("optimizer=adam_to_sgd", "optimizer.policy=fixed",
-                          "optimizer.switch_epoch=1", "optimizer.sgd_lr=0.05"))
+                          "optimizer.switch_epoch=1", "optimizer.sgd_lr=0.05", "trainer.log_every=1"))
     steps_per_epoch = math.ceil(3700 / 256)  # 5000 - 1000 test - 300 val
     assert result.final["switch/step"] == steps_per_epoch
     assert result.final["switch/epoch"] == 1.0
     assert result.final["switch/lr"] == pytest.approx(0.05)
+    assert result.final["switch/lr_max"] == pytest.approx(0.05)  # constant schedule
     assert result.history[1]["lr"] == pytest.approx(0.05)  # epoch 2 runs SGD at sgd_lr
+    # per step: the rate each step applied; the switching step itself is still Adam
+    lrs = {s["step"]: s["batch/lr"] for s in result.steps}
+    assert lrs[steps_per_epoch] == pytest.approx(1e-3)
+    assert lrs[steps_per_epoch + 1] == pytest.approx(0.05)
+
+
+def test_adam_to_sgd_switch_at_is_a_share_of_the_run(tiny_cfg) -> None:
+    steps_per_epoch = math.ceil(3700 / 256)
+    for epochs in (2, 4):
+        result = fit(tiny_cfg("optimizer=adam_to_sgd", "optimizer.policy=fixed",
+                              "optimizer.switch_at=0.25", f"trainer.epochs={epochs}",
+                              "schedule=cosine"))
+        assert result.final["switch/step"] == round(0.25 * epochs * steps_per_epoch)
+        # a cosine schedule lowers the SGD rate after the switch: the largest is the first
+        assert result.final["switch/lr_max"] <= result.final["switch/lr"] * (1 + 1e-9)
 
 
 def test_trainer_does_not_import_optuna_or_mlflow() -> None:
-    code = ("import sys, trainer, trainer.fit, trainer.console, trainer.__main__; "
+    code = ("import sys, trainer, trainer.loop, trainer.console, trainer.__main__; "
             "assert 'optuna' not in sys.modules and 'mlflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

@@ -94,7 +94,7 @@ def test_linear_warmup_then_schedule(name: str) -> None:
 
 
 def test_schedule_shapes_sgd_rate_after_adam_to_sgd_switch() -> None:
-    lrs = _trace("step", opt_factory=lambda p: AdamToSGD(p, lr=LR, policy="fixed", switch_at=5,
+    lrs = _trace("step", opt_factory=lambda p: AdamToSGD(p, lr=LR, policy="fixed", switch_step=5,
                                                          sgd_lr=1.0), step_size=1, gamma=0.5)
     assert lrs[4] == pytest.approx(LR)  # Adam
     assert lrs[5] == pytest.approx(1.0)  # switched: SGD at sgd_lr
@@ -129,3 +129,12 @@ def test_state_dict_round_trip(name: str) -> None:
     reference = run(None)
     assert run(3) == pytest.approx(reference, rel=1e-12)  # during warmup
     assert run(2 * SPE) == pytest.approx(reference, rel=1e-12)  # main schedule
+
+
+def test_cyclic_after_warmup_starts_at_its_base_rate_not_at_the_peak() -> None:
+    lrs = _trace("cyclic", warmup_epochs=1.0, base_lr_ratio=0.1, step_size_epochs=1.0)
+    assert lrs[SPE - 1] < LR  # warmup ramps towards the peak ...
+    assert lrs[SPE] == pytest.approx(LR * 0.1)  # ... then the cycle starts at its base
+    assert lrs[2 * SPE] == pytest.approx(LR)  # and peaks one half-cycle later
+    without = _trace("cyclic", base_lr_ratio=0.1, step_size_epochs=1.0)
+    assert lrs[SPE:2 * SPE] == pytest.approx(without[:SPE])

@@ -19,11 +19,19 @@ Switch estimate (inner products over all parameters of the group)::
 
 Policies:
 
-* ``swats``: switch after step k when ``k > 1 and |Lambda_k - gamma_k| < swats_eps``
-  (and ``Lambda_k > 0``: a negative estimate is never used as a learning rate);
-  the SGD learning rate is ``Lambda_k``. ``swats_eps`` is the switch tolerance,
-  distinct from Adam's ``eps``.
-* ``fixed``: switch after ``switch_at`` Adam steps, to ``sgd_lr`` if given,
+* ``swats``: switch after step k when the estimate was updated at step k (p_k^T g_k
+  non-zero and finite: a step without a fresh estimate never switches on the previous
+  step's values), ``k > 1``, ``Lambda_k > 0`` (a negative estimate is never used as a
+  learning rate) and
+
+      |Lambda_k - gamma_k| < swats_eps * Lambda_k     (swats_tolerance="relative", default)
+      |Lambda_k - gamma_k| < swats_eps                (swats_tolerance="absolute", the paper)
+
+  The SGD learning rate is ``Lambda_k``. ``swats_eps`` is the switch tolerance,
+  distinct from Adam's ``eps``. The paper's absolute test depends on the scale of the
+  learning rate (Lambda_k ~ lr), so one tolerance means "switch at once" for one
+  learning rate and "never" for another; the relative test does not.
+* ``fixed``: switch after ``switch_step`` Adam steps, to ``sgd_lr`` if given,
   else to the running estimate ``Lambda_k`` (else the current Adam lr).
 
 SGD phase (zero-initialised buffer, so with dampening = momentum = b1 this is
@@ -31,6 +39,9 @@ exactly SWATS' ``v = b1 v + g; w -= (1 - b1) Lambda v``)::
 
     buf = mu * buf + (1 - dampening) * g
     w  -= lr_sgd * (g + mu * buf if nesterov else buf)
+
+``switch_lr_max`` records the largest SGD rate applied after the switch (a schedule
+can raise it above ``switch_lr``, e.g. a cyclic one).
 
 A learning-rate schedule keeps shaping the SGD phase: ``group["lr"]`` stays the
 scheduled rate and the SGD rate is ``group["lr"] * sgd_scale`` with
@@ -50,6 +61,7 @@ import torch
 from torch.optim import Optimizer
 
 POLICIES = ("fixed", "swats")
+TOLERANCES = ("relative", "absolute")
 
 
 class AdamToSGD(Optimizer):
@@ -64,17 +76,20 @@ class AdamToSGD(Optimizer):
         weight_decay: float = 0.0,
         *,
         policy: str = "swats",
-        switch_at: int | None = None,
+        switch_step: int | None = None,
         sgd_lr: float | None = None,
         sgd_momentum: float | None = None,
         sgd_dampening: float | None = None,
         sgd_nesterov: bool = False,
         swats_eps: float = 1e-9,
+        swats_tolerance: str = "relative",
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, but got {policy=}.")
-        if policy == "fixed" and (switch_at is None or switch_at < 1):
-            raise ValueError(f"policy='fixed' needs switch_at >= 1, but got {switch_at=}.")
+        if policy == "fixed" and (switch_step is None or switch_step < 1):
+            raise ValueError(f"policy='fixed' needs switch_step >= 1, but got {switch_step=}.")
+        if swats_tolerance not in TOLERANCES:
+            raise ValueError(f"swats_tolerance must be one of {TOLERANCES}, but got {swats_tolerance=}.")
         if lr <= 0 or eps <= 0 or swats_eps <= 0 or weight_decay < 0:
             raise ValueError(f"Invalid {lr=}, {eps=}, {swats_eps=} or {weight_decay=}.")
         if not all(0.0 <= b < 1.0 for b in betas):
@@ -85,16 +100,28 @@ class AdamToSGD(Optimizer):
             raise ValueError("sgd_nesterov needs sgd_momentum > 0 and sgd_dampening = 0.")
         defaults = dict(
             lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-            policy=policy, switch_at=switch_at, sgd_lr=sgd_lr,
+            policy=policy, switch_step=switch_step, sgd_lr=sgd_lr,
             sgd_momentum=momentum, sgd_dampening=dampening, sgd_nesterov=sgd_nesterov,
-            swats_eps=swats_eps,
+            swats_eps=swats_eps, swats_tolerance=swats_tolerance,
             # running state, kept in the group so it is part of state_dict()
             phase="adam", adam_steps=0, swats_lambda=0.0, swats_Lambda=None,
-            swats_gamma=None, switched_at=None, switch_lr=None, sgd_scale=1.0,
+            swats_gamma=None, switched_at=None, switch_lr=None, switch_lr_max=None,
+            sgd_scale=1.0,
         )
         super().__init__(params, defaults)
 
     # ------------------------------------------------------------------ public
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore; groups saved by an older version get the keys added since (as defaults)."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            if "switch_at" in group and "switch_step" not in group:
+                group["switch_step"] = group.pop("switch_at")
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+            if group["phase"] == "sgd" and group["switch_lr_max"] is None:
+                group["switch_lr_max"] = group["switch_lr"]
+
     def effective_lrs(self) -> list[float]:
         """Learning rate actually applied by each group (SGD rate after a switch)."""
         return [
@@ -110,6 +137,7 @@ class AdamToSGD(Optimizer):
                 "adam_steps": g["adam_steps"],
                 "switch_step": g["switched_at"],
                 "switch_lr": g["switch_lr"],
+                "switch_lr_max": g["switch_lr_max"],
                 "Lambda": g["swats_Lambda"],
             }
             for g in self.param_groups
@@ -168,31 +196,36 @@ class AdamToSGD(Optimizer):
             pp += (s64 * s64).sum()
             pg += (s64 * g64).sum()
         pp_f, pg_f = (float(x) for x in torch.stack([pp, pg]).tolist())
-        self._update_estimate(group, k, pp_f, pg_f)
-        self._maybe_switch(group, k)
+        updated = self._update_estimate(group, k, pp_f, pg_f)
+        self._maybe_switch(group, k, updated)
 
-    def _update_estimate(self, group: dict[str, Any], k: int, pp: float, pg: float) -> None:
+    def _update_estimate(self, group: dict[str, Any], k: int, pp: float, pg: float) -> bool:
+        """Update gamma_k, lambda_k, Lambda_k; False (nothing changed) when p^T g is 0 or not finite."""
         if pg == 0.0 or not math.isfinite(pp) or not math.isfinite(pg):
-            return
+            return False
         b2 = group["betas"][1]
         gamma = pp / (-pg)
         lam = b2 * group["swats_lambda"] + (1.0 - b2) * gamma
         group["swats_gamma"] = gamma
         group["swats_lambda"] = lam
         group["swats_Lambda"] = lam / (1.0 - b2**k)
+        return True
 
-    def _maybe_switch(self, group: dict[str, Any], k: int) -> None:
+    @staticmethod
+    def swats_test(group: dict[str, Any], k: int) -> bool:
+        """SWATS' switch condition on the current estimates (see the module docstring)."""
         Lambda, gamma = group["swats_Lambda"], group["swats_gamma"]
+        if k <= 1 or Lambda is None or gamma is None or not Lambda > 0:
+            return False
+        tol = group["swats_eps"] * (Lambda if group["swats_tolerance"] == "relative" else 1.0)
+        return abs(Lambda - gamma) < tol
+
+    def _maybe_switch(self, group: dict[str, Any], k: int, updated: bool) -> None:
+        Lambda = group["swats_Lambda"]
         if group["policy"] == "swats":
-            if (
-                k > 1
-                and Lambda is not None
-                and gamma is not None
-                and Lambda > 0
-                and abs(Lambda - gamma) < group["swats_eps"]
-            ):
+            if updated and self.swats_test(group, k):
                 self._switch(group, k, Lambda)
-        elif k >= group["switch_at"]:
+        elif k >= group["switch_step"]:
             if group["sgd_lr"] is not None:
                 lr = float(group["sgd_lr"])
             elif Lambda is not None and Lambda > 0 and math.isfinite(Lambda):
@@ -210,6 +243,8 @@ class AdamToSGD(Optimizer):
 
     def _sgd_step(self, group: dict[str, Any]) -> None:
         lr = float(group["lr"]) * group["sgd_scale"]
+        if group["switch_lr_max"] is None or lr > group["switch_lr_max"]:
+            group["switch_lr_max"] = lr
         mu, damp, nesterov = group["sgd_momentum"], group["sgd_dampening"], group["sgd_nesterov"]
         for p, g in self._grads(group):
             if mu == 0:

@@ -16,7 +16,7 @@ import torch
 from torch.optim import Optimizer
 
 from trainer.errors import ConfigError
-from trainer.optim.adam_to_sgd import POLICIES, AdamToSGD
+from trainer.optim.adam_to_sgd import POLICIES, TOLERANCES, AdamToSGD
 from trainer.registry import Registry
 from trainer.spec import Param, check_section, count, flag, nonneg, one_of, positive, unit
 
@@ -73,6 +73,8 @@ _register(OptimInfo(
     {
         **_ADAM,
         "policy": one_of(*POLICIES),
+        "switch_at": Param("float", low=0.0, high=1.0, low_open=True, high_open=True, nullable=True,
+                           doc="fraction of the run's optimizer steps spent in Adam"),
         "switch_epoch": count(1, nullable=True),
         "switch_step": count(1, nullable=True),
         "sgd_lr": positive(nullable=True),
@@ -80,6 +82,7 @@ _register(OptimInfo(
         "sgd_dampening": Param("float", low=0.0, high=1.0, nullable=True),
         "sgd_nesterov": flag(),
         "swats_eps": positive("switch tolerance"),
+        "swats_tolerance": one_of(*TOLERANCES),
     },
     {}, "Adam, then SGD with momentum (fixed or SWATS switch)",
 ))
@@ -94,10 +97,11 @@ def validate_optimizer(section: Mapping[str, Any]) -> None:
     info = OPTIMIZERS.get(section.get("name"))
     check_section("optimizer", section, info.params, owner=f"optimizer {info.name}")
     if info.name == "adam_to_sgd":
-        if section["policy"] == "fixed" and section["switch_epoch"] is None \
-                and section["switch_step"] is None:
-            raise ConfigError("optimizer.switch_epoch", None,
-                              "policy=fixed needs switch_epoch or switch_step (>= 1)")
+        if section["policy"] == "fixed" and all(
+                section[k] is None for k in ("switch_at", "switch_epoch", "switch_step")):
+            raise ConfigError("optimizer.switch_at", None,
+                              "policy=fixed needs switch_at (fraction of the run), switch_epoch or "
+                              "switch_step")
         mu = section["betas"][0] if section["sgd_momentum"] is None else section["sgd_momentum"]
         damp = mu if section["sgd_dampening"] is None else section["sgd_dampening"]
         if section["sgd_nesterov"] and (mu <= 0 or damp != 0):
@@ -105,17 +109,34 @@ def validate_optimizer(section: Mapping[str, Any]) -> None:
                               "needs sgd_momentum > 0 and sgd_dampening=0")
 
 
+def switch_step(section: Mapping[str, Any], *, steps_per_epoch: int, total_steps: int) -> int | None:
+    """Adam steps before a fixed switch: ``switch_step``, else ``switch_epoch`` epochs, else
+    ``switch_at`` x the run's total steps (rounded, at least 1, at most total - 1)."""
+    if section.get("switch_step") is not None:
+        return int(section["switch_step"])
+    if section.get("switch_epoch") is not None:
+        return int(section["switch_epoch"]) * steps_per_epoch
+    if section.get("switch_at") is not None:
+        return min(max(1, round(float(section["switch_at"]) * total_steps)), max(1, total_steps - 1))
+    return None
+
+
 def build_optimizer(section: Mapping[str, Any], params: Iterable[Any], *,
-                    steps_per_epoch: int) -> Optimizer:
-    """Instantiate the optimizer named by ``section['name']`` (already validated)."""
+                    steps_per_epoch: int, total_steps: int | None = None) -> Optimizer:
+    """Instantiate the optimizer named by ``section['name']`` (already validated).
+
+    `total_steps` (the run's optimizer steps) places a fractional Adam->SGD switch.
+    """
     info = OPTIMIZERS.get(section["name"])
     kwargs: dict[str, Any] = {k: v for k, v in section.items() if k != "name"}
     if "betas" in kwargs:
         kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
     if info.cls is AdamToSGD:
-        epoch, step = kwargs.pop("switch_epoch"), kwargs.pop("switch_step")
-        kwargs["switch_at"] = step if step is not None else (
-            epoch * steps_per_epoch if epoch is not None else None)
+        step = switch_step(section, steps_per_epoch=steps_per_epoch,
+                           total_steps=total_steps if total_steps is not None else steps_per_epoch)
+        for key in ("switch_at", "switch_epoch", "switch_step"):
+            kwargs.pop(key)
+        kwargs["switch_step"] = step
     kwargs.update(info.pinned)
     return info.cls(params, **kwargs)
 

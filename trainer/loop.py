@@ -137,7 +137,8 @@ class _Trainer:
             raise UserError(f"trainer.batch_size={self.t['batch_size']}: larger than the "
                             f"{len(self.data.train_x)} training examples with drop_last=true")
         self.optimizer = build_optimizer(cfg["optimizer"], self.model.parameters(),
-                                         steps_per_epoch=self.steps_per_epoch)
+                                         steps_per_epoch=self.steps_per_epoch,
+                                         total_steps=self.steps_per_epoch * int(self.t["epochs"]))
         self.schedule = Schedule(self.optimizer, cfg["schedule"],
                                  steps_per_epoch=self.steps_per_epoch,
                                  epochs=int(self.t["epochs"]))
@@ -208,6 +209,9 @@ class _Trainer:
                 loss = F.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            logged = (self.global_step + 1) % log_every == 0
+            if logged:  # the rate this step applies: read before it (a switch acts from the next)
+                step_lr = effective_lr(self.optimizer)
             self.optimizer.step()
             self.schedule.after_batch()
             self.global_step += 1
@@ -216,12 +220,14 @@ class _Trainer:
             loss_sum += batch_loss.float() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
-            if self.global_step % log_every == 0:
+            if logged:
                 value = float(batch_loss)
-                self.steps.append({"step": self.global_step, "epoch": epoch, "batch/loss": value})
+                self.steps.append({"step": self.global_step, "epoch": epoch, "batch/loss": value,
+                                   "batch/lr": step_lr})
                 if not math.isfinite(value):
                     return value, math.nan, seen, True
-                self.callbacks.on_step(self.run, self.global_step, {"batch/loss": value})
+                self.callbacks.on_step(self.run, self.global_step,
+                                       {"batch/loss": value, "batch/lr": step_lr})
                 if self.run.stop_requested:
                     break
         train_loss = float(loss_sum) / max(seen, 1)
@@ -294,6 +300,7 @@ class _Trainer:
                 final["switch/step"] = float(report["switch_step"])
                 final["switch/epoch"] = report["switch_step"] / self.steps_per_epoch
                 final["switch/lr"] = float(report["switch_lr"])
+                final["switch/lr_max"] = float(report["switch_lr_max"] or report["switch_lr"])
         return final
 
     def _write_history(self, status: str, reason: str | None, final: Mapping[str, float],

@@ -1,0 +1,104 @@
+"""Servers the slow tests start themselves, on loopback, and stop by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 120.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server behind {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def mlflow_server(root: Path) -> Iterator[str]:
+    """An `mlflow server` with a SQLite store and an artifact root under `root`."""
+    port = free_port()
+    exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
+    proc = subprocess.Popen(
+        [exe, "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+         "--artifacts-destination", str(root / "artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(uri + "/health", proc)
+        yield uri
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+class MlflowServer:
+    """An `mlflow server` this test owns and may stop and start again on the same port
+    (the same store): it runs in its own process group, stopped by that group's id."""
+
+    def __init__(self, root: Path, admin_password: str | None = None) -> None:
+        self.root, self.port = root, free_port()
+        self.admin_password = admin_password  # set: `--app-name basic-auth`, user admin
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
+        env = dict(os.environ)
+        auth: list[str] = []
+        if self.admin_password:
+            auth = ["--app-name", "basic-auth"]
+            env.update(MLFLOW_AUTH_ADMIN_PASSWORD=self.admin_password,
+                       MLFLOW_FLASK_SERVER_SECRET_KEY="test-secret-key")
+        self.proc = subprocess.Popen(
+            [exe, "server", *auth, "--host", "127.0.0.1", "--port", str(self.port),
+             "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
+             "--artifacts-destination", str(self.root / "artifacts")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root, env=env,
+            start_new_session=True)
+        wait_http(self.uri + "/health", self.proc)
+
+    def stop(self, kill: bool = False) -> None:
+        import signal
+
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        end = time.time() + 30  # its uvicorn workers leave with the group; wait for the port
+        while time.time() < end:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) != 0:
+                    break
+            time.sleep(0.2)
+        self.proc = None

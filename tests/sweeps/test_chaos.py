@@ -1,0 +1,155 @@
+"""Chaos on the real scale-out topology, as processes on loopback: PostgreSQL, an `mlflow
+server` with basic auth, a launch with its own local worker and two `sweeps worker`
+processes. During a 24-trial sweep both remote workers are SIGKILLed mid-trial, the MLflow
+server is killed and restarted 20 s later (training goes on meanwhile), and the PostgreSQL
+connections of every worker are terminated once.
+Afterwards the budget is complete, nothing is left RUNNING, the killed trials finished as
+retries that resumed, and every completed trial's run has one val/acc point per epoch.
+
+Every fault acts only on what the test started: its own worker PIDs, its own server's
+process group, the connections named after its own worker's PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..servers import MlflowServer
+from .helpers import wait_for
+from .test_scale_out import PG_URL, pg_sweep  # noqa: F401  (the fixture)
+
+EPOCHS, TRIALS = 3, 24
+ADMIN_PASSWORD = "chaos-admin-password-1"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
+        tmp_path: Path, pg_sweep: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import psycopg2
+    from mlflow import MlflowClient
+    from optuna.trial import TrialState
+
+    from sweeps.storage import open_storage
+    from sweeps.study import run_id, sweep_studies
+
+    (tmp_path / "mlflow").mkdir()
+    server = MlflowServer(tmp_path / "mlflow", admin_password=ADMIN_PASSWORD)
+    server.start()
+    env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
+    env.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD)
+    pg = ["storage=postgres", f"storage.url={PG_URL}", "storage.heartbeat_interval=1",
+          "storage.grace_period=4"]
+    sweep = [f"sweep.name={pg_sweep}", "sweep.optimizers=[sgd,adam]", f"sweep.n_trials={TRIALS}",
+             f"trainer.epochs={EPOCHS}", "model.width=32", "dataset.val_size=300",
+             "search.common.batch_size.choices=[128]", "search.common.schedule.choices=[constant,cosine]",
+             "sweep.pruner.name=none", "sweep.threads_per_worker=1", "tracking=server",
+             f"tracking.uri={server.uri}", *pg]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        launch = subprocess.Popen([sys.executable, "-m", "sweeps", "launch", *sweep, "sweep.workers=1"],
+                                  cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(launch)
+
+        storage = open_storage(PG_URL)  # one pool for the whole test: polling must not leak connections
+
+        def trials() -> list:
+            try:
+                return [t for s in sweep_studies(storage, pg_sweep) for t in s.get_trials(deepcopy=False)]
+            except Exception:
+                return []
+
+        wait_for(lambda: trials(), timeout=180)
+        remote = [subprocess.Popen([sys.executable, "-m", "sweeps", "worker", "--study", pg_sweep, *pg],
+                                   cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT) for _ in range(2)]
+        procs += remote
+
+        def kill_mid_trial(worker: subprocess.Popen[str]) -> tuple[int, str]:
+            """SIGKILL `worker` once its trial has trained an epoch; that trial (number, optimizer)."""
+            tag = f"{socket.gethostname()}:{worker.pid}"
+            victim = wait_for(lambda: next((t for t in trials() if t.state == TrialState.RUNNING
+                                            and t.user_attrs.get("worker") == tag
+                                            and len(t.intermediate_values) >= 1), None),
+                              timeout=240, interval=0.1)
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(30)
+            return int(victim.number), str(victim.user_attrs["optimizer"])
+
+        def epochs_done() -> int:
+            return sum(len(t.intermediate_values) for t in trials())
+
+        killed = [kill_mid_trial(remote[0])]
+        server.stop(kill=True)  # the MLflow server goes away for 20 s
+        outage, before = time.time(), epochs_done()
+        ours = {f"sweeps {tag}" for tag in {t.user_attrs.get("worker") for t in trials()} | {
+            f"{socket.gethostname()}:{remote[1].pid}"} if tag}
+        conn = psycopg2.connect(PG_URL)
+        conn.autocommit = True
+        with conn.cursor() as cur:  # once: every connection of this sweep's workers
+            cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = ANY(%s)", (sorted(ours),))
+            terminated = int(cur.fetchone()[0])
+        conn.close()
+        killed.append(kill_mid_trial(remote[1]))  # the second kill, during the outage
+        time.sleep(max(0.0, 20 - (time.time() - outage)))
+        trained_in_outage = epochs_done() - before
+        server.start()
+        out = launch.communicate(timeout=600)[0]
+        assert launch.returncode == 0, out
+        assert trained_in_outage >= 1, out  # training went on while MLflow was away
+
+        final = trials()
+        by_key = {(t.user_attrs.get("optimizer"), t.number): t for t in final}
+        states = [t.state for t in final]
+        done = [t for t in final if t.state == TrialState.COMPLETE]
+        retries = [t for t in done if "retry_of" in t.user_attrs]
+        epochs = sum(len(t.intermediate_values) - int(t.user_attrs.get("resumed_from_epoch", 0))
+                     for t in final)
+        print(f"\nchaos: {len(done)} complete of {TRIALS}, {states.count(TrialState.FAIL)} failed "
+              f"(lost with their worker), {len(retries)} retried and resumed from epochs "
+              f"{[t.user_attrs.get('resumed_from_epoch') for t in retries]}; {terminated} "
+              f"PostgreSQL connection(s) terminated; {trained_in_outage} epochs trained during the "
+              f"MLflow outage; {epochs} epochs trained for a budget of "
+              f"{TRIALS * EPOCHS}")
+        failed = [(t.number, t.user_attrs.get("optimizer"), t.user_attrs.get("worker"),
+                   t.user_attrs.get("failure_reason"), t.user_attrs.get("retry_of")) for t in final
+                  if t.state == TrialState.FAIL]
+        assert len(done) == TRIALS, (failed, killed, out[-3000:])  # the budget, complete
+        assert TrialState.RUNNING not in states
+        for number, optimizer in killed:
+            lost = by_key[(optimizer, number)]
+            assert lost.state == TrialState.FAIL
+            retry = next(t for t in done if t.user_attrs.get("optimizer") == optimizer
+                         and number in (t.user_attrs.get("retry_history") or []))
+            assert retry.user_attrs.get("resumed_from_epoch", 0) >= 1
+        assert epochs <= TRIALS * EPOCHS + 2
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
+        client = MlflowClient(server.uri)
+        exp = client.get_experiment_by_name(pg_sweep)
+        runs = client.search_runs([exp.experiment_id], max_results=1000)
+        running = [(r.info.run_name, r.data.tags.get("sweeps.worker"), r.data.tags.get("sweeps.state"))
+                   for r in runs if r.info.status == "RUNNING"]
+        assert not running, (running, out[-3000:])
+        studies = sweep_studies(storage, pg_sweep)
+        for study in studies:
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                run = run_id(study, t)  # a run created after its trial ended is on the study
+                assert run, (study.study_name, t.number)
+                steps = sorted(m.step for m in client.get_metric_history(run, "val/acc"))
+                assert steps == list(range(1, EPOCHS + 1)), (t.number, steps)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        server.stop()
