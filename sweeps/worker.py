@@ -359,8 +359,11 @@ class Worker:
     def _fit_resumable(self, cfg: Mapping[str, Any], trial: optuna.Trial, ref: tracking.RunRef,
                        background: tracking.Background, out: Path) -> tuple[FitResult, OptunaReporter]:
         """Train with a checkpoint every epoch; a retry resumes from the last one there."""
-        last = checkpoints.last_checkpoint(out) if trial.user_attrs.get("retry_of") is not None \
-            else None
+        retry = trial.user_attrs.get("retry_of") is not None
+        last = checkpoints.last_checkpoint(out) if retry else None
+        if retry and last is None:
+            log.warning("trial #%d: no checkpoint of the lost attempt under %s; retrying from "
+                        "scratch (is sweep.checkpoint_dir shared by every worker?)", trial.number, out)
         for resume in ([str(last)] if last else []) + [None]:
             run_cfg = {**cfg, "trainer": {**cfg["trainer"], "checkpoint": "every_epoch",
                                           "resume": resume}}
