@@ -261,22 +261,37 @@ def corrupt_journal_message(url: str, path: Path) -> str:
     return f"storage.url={url}: {path} cannot be read as an Optuna journal"
 
 
+def _lock_id(key: str) -> int:
+    """A PostgreSQL advisory-lock key for a name (64 bits of its SHA-1)."""
+    return int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path, busy: Exception | None = None) -> Iterator[None]:
+    """An exclusive flock on `path`: waits for it, or raises `busy` at once if given."""
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy is not None else 0))
+        except BlockingIOError:
+            assert busy is not None
+            raise busy from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def budget_lock(url: str, key: str) -> Iterator[None]:
     """Serialise "is there budget left? then ask" across processes (and machines on PostgreSQL)."""
     if not is_database(url):
-        lock_path = journal_path(url).with_suffix(".budget.lock")
-        with open(lock_path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with _file_lock(journal_path(url).with_suffix(".budget.lock")):
+            yield
         return
     if url.startswith("postgresql"):
         import psycopg2
 
-        lock_id = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big", signed=True)
+        lock_id = _lock_id(key)
         conn = patiently("budget lock", lambda: psycopg2.connect(
             _libpq_url(url), **_connect_args(url)), PATIENCE_S)
         try:
@@ -300,20 +315,13 @@ def launch_lock(url: str, sweep: str) -> Iterator[None]:
                      f"add workers to it with `sweeps worker --study {sweep}`, or wait for it")
     if not is_database(url):
         path = journal_path(url).with_suffix(f".launch-{hashlib.sha1(sweep.encode()).hexdigest()[:12]}.lock")
-        with open(path, "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise busy from None
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with _file_lock(path, busy):
+            yield
         return
     if url.startswith("postgresql"):
         import psycopg2
 
-        lock_id = int.from_bytes(hashlib.sha1(f"launch:{sweep}".encode()).digest()[:8], "big", signed=True)
+        lock_id = _lock_id(f"launch:{sweep}")
         conn = psycopg2.connect(_libpq_url(url), **_connect_args(url))
         try:
             with conn.cursor() as cur:
