@@ -58,4 +58,17 @@ def state_counts(trials: dict[str, list[FrozenTrial]]) -> dict[str, int]:
     return out
 
 
-__all__ = ["journal_trials", "mlflow_runs", "optuna", "running_trial", "state_counts", "wait_for"]
+def recovery_figures(trials: list[FrozenTrial]) -> tuple[list[FrozenTrial], int, str]:
+    """What the chaos tests print and check: the completed trials, the epochs actually
+    trained (a resumed retry's replayed epochs not counted twice), and a line saying so."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    retries = [t for t in done if "retry_of" in t.user_attrs]
+    trained = sum(len(t.intermediate_values) - int(t.user_attrs.get("resumed_from_epoch", 0))
+                  for t in trials)
+    line = (f"{len(done)} complete, {len(retries)} retried and resumed from epochs "
+            f"{[t.user_attrs.get('resumed_from_epoch') for t in retries]}, {trained} epochs trained")
+    return done, trained, line
+
+
+__all__ = ["journal_trials", "mlflow_runs", "optuna", "recovery_figures", "running_trial", "state_counts",
+           "wait_for"]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ..servers import MlflowServer
-from .helpers import wait_for
+from .helpers import recovery_figures, wait_for
 from .test_scale_out import PG_URL, pg_sweep  # noqa: F401  (the fixture)
 
 EPOCHS, TRIALS = 3, 24
@@ -110,16 +110,10 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
         final = trials()
         by_key = {(t.user_attrs.get("optimizer"), t.number): t for t in final}
         states = [t.state for t in final]
-        done = [t for t in final if t.state == TrialState.COMPLETE]
-        retries = [t for t in done if "retry_of" in t.user_attrs]
-        epochs = sum(len(t.intermediate_values) - int(t.user_attrs.get("resumed_from_epoch", 0))
-                     for t in final)
-        print(f"\nchaos: {len(done)} complete of {TRIALS}, {states.count(TrialState.FAIL)} failed "
-              f"(lost with their worker), {len(retries)} retried and resumed from epochs "
-              f"{[t.user_attrs.get('resumed_from_epoch') for t in retries]}; {terminated} "
-              f"PostgreSQL connection(s) terminated; {trained_in_outage} epochs trained during the "
-              f"MLflow outage; {epochs} epochs trained for a budget of "
-              f"{TRIALS * EPOCHS}")
+        done, epochs, line = recovery_figures(final)
+        print(f"\nchaos: {line} for a budget of {TRIALS} trials, {TRIALS * EPOCHS} epochs; "
+              f"{states.count(TrialState.FAIL)} lost with their worker; {terminated} PostgreSQL "
+              f"connection(s) terminated; {trained_in_outage} epochs trained during the MLflow outage")
         failed = [(t.number, t.user_attrs.get("optimizer"), t.user_attrs.get("worker"),
                    t.user_attrs.get("failure_reason"), t.user_attrs.get("retry_of")) for t in final
                   if t.state == TrialState.FAIL]

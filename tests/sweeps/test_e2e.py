@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from sweeps.cli import app
 
 from .conftest import SMALL, run_sweeps
-from .helpers import journal_trials, mlflow_runs, running_trial, state_counts, wait_for
+from .helpers import journal_trials, mlflow_runs, recovery_figures, running_trial, state_counts, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -155,13 +155,8 @@ def test_embedded_chaos_two_killed_workers_are_replaced_and_their_trials_resumed
     assert out.count("died with exit code -9") == 2 and "restarted sweeps-worker-" in out
 
     trials = _all(journal)
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    retries = [t for t in done if "retry_of" in t.user_attrs]
-    trained = sum(len(t.intermediate_values) - int(t.user_attrs.get("resumed_from_epoch", 0))
-                  for t in trials)
-    print(f"\nembedded chaos: {len(done)} complete of {budget}, {len(retries)} retried and "
-          f"resumed from epochs {[t.user_attrs.get('resumed_from_epoch') for t in retries]}; "
-          f"{trained} epochs trained for a budget of {budget * epochs}")
+    done, trained, line = recovery_figures(trials)
+    print(f"\nembedded chaos: {line} for a budget of {budget} trials, {budget * epochs} epochs")
     assert len(done) == budget
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert trained <= budget * epochs + 2
