@@ -38,6 +38,7 @@ SWEEP_PARAMS: dict[str, Param] = {
     "n_trials": count(1),
     "timeout": Param("float", low=0.0, low_open=True, nullable=True),
     "workers": count(0),
+    "workers_per_device": count(1, nullable=True),
     "threads_per_worker": count(1, nullable=True),
     "objective": one_of("best", "last"),
     "seed": count(0),
@@ -47,10 +48,12 @@ SWEEP_PARAMS: dict[str, Param] = {
     "max_worker_restarts": count(0),
     "checkpoint_dir": Param("str"),
     "keep_checkpoints": flag(),
+    "checkpoint_every_s": Param("float", low=0.0),
 }
 # Keys a sweep file written before they existed may leave out.
 SWEEP_DEFAULTS: dict[str, Any] = {"max_retries": 2, "max_worker_restarts": 3,
-                                  "checkpoint_dir": "outputs", "keep_checkpoints": False}
+                                  "checkpoint_dir": "outputs", "keep_checkpoints": False,
+                                  "checkpoint_every_s": 10.0, "workers_per_device": None}
 SAMPLER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "grid_points": count(1)}
 PRUNER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "n_warmup_steps": count(0),
                  "min_resource": count(1), "reduction_factor": count(2)}
@@ -78,6 +81,7 @@ class SweepSpec:
     timeout: float | None
     workers: int
     threads_per_worker: int
+    worker_devices: tuple[str | None, ...]  # the GPU each local worker is pinned to (None: not)
     objective: str
     seed: int
     sampler: Mapping[str, Any]
@@ -91,6 +95,7 @@ class SweepSpec:
     max_worker_restarts: int = 3
     checkpoint_dir: str = "outputs"
     keep_checkpoints: bool = False
+    checkpoint_every_s: float = 10.0
     tracking_patience_s: float = 600.0
 
     def study(self, name: str) -> StudySpec:
@@ -277,7 +282,11 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     tracking = (data.get("tracking") or {}).get("uri")
     patience = {section: _patience(section, data.get(section) or {}) for section in ("storage", "tracking")}
     optimizers = tuple(sweep["optimizers"])
-    workers = int(sweep["workers"])
+    from sweeps import devices
+
+    per_device = sweep["workers_per_device"]
+    gpus = devices.visible_gpus() if per_device is not None else []
+    workers = devices.local_workers(per_device, int(sweep["workers"]), gpus)
     threads = sweep["threads_per_worker"] or max(1, (os.cpu_count() or 1) // max(workers, 1))
     user = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
 
@@ -310,12 +319,14 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     return SweepSpec(
         name=sweep["name"], mode=sweep["mode"], optimizers=optimizers,
         n_trials=int(sweep["n_trials"]), timeout=sweep["timeout"], workers=workers,
-        threads_per_worker=int(threads), objective=sweep["objective"], seed=int(sweep["seed"]),
+        threads_per_worker=int(threads), worker_devices=devices.assignment(per_device, workers, gpus),
+        objective=sweep["objective"], seed=int(sweep["seed"]),
         sampler=dict(sweep["sampler"]), pruner=dict(sweep["pruner"]),
         storage=dict(data["storage"]), tracking_uri=tracking, overrides=tuple(user),
         studies=tuple(studies), raw={"sweep": sweep, "search": search},
         max_retries=int(sweep["max_retries"]), max_worker_restarts=int(sweep["max_worker_restarts"]),
         checkpoint_dir=str(sweep["checkpoint_dir"]), keep_checkpoints=bool(sweep["keep_checkpoints"]),
+        checkpoint_every_s=float(sweep["checkpoint_every_s"]),
         tracking_patience_s=patience["tracking"],
     )
 
@@ -349,14 +360,41 @@ class TrialConfigs:
                 self._cache[key] = copy.deepcopy(dict(study.base))
         data = copy.deepcopy(self._cache[key])
         scalars = [o for o in overrides if o.split("=", 1)[0] not in GROUP_KEYS]
-        if self._parser is None:  # building Hydra's ANTLR parser costs ~20 ms: do it once
-            self._parser = OverridesParser.create()
-        for parsed in self._parser.parse_overrides(scalars):
+        values = [_plain(o) for o in scalars]  # sampled numbers: no parser needed
+        rest = [o for o, v in zip(scalars, values, strict=True) if v is None]
+        if rest:
+            if self._parser is None:  # building Hydra's ANTLR parser costs ~20 ms: do it once
+                self._parser = OverridesParser.create()
+            values += [(p.key_or_group, p.value()) for p in self._parser.parse_overrides(rest)]
+        for item in values:
+            if item is None:
+                continue
+            dotted, value = item
             node = data
-            *parents, last = parsed.key_or_group.split(".")
+            *parents, last = dotted.split(".")
             for part in parents:
                 node = node[part]
             if last not in node:
-                raise ConfigError(parsed.key_or_group, parsed.value(), "unknown key")
-            node[last] = parsed.value()
+                raise ConfigError(dotted, value, "unknown key")
+            node[last] = value
         return validate(data)
+
+
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
+_KEY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+def _plain(override: str) -> tuple[str, Any] | None:
+    """``key=number`` or ``key=true|false``, parsed as Hydra's grammar would (Hydra's ANTLR
+    parser costs ~1 ms per override); None for anything else, which Hydra parses."""
+    key, sep, text = override.partition("=")
+    if not sep or not _KEY.match(key):
+        return None
+    if _INT.match(text):
+        return key, int(text)
+    if _FLOAT.match(text):
+        return key, float(text)
+    if text in ("true", "false"):
+        return key, text == "true"
+    return None

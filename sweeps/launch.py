@@ -132,7 +132,8 @@ def _launch(p: Prepared, console: Console) -> int:
         return 0
     deadline = time.time() + spec.timeout if spec.timeout else None
     plan = local.WorkerPlan(p.url, spec.name, p.uri, spec.workers, ("search",), deadline,
-                            storage_cfg=dict(spec.storage), max_restarts=spec.max_worker_restarts)
+                            threads=spec.threads_per_worker, storage_cfg=dict(spec.storage),
+                            max_restarts=spec.max_worker_restarts, devices=spec.worker_devices)
     title = f"sweep {spec.name}"
     outcome: local.Outcome | None = None
     try:

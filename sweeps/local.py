@@ -41,6 +41,7 @@ class WorkerPlan:
     storage_cfg: Mapping[str, Any] = field(default_factory=dict)
     output_root: str | None = None  # None: the sweep's checkpoint_dir
     max_restarts: int = 0  # a worker that dies is replaced up to this many times in all
+    devices: tuple[str | None, ...] = ()  # the GPU of worker i (sweep.workers_per_device)
     restarts: int = 0  # replacements so far (the live view shows it)
 
 
@@ -72,7 +73,7 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
         proc = ctx.Process(target=run_worker, name=f"sweeps-worker-{i}",
                            args=(plan.url, plan.sweep, i, None, plan.uri, plan.deadline,
                                  plan.output_root, True, dict(plan.storage_cfg), plan.kinds,
-                                 plan.threads))
+                                 plan.threads, plan.devices[i] if i < len(plan.devices) else None))
         proc.start()
         return proc
 
@@ -89,6 +90,10 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
                 for i, proc in enumerate(procs):
                     if proc.exitcode in (None, 0):
                         continue
+                    if proc.exitcode in (130, -signal.SIGINT):
+                        # Ctrl-C reached the worker first (this process was inside a call that
+                        # defers signals): an interrupt, not a death to restart
+                        raise KeyboardInterrupt
                     _fail_dead(proc, dead, studies(), console)
                     if plan.restarts < plan.max_restarts and proc.exitcode != 2:  # 2: bad input
                         plan.restarts += 1

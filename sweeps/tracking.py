@@ -35,6 +35,8 @@ STATES = ("running", "complete", "pruned", "failed", "diverged")
 _MLFLOW_STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED",
                   "diverged": "FAILED", "interrupted": "KILLED"}
 MAX_BATCH = 100  # MLflow's per-request limit for params/tags
+MAX_ENTRIES = 1000  # and for metrics + params + tags together
+FLUSH_EVERY_S = 2.0  # a trial's curves go to MLflow at most this often (and at its end)
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -103,9 +105,39 @@ def client(uri: str) -> Any:
     # Nor its INFO lines about creating the tables of a new mlflow.db (alembic's included).
     for name in ("mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if uri.startswith("sqlite:"):
+        sqlite_wal()
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
+
+
+@functools.lru_cache(maxsize=1)
+def sqlite_wal() -> None:
+    """SQLite stores (MLflow's default mlflow.db) in write-ahead-log mode, synchronous=NORMAL.
+
+    In its default rollback-journal mode every commit syncs the disk several times: about
+    16 ms per MLflow write here, ten writes per trial, which made MLflow the limit of a sweep
+    of short trials. WAL commits append to one log: still atomic and never corrupt after a
+    crash, a power cut may lose the last commits (`sweeps sync` rewrites them from Optuna).
+    The mode is stored in the database file; readers (the MLflow UI) need nothing."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        if not isinstance(dbapi_connection, sqlite3.Connection):
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as err:  # busy switching modes: the next connection will
+            log.debug("SQLite WAL not set: %s", err)
+        finally:
+            cursor.close()
 
 
 @functools.lru_cache(maxsize=1)
@@ -142,6 +174,18 @@ EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def experiment_id(uri: str, name: str) -> str:
+    """The sweep's experiment (created or restored if needed), looked up once per process:
+    every trial's run goes into it."""
+    key = (uri, name)
+    if key not in _EXPERIMENTS:
+        _EXPERIMENTS[key] = _experiment_id(uri, name)
+    return _EXPERIMENTS[key]
+
+
+_EXPERIMENTS: dict[tuple[str, str], str] = {}
+
+
+def _experiment_id(uri: str, name: str) -> str:
     c = client(uri)
     exp = c.get_experiment_by_name(name)
     if exp is None:
@@ -162,22 +206,37 @@ def experiment_id(uri: str, name: str) -> str:
 def _log_params_tags(uri: str, run_id: str, params: Mapping[str, str],
                      tags: Mapping[str, str] | None = None,
                      metrics: Mapping[str, float] | None = None) -> None:
-    """Params, tags and metrics in as few requests as MLflow's limits allow."""
-    from mlflow.entities import Metric, Param, RunTag
+    """Params, tags and metrics (step 0) in as few requests as MLflow's limits allow."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    log_batch(uri, run_id, [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+              params, tags)
+
+
+def log_batch(uri: str, run_id: str, metrics: list[Any], params: Mapping[str, str] | None = None,
+              tags: Mapping[str, str] | None = None) -> None:
+    """Metrics, params and tags in as few requests as MLflow's limits allow (100 params, 100
+    tags, 1000 entries in all per request): every request is a database transaction."""
+    from mlflow.entities import Param, RunTag
 
     c = client(uri)
-    now = int(time.time() * 1000)
-    p = [Param(k, v) for k, v in params.items()]
+    p = [Param(k, v) for k, v in (params or {}).items()]
     t = [RunTag(k, redact(str(v))) for k, v in (tags or {}).items()]
-    m = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-    for i in range(0, max(len(p), len(t), 1), MAX_BATCH):
-        c.log_batch(run_id, params=p[i:i + MAX_BATCH], tags=t[i:i + MAX_BATCH],
-                    metrics=m if i == 0 else [])
+    m = list(metrics)
+    while True:
+        bp, bt = p[:MAX_BATCH], t[:MAX_BATCH]
+        bm = m[:MAX_ENTRIES - len(bp) - len(bt)]
+        c.log_batch(run_id, metrics=bm, params=bp, tags=bt)
+        p, t, m = p[len(bp):], t[len(bt):], m[len(bm):]
+        if not (p or t or m):
+            return
 
 
 def start_parent(uri: str, sweep: str, params: Mapping[str, Any], artifacts: Mapping[str, str]) -> str:
     c = client(uri)
     name = f"{sweep} launch {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    _EXPERIMENTS.pop((uri, sweep), None)  # a launch looks again (the experiment may be deleted)
     run = c.create_run(experiment_id(uri, sweep), run_name=name,
                        tags={"sweeps.sweep": sweep, "sweeps.kind": "launch", **environment_tags()})
     _log_params_tags(uri, run.info.run_id, flat_params(params))
@@ -205,7 +264,8 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
                 optimizer: str, config: Mapping[str, Any], params: Mapping[str, Any],
                 device: str, on_created: Callable[[str], None] | None = None,
                 background: Background | None = None, *, kind: str = "trial",
-                name: str | None = None, extra_tags: Mapping[str, str] | None = None) -> str:
+                name: str | None = None, extra_tags: Mapping[str, str] | None = None,
+                pending: RunRef | None = None) -> str:
     """Open the child run of one trial (or of a confirm / reproduce run of it); returns its id."""
     c = client(uri)
     tags = {"sweeps.sweep": sweep, "sweeps.study": study, "sweeps.trial": str(number),
@@ -223,7 +283,10 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
     import yaml
 
     text = yaml.safe_dump(dict(config), sort_keys=False)
-    if background is None:
+    if pending is not None:  # sent with the run's first metrics and its history (fewer writes)
+        pending.params, pending.first_metrics = all_params, {"trial": float(number)}
+        pending.artifacts["config.yaml"] = text
+    elif background is None:
         patiently(_log_params_tags, uri, run_id, all_params, metrics={"trial": float(number)})
         patiently(c.log_text, run_id, text, "config.yaml")
     else:
@@ -239,6 +302,38 @@ class RunRef:
 
     id: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    # written with the run's first metrics / its last write, from the background thread only
+    params: dict[str, str] = field(default_factory=dict)
+    first_metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> text
+
+    def write(self, uri: str, metrics: list[Any], tags: Mapping[str, str] | None = None) -> None:
+        """One batch of metrics (and tags), with the params still to send (background thread)."""
+        if self.id is None:  # the run could not be created: Optuna has it all
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        first = [Metric(k, v, now, 0) for k, v in self.first_metrics.items()]
+        log_batch(uri, self.id, first + metrics, self.params, tags)
+        self.params, self.first_metrics = {}, {}
+
+    def write_artifacts(self, uri: str, files: Mapping[str, Path]) -> None:
+        """The pending texts and `files` in one artifact upload (background thread)."""
+        if self.id is None:
+            return
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="sweeps-artifacts-") as tmp:
+            for name, text in self.artifacts.items():
+                (Path(tmp) / name).write_text(text)
+            for name, path in files.items():
+                if path.exists():
+                    shutil.copyfile(path, Path(tmp) / name)
+            if any(Path(tmp).iterdir()):
+                client(uri).log_artifacts(self.id, tmp)
+        self.artifacts = {}
 
     @classmethod
     def of(cls, run_id: str | None) -> RunRef:
@@ -266,7 +361,7 @@ def start_trial_async(uri: str, background: Background, *args: Any, **kwargs: An
 
     def create() -> None:
         try:
-            ref.id = start_trial(uri, *args, **kwargs)
+            ref.id = start_trial(uri, *args, pending=ref, **kwargs)
         finally:
             ref.done.set()
 
@@ -433,16 +528,19 @@ class Background:
 
 
 class TrialLogger(Callback):
-    """Streams one trial's curves to its MLflow run: one batched write per epoch, sent
-    from the background thread."""
+    """Streams one trial's curves to its MLflow run from the background thread: per-epoch
+    metrics in one batched write at most every FLUSH_EVERY_S seconds (a trial of short
+    epochs writes its curves once, at its end; one of long epochs, every epoch)."""
 
     def __init__(self, uri: str, run: str | RunRef | None, background: Background | None = None,
-                 *, wait_at_end: bool = True) -> None:
+                 *, wait_at_end: bool = True, flush_every_s: float = FLUSH_EVERY_S) -> None:
         self.uri = uri
         self.ref = run if isinstance(run, RunRef) else RunRef.of(run)
         self.background = background or Background()
         self.wait_at_end = wait_at_end  # a worker does not: the next trial need not wait for MLflow
+        self.flush_every_s = flush_every_s
         self._pending: list[Any] = []
+        self._last_flush = time.monotonic()
 
     def on_fit_start(self, run: RunInfo) -> None:
         """A run resumed from a checkpoint: its earlier epochs go into this run too, so that
@@ -450,8 +548,8 @@ class TrialLogger(Callback):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._send([Metric(k, float(v), now, int(m["epoch"])) for m in run.history
-                    for k, v in m.items() if k != "epoch"])
+        self._pending += [Metric(k, float(v), now, int(m["epoch"])) for m in run.history
+                          for k, v in m.items() if k != "epoch"]
 
     def on_step(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
@@ -463,44 +561,48 @@ class TrialLogger(Callback):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, epoch) for k, v in metrics.items() if k != "epoch"]
-        batch += self._pending
-        self._pending = []
-        self._send(batch)
+        self._pending += [Metric(k, float(v), now, epoch) for k, v in metrics.items() if k != "epoch"]
+        if time.monotonic() - self._last_flush >= self.flush_every_s:
+            self._flush()
 
-    def _send(self, metrics: list[Any]) -> None:
-        for i in range(0, len(metrics), 1000):
-            self.background.submit(self._write, "log_batch", metrics=metrics[i:i + 1000])
-
-    def _write(self, method: str, *args: Any, **kwargs: Any) -> None:
-        if self.ref.id is not None:  # None: the run could not be created; Optuna has it all
-            getattr(client(self.uri), method)(self.ref.id, *args, **kwargs)
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self._last_flush = time.monotonic()
+        self.background.submit(self.ref.write, self.uri, batch)
 
     def on_fit_end(self, run: RunInfo, result: FitResult) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        final = [Metric(k, float(v), now, len(result.history)) for k, v in result.final.items()]
+        self._pending += [Metric(k, float(v), now, len(result.history))
+                          for k, v in result.final.items()]
         if result.status == "diverged" and result.history:
             last = result.history[-1]
-            final += [Metric(k, float(v), now, int(last["epoch"])) for k, v in last.items()
-                      if k != "epoch"]
-        self._send(self._pending + final)
-        self._pending = []
-        history = Path(result.output_dir) / "history.json"
-        if history.exists():
-            self.background.submit(self._write, "log_artifact", str(history))
+            self._pending += [Metric(k, float(v), now, int(last["epoch"])) for k, v in last.items()
+                              if k != "epoch"]
+        self._flush()
+        self.background.submit(self.ref.write_artifacts, self.uri,
+                               {"history.json": Path(result.output_dir) / "history.json"})
         if self.wait_at_end:
             self.background.wait()
 
 
 def end_trial(uri: str, run_id: str, state: str, reason: str | None = None,
-              value: float | None = None, extra_tags: Mapping[str, str] | None = None) -> None:
+              value: float | None = None, extra_tags: Mapping[str, str] | None = None,
+              ref: RunRef | None = None) -> None:
+    """State tags and the objective in one write (with whatever `ref` has not sent yet: a
+    trial that failed before training), then the run's terminal status."""
+    from mlflow.entities import Metric
+
     tags = {"sweeps.state": state, **(extra_tags or {})}
     if reason:
         tags["sweeps.failure_reason"] = reason[:5000]
-    patiently(_log_params_tags, uri, run_id, {}, tags,
-              {} if value is None else {"objective": float(value)})
+    now = int(time.time() * 1000)
+    metrics = [] if value is None else [Metric("objective", float(value), now, 0)]
+    ref = ref if ref is not None else RunRef.of(run_id)
+    patiently(ref.write, uri, metrics, tags)
+    if ref.artifacts:
+        patiently(ref.write_artifacts, uri, {})
     patiently(client(uri).set_terminated, run_id, _MLFLOW_STATUS.get(state, "FAILED"))
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from sweeps import boundary, checkpoints, tracking
+from sweeps import boundary, checkpoints, tracking, trial_writes
 from sweeps import confirm as confirm_mod
 from sweeps import storage as storage_mod
 from sweeps import study as study_mod
@@ -76,6 +76,7 @@ class Outcome:
     value: float | None
     reason: str | None
     tags: Mapping[str, str] = field(default_factory=dict)  # extra MLflow tags for the run
+    attrs: dict[str, Any] = field(default_factory=dict)  # what the trial records with its state
 
 
 CURVE_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/acc", "gap/loss", "lr",
@@ -97,14 +98,12 @@ def _finite(v: Any) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-def record_result(trial: optuna.Trial, result: FitResult) -> None:
-    """What the report, `best` and `reproduce` read later: the Optuna trial is the source of truth."""
-    trial.set_user_attr("final", _jsonable(result.final))
-    trial.set_user_attr("curves", _curves(result))
-    trial.set_user_attr("step_lrs", _step_lrs(result))
-    trial.set_user_attr("epochs", len(result.history))
-    trial.set_user_attr("device", result.device)
-    trial.set_user_attr("duration_s", result.duration_s)
+def result_attrs(result: FitResult) -> dict[str, Any]:
+    """What the report, `best` and `reproduce` read later: the Optuna trial is the source of
+    truth. Written with the trial's state in one storage write (`Worker._finish`)."""
+    return {"final": _jsonable(result.final), "curves": _curves(result),
+            "step_lrs": _step_lrs(result), "epochs": len(result.history),
+            "device": result.device, "duration_s": result.duration_s}
 
 
 def _jsonable(d: Mapping[str, float]) -> dict[str, float | None]:
@@ -146,6 +145,8 @@ class Worker:
         self.max_retries = self.spec.max_retries
         tracking.PATIENCE_S = self.spec.tracking_patience_s
         self.keep_checkpoints = self.spec.keep_checkpoints
+        # what a retry needs is last.pt; best.pt too only where the checkpoints are kept
+        self.checkpoint_mode = "every_epoch" if self.keep_checkpoints else "last"
         self.quiet = quiet
         self.studies: list[optuna.Study] = []
         for i, s in enumerate(studies):
@@ -272,8 +273,26 @@ class Worker:
             stop.set()
             thread.join(5)
 
+    def warm_up(self) -> None:
+        """Before claiming a trial: load the sweep's data, import what the first optimizer
+        step imports (torch._dynamo, ~1.5 s) and open the MLflow store (~1-2 s), so that a
+        claimed trial's time is its training, not this process's start-up. A failure here
+        is left to the trial (and MLflow's to its patient retries)."""
+        import importlib
+
+        from trainer.data import make_splits
+
+        with contextlib.suppress(Exception):
+            importlib.import_module("torch._dynamo")
+            for study in self.studies:
+                base = self.spec.study(study.study_name).base
+                make_splits(base["dataset"], resolve_device(base["trainer"]["device"]))
+        with contextlib.suppress(Exception):
+            tracking.experiment_id(self.uri, self.sweep)
+
     def run(self) -> int:
         """Run jobs until the budget, the deadline or the confirm queue is exhausted."""
+        self.warm_up()
         confirm = self._confirm_study() if CONFIRM in self.kinds else None
         study_mod.fail_dead_local_trials([*self.studies, *([confirm] if confirm else [])])
         count = 0
@@ -302,13 +321,14 @@ class Worker:
         out = checkpoints.trial_dir(self.output_root, self.sweep, study.study_name,
                                     history[0] if history else trial.number)
         try:
-            params, overrides = spec.space.sample(trial, spec.base, spec.bases)
-            overrides = [*spec.base_overrides, *overrides, f"trainer.threads={self.threads}"]
-            cfg = self.configs.resolve(spec, overrides)
-            optimizer = cfg["optimizer"]["name"]
-            trial.set_user_attr("overrides", overrides)
-            trial.set_user_attr("config", cfg)
-            trial.set_user_attr("optimizer", optimizer)
+            with trial_writes.batched(trial):  # the sampled params and the config: one write
+                params, overrides = spec.space.sample(trial, spec.base, spec.bases)
+                overrides = [*spec.base_overrides, *overrides, f"trainer.threads={self.threads}"]
+                cfg = self.configs.resolve(spec, overrides)
+                optimizer = cfg["optimizer"]["name"]
+                trial.set_user_attr("overrides", overrides)
+                trial.set_user_attr("config", cfg)
+                trial.set_user_attr("optimizer", optimizer)
             device = str(resolve_device(cfg["trainer"]["device"]))
             old_run = self._retried_run(study, trial)
             ref = tracking.start_trial_async(
@@ -322,10 +342,10 @@ class Worker:
                                   int(retry_of), old_run, ref)
             result, reporter = self._fit_resumable(cfg, trial, ref, background, out)
             outcome = self._outcome(result, reporter)
-            record_result(trial, result)
+            outcome.attrs = result_attrs(result)
             tags: dict[str, str] = {}
             if reporter.resumed_from:
-                trial.set_user_attr("resumed_from_epoch", reporter.resumed_from)
+                outcome.attrs["resumed_from_epoch"] = reporter.resumed_from
                 tags["sweeps.resumed_from_epoch"] = str(reporter.resumed_from)
             if outcome.state == "complete":
                 found = boundary.hits(params, spec.space.dims, spec.bases.get(optimizer, spec.base),
@@ -358,14 +378,15 @@ class Worker:
 
     def _fit_resumable(self, cfg: Mapping[str, Any], trial: optuna.Trial, ref: tracking.RunRef,
                        background: tracking.Background, out: Path) -> tuple[FitResult, OptunaReporter]:
-        """Train with a checkpoint every epoch; a retry resumes from the last one there."""
+        """Train with a checkpoint every `sweep.checkpoint_every_s`; a retry resumes from the last."""
         retry = trial.user_attrs.get("retry_of") is not None
         last = checkpoints.last_checkpoint(out) if retry else None
         if retry and last is None:
             log.warning("trial #%d: no checkpoint of the lost attempt under %s; retrying from "
                         "scratch (is sweep.checkpoint_dir shared by every worker?)", trial.number, out)
         for resume in ([str(last)] if last else []) + [None]:
-            run_cfg = {**cfg, "trainer": {**cfg["trainer"], "checkpoint": "every_epoch",
+            run_cfg = {**cfg, "trainer": {**cfg["trainer"], "checkpoint": self.checkpoint_mode,
+                                          "checkpoint_every_s": self.spec.checkpoint_every_s,
                                           "resume": resume}}
             reporter = OptunaReporter(trial)
             logger = tracking.TrialLogger(self.uri, ref, background, wait_at_end=False)
@@ -396,7 +417,7 @@ class Worker:
             out = self.output_root / self.sweep / "confirm" / f"{job.study}_{job.trial}_seed{job.seed}"
             result = fit(cfg, [logger], output_dir=out)
             outcome = self._outcome(result, None)
-            record_result(trial, result)
+            outcome.attrs = result_attrs(result)
         except KeyboardInterrupt:
             self._finish(study, trial, ref, Outcome("interrupted", None, "interrupted (Ctrl-C)"),
                          background, label)
@@ -426,11 +447,12 @@ class Worker:
                 label: str | None = None) -> None:
         if ref is not None:  # the run id goes into the trial before it is told (normally at once)
             ref.wait(5.0 if outcome.state == "interrupted" else tracking.PATIENCE_S)
-        try:  # the result, then at once the state: a worker killed in between leaves a retryable trial
-            trial.set_user_attr("state", outcome.state)
+        try:  # the result and its state in one write, then at once the tell: a worker killed
+            # in between leaves a retryable trial
+            attrs = {**outcome.attrs, "state": outcome.state}
             if outcome.reason:
-                trial.set_user_attr("failure_reason" if outcome.state not in ("pruned",) else
-                                    "pruned_reason", outcome.reason)
+                attrs["failure_reason" if outcome.state != "pruned" else "pruned_reason"] = outcome.reason
+            trial_writes.set_user_attrs(trial, attrs)
             if outcome.state == "complete":
                 study.tell(trial, outcome.value)
             elif outcome.state == "pruned":
@@ -481,18 +503,23 @@ def _retire_later(uri: str, sweep: str, study: str, number: int, old_run: str | 
 def _end_later(uri: str, ref: tracking.RunRef, state: str, reason: str | None,
                value: float | None, tags: Mapping[str, str]) -> None:
     if ref.id is not None:
-        tracking.end_trial(uri, ref.id, state, reason, value, tags)
+        tracking.end_trial(uri, ref.id, state, reason, value, tags, ref)
 
 
 def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | None = None,
                tracking_uri: str | None = None, deadline: float | None = None,
                output_root: str | None = None, quiet: bool = True,
                storage_cfg: Mapping[str, Any] | None = None,
-               kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None) -> int:
+               kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None,
+               cuda_device: str | None = None) -> int:
     """Entry point of a local worker process (spawned by `sweeps launch`)."""
     import os
     import signal
     import sys
+
+    from sweeps import devices
+
+    devices.pin(cuda_device)  # before anything uses CUDA in this process
 
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)

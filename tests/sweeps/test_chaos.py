@@ -50,7 +50,8 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
     sweep = [f"sweep.name={pg_sweep}", "sweep.optimizers=[sgd,adam]", f"sweep.n_trials={TRIALS}",
              f"trainer.epochs={EPOCHS}", "model.width=32", "dataset.val_size=300",
              "search.common.batch_size.choices=[128]", "search.common.schedule.choices=[constant,cosine]",
-             "sweep.pruner.name=none", "sweep.threads_per_worker=1", "tracking=server",
+             "sweep.pruner.name=none", "sweep.threads_per_worker=1", "sweep.checkpoint_every_s=0",
+             "tracking=server",
              f"tracking.uri={server.uri}", *pg]
     procs: list[subprocess.Popen[str]] = []
     try:

@@ -110,7 +110,7 @@ def test_ctrl_c_leaves_nothing_running_and_the_next_launch_resumes(tmp_path: Pat
     assert "RUNNING" not in state_counts(trials)
     interrupted = [t for ts in trials.values() for t in ts if t.state == TrialState.FAIL]
     assert interrupted and all(t.user_attrs["failure_reason"].startswith("interrupted")
-                               for t in interrupted)
+                               for t in interrupted), [t.user_attrs for t in interrupted]
     runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert not [r for r in runs if r.info.status == "RUNNING"]
     for t in interrupted:
@@ -139,7 +139,7 @@ def test_embedded_chaos_two_killed_workers_are_replaced_and_their_trials_resumed
     epochs, budget = 6, 8  # trials in all, over the two optimizers
     proc = _launch_in_background(tmp_path, "sweep.workers=2", "sweep.threads_per_worker=1",
                                  "sweep.pruner.name=none", f"trainer.epochs={epochs}",
-                                 f"sweep.n_trials={budget}")
+                                 f"sweep.n_trials={budget}", "sweep.checkpoint_every_s=0")
     journal = tmp_path / "sweeps.journal"
     killed = []
     for _ in range(2):

@@ -24,7 +24,8 @@ from .helpers import journal_trials, mlflow_runs, wait_for
 EPOCHS = 15
 SLOW_TRIAL = ["sweep.optimizers=[sgd]", "sweep.n_trials=1", f"trainer.epochs={EPOCHS}",
               "search.common.batch_size.choices=[16]", "search.common.schedule.choices=[cosine]",
-              "sweep.pruner.name=none", "sweep.workers=0"]
+              "sweep.pruner.name=none", "sweep.workers=0",
+              "sweep.checkpoint_every_s=0"]  # a checkpoint every epoch: these epochs are short
 
 
 def _trials(journal: Path) -> list:

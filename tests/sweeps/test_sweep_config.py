@@ -96,6 +96,25 @@ def test_fast_trial_configs_equal_a_full_composition(opt: str) -> None:
         assert again == {**fast, "trainer": {**fast["trainer"], "output_dir": None}}
 
 
+def test_plain_overrides_parse_as_hydra_parses_them() -> None:
+    """The fast path for sampled numbers gives what Hydra's grammar gives, type included;
+    anything else is left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sweeps.config import _plain
+
+    parser = OverridesParser.create()
+    for text in ("a.b=0", "a.b=64", "a.b=-3", "a.b=+7", "a.b=0.9", "a.b=1e-05", "a.b=2.5E+3",
+                 "a.b=.5", "a.b=3.", "a.b=0.00012345678901234567", "a.b=true", "a.b=false"):
+        (hydra,) = parser.parse_overrides([text])
+        fast = _plain(text)
+        assert fast == (hydra.key_or_group, hydra.value()), text
+        assert type(fast[1]) is type(hydra.value()), text
+    for text in ("a.b=cosine", "a.b=[1,2]", "a.b=null", "a.b=1_000", "a.b=inf", "a.b=True",
+                 "+a.b=1", "a.b='1'"):
+        assert _plain(text) is None, text
+
+
 @pytest.mark.parametrize("sweep", ["quick", "mnist", "cifar10"])
 def test_compare_mode_is_a_fair_comparison(sweep: str) -> None:
     """Every study shares the same common dimensions (schedule choices included), and

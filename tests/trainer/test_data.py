@@ -12,6 +12,7 @@ import torchvision.datasets.cifar
 
 from trainer.data import (
     _load_raw_cached,
+    _splits_cached,
     augment_batch,
     iterate_batches,
     load_raw,
@@ -33,6 +34,7 @@ def _section(name: str, root: Path | str = "data", **kw: object) -> dict:
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
     _load_raw_cached.cache_clear()
+    _splits_cached.cache_clear()
 
 
 def test_mnist_5k_splits_are_disjoint_fixed_and_normalised() -> None:
@@ -47,8 +49,10 @@ def test_mnist_5k_splits_are_disjoint_fixed_and_normalised() -> None:
         assert set(y.tolist()) == set(range(10))
     rows = {tuple(r.flatten()[::7].tolist()) for r in s.train_x}
     assert not rows & {tuple(r.flatten()[::7].tolist()) for r in s.val_x}
-    again = make_splits(section)
-    assert torch.equal(again.val_x, s.val_x) and torch.equal(again.test_y, s.test_y)
+    assert make_splits(section) is s  # cached per process: a worker's trials share one copy
+    _splits_cached.cache_clear()
+    again = make_splits(section)  # and made again, the same
+    assert again is not s and torch.equal(again.val_x, s.val_x) and torch.equal(again.test_y, s.test_y)
 
 
 @pytest.mark.parametrize(("name", "cls"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
@@ -117,3 +121,17 @@ def test_batched_augmentation_crops_and_flips_each_image_independently() -> None
     flipped = [torch.equal(img, x[0].flip(2)) for img in flip_only]
     assert 10 < sum(flipped) < 54 and all(f or torch.equal(i, x[0])
                                           for f, i in zip(flipped, flip_only, strict=True))
+
+
+def test_mnist_5k_is_cached_as_arrays_and_a_bad_cache_is_rebuilt(tmp_path: Path, monkeypatch) -> None:
+    from trainer.data import _mnist_5k_arrays
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    images, labels = _mnist_5k_arrays()
+    (cache,) = (tmp_path / "optimizer-sweeps").glob("mnist_5k-*.npz")
+    again, again_labels = _mnist_5k_arrays()  # from the cache now
+    assert np.array_equal(images, again) and np.array_equal(labels, again_labels)
+    assert images.shape == (5000, 1, 28, 28) and images.dtype == np.uint8
+    cache.write_bytes(b"not an npz")  # a torn or foreign file: ignored and replaced
+    fixed, _ = _mnist_5k_arrays()
+    assert np.array_equal(images, fixed) and np.load(cache)["images"].shape == images.shape

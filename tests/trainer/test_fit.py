@@ -102,13 +102,25 @@ def test_resume_rejects_a_different_config(tiny_cfg, tmp_path: Path) -> None:
 
 
 def test_checkpoint_modes(tiny_cfg, tmp_path: Path) -> None:
-    for mode, files in (("every_epoch", {"best.pt", "last.pt"}), ("best", {"best.pt"}),
-                        ("never", set())):
+    for mode, files in (("every_epoch", {"best.pt", "last.pt"}), ("last", {"last.pt"}),
+                        ("best", {"best.pt"}), ("never", set())):
         out = tmp_path / mode
         fit(tiny_cfg(f"trainer.checkpoint={mode}"), output_dir=out)
         found = {p.name for p in (out / "checkpoints").glob("*.pt")} if files else set()
         assert found == files
         assert not (out / "checkpoints").exists() or files
+
+
+def test_checkpoint_every_s_skips_epochs_until_the_interval_has_passed(tiny_cfg, tmp_path: Path) -> None:
+    """Epochs of milliseconds: with a 1-hour interval no last.pt is written; with 0, the last
+    epoch's is there and resumes at the end (the interval does not change what is saved)."""
+    common = ("trainer.checkpoint=last", "trainer.epochs=3")
+    fit(tiny_cfg(*common, "trainer.checkpoint_every_s=3600"), output_dir=tmp_path / "rare")
+    assert not (tmp_path / "rare/checkpoints/last.pt").exists()
+    fit(tiny_cfg(*common, "trainer.checkpoint_every_s=0"), output_dir=tmp_path / "each")
+    from trainer import checkpoint
+
+    assert checkpoint.load(tmp_path / "each/checkpoints/last.pt")["epoch"] == 3
 
 
 def test_nan_loss_is_a_diverged_result_not_a_crash(tiny_cfg) -> None:

@@ -1,0 +1,71 @@
+"""Batched trial writes: one journal append holding the lines Optuna itself would write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweeps import trial_writes
+from sweeps.storage import open_storage
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_bytes().splitlines())
+
+
+def test_params_and_attrs_in_one_append_read_back_by_a_plain_optuna(tmp_path: Path) -> None:
+    journal = tmp_path / "s.journal"
+    study = optuna.create_study(storage=open_storage(str(journal)), study_name="s")
+    trial = study.ask()
+    appends: list[int] = []
+    backend = study._storage._backend  # type: ignore[attr-defined]
+    real_append = backend.append_logs
+    backend.append_logs = lambda logs: (appends.append(len(logs)), real_append(logs))[1]
+    with trial_writes.batched(trial):
+        lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+        width = trial.suggest_int("width", 8, 64)
+        assert trial.params == {"lr": lr, "width": width}  # readable inside the block
+        trial.set_user_attr("config", {"lr": lr})
+        trial.set_user_attr("optimizer", "adam")
+    assert appends == [4]  # two params, two attributes: one lock, one write, one fsync
+    trial_writes.set_user_attrs(trial, {"final": {"test/acc": 0.9}, "epochs": 3})
+    assert appends == [4, 2]
+    study.tell(trial, 0.5)
+    # a fresh process-independent reader (Optuna's own JournalStorage) sees all of it
+    from optuna.storages.journal import JournalFileBackend
+
+    fresh = optuna.load_study(study_name="s",
+                              storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+    (t,) = fresh.trials
+    assert t.params == {"lr": lr, "width": width} and t.value == 0.5
+    assert t.user_attrs == {"config": {"lr": lr}, "optimizer": "adam",
+                            "final": {"test/acc": 0.9}, "epochs": 3}
+
+
+def test_a_finished_trial_refuses_the_batch_and_the_storage_stays_usable(tmp_path: Path) -> None:
+    journal = tmp_path / "s.journal"
+    storage = open_storage(str(journal))
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    before = _lines(journal)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        trial_writes.set_user_attrs(trial, {"a": 1, "b": 2})
+    assert _lines(journal) == before  # nothing written
+    # a trial finished by another process between the check and the append: Optuna's replay
+    # refuses each of our lines for it; every one is read past, and the next calls work
+    from optuna.storages.journal._storage import JournalOperation
+
+    other = study.ask()
+    writer = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal)))
+    writer.set_trial_state_values(other._trial_id, optuna.trial.TrialState.FAIL)
+    worker_id = storage._replay_result.worker_id  # type: ignore[attr-defined]
+    storage._backend.append_logs([  # type: ignore[attr-defined]
+        {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
+         "trial_id": other._trial_id, "user_attr": {k: 1}} for k in ("a", "b", "c")])
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        trial_writes._sync_past_refusals(storage)  # type: ignore[arg-type]
+    assert len(study.get_trials()) == 2 and study.ask().number == 2
