@@ -37,7 +37,8 @@ bench: env
 	$(BIN)/python benchmarks/trainer_vs_dataloader.py
 	$(BIN)/python benchmarks/trainer_step.py
 	$(BIN)/python benchmarks/sweep_overhead.py
-	$(BIN)/python benchmarks/sweep_scaling.py --model mlp --n-trials 24
+	$(BIN)/python benchmarks/sweep_overhead.py --threads 1
+	$(BIN)/python benchmarks/sweep_scaling.py --model mlp --n-trials 96 --writers auto,thread
 	$(BIN)/python benchmarks/sweep_scaling.py --model cnn
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/confirm_speed.py

@@ -97,6 +97,7 @@ class SweepSpec:
     keep_checkpoints: bool = False
     checkpoint_every_s: float = 10.0
     tracking_patience_s: float = 600.0
+    tracking_writer: str = "process"  # resolved: process or thread
 
     def study(self, name: str) -> StudySpec:
         for s in self.studies:
@@ -266,6 +267,22 @@ def _patience(section: str, cfg: Mapping[str, Any]) -> float:
     return float(value)
 
 
+TRACKING_WRITERS = ("auto", "process", "thread")
+
+
+def _tracking_writer(cfg: Mapping[str, Any], local_workers: int) -> str:
+    """`process` or `thread`. `auto`: a writer process where this host has a core beyond one
+    per local worker, else a thread: measured on 2 cores (benchmarks/sweep_scaling.py), one
+    worker runs more trials per hour with a writer process, two workers with threads (a
+    writer process per worker would be a fourth busy process on two cores)."""
+    value = cfg.get("writer", "auto")
+    if value not in TRACKING_WRITERS:
+        raise ConfigError("tracking.writer", value, f"must be one of {', '.join(TRACKING_WRITERS)}")
+    if value == "auto":
+        return "process" if max(local_workers, 1) < (os.cpu_count() or 1) else "thread"
+    return str(value)
+
+
 def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     """Compose and validate a sweep; raises a one-line UserError on any bad input."""
     cfg = compose(overrides, SWEEP_CONFIG)
@@ -328,6 +345,7 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         checkpoint_dir=str(sweep["checkpoint_dir"]), keep_checkpoints=bool(sweep["keep_checkpoints"]),
         checkpoint_every_s=float(sweep["checkpoint_every_s"]),
         tracking_patience_s=patience["tracking"],
+        tracking_writer=_tracking_writer(data.get("tracking") or {}, workers),
     )
 
 

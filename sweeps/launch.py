@@ -108,6 +108,7 @@ def _launch(p: Prepared, console: Console) -> int:
     stale = study_mod.fail_dead_local_trials(studies)
     if stale:
         console.print(f"marked {len(stale)} trial(s) of dead local workers as failed")
+    tracking.PATIENCE_S = spec.tracking_patience_s  # an outage from here on is waited out
     parent = tracking.start_parent(p.uri, spec.name, _parent_params(p), _artifacts(spec))
     for s in studies:
         s.set_user_attr("parent_run_id", parent)
@@ -142,8 +143,11 @@ def _launch(p: Prepared, console: Console) -> int:
                             lambda: _progress_line(studies, total, plan.restarts), console, parent)
     finally:  # the parent run is closed whatever happened, with the best values so far
         killed = outcome is None or outcome.interrupted
-        tracking.finish_parent(p.uri, parent, "KILLED" if killed else "FINISHED",
-                               _best_metrics(studies))
+        if not tracking.finish_parent(p.uri, parent, "KILLED" if killed else "FINISHED",
+                                      _best_metrics(studies)):
+            console.print(f"[yellow]MLflow stayed unreachable[/] past tracking.patience_s="
+                          f"{spec.tracking_patience_s:g}: the launch's run {parent} is left open "
+                          "(the sweep itself is complete in the Optuna storage)", highlight=False)
     if not outcome.interrupted:
         _complete_tracking(studies, storage, spec.name, p.uri, console)
     code = 0

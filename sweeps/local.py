@@ -68,12 +68,14 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
     that trial from its last checkpoint.
     """
     ctx = mp.get_context("spawn")
+    ready = ctx.Value("i", 0)  # workers warmed up: they start claiming trials together
 
     def spawn(i: int) -> Any:
         proc = ctx.Process(target=run_worker, name=f"sweeps-worker-{i}",
                            args=(plan.url, plan.sweep, i, None, plan.uri, plan.deadline,
                                  plan.output_root, True, dict(plan.storage_cfg), plan.kinds,
-                                 plan.threads, plan.devices[i] if i < len(plan.devices) else None))
+                                 plan.threads, plan.devices[i] if i < len(plan.devices) else None,
+                                 (ready, plan.workers)))
         proc.start()
         return proc
 

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -127,14 +128,17 @@ def is_connection_error(err: BaseException) -> bool:
     the chain of causes, as opposed to an error in the statement itself."""
     import sqlalchemy.exc
 
+    return any((isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated)
+               or type(seen).__name__ in ("OperationalError", "InterfaceError", "PendingRollbackError")
+               for seen in _causes(err))
+
+
+def _causes(err: BaseException) -> Iterator[BaseException]:
+    """`err` and the chain of errors that caused it."""
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
-            return True
-        if type(seen).__name__ in ("OperationalError", "InterfaceError", "PendingRollbackError"):
-            return True
+        yield seen
         seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def patiently(what: str, fn: Any, patience_s: float, on_retry: Any = None) -> Any:
@@ -165,8 +169,27 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
 
     def __init__(self, *args: Any, patience_s: float = PATIENCE_S, **kwargs: Any) -> None:
         self.patience_s = patience_s
-        patiently("connect", lambda: super(ResilientRDBStorage, self).__init__(*args, **kwargs),
-                  patience_s)
+
+        def init() -> None:
+            # workers starting together on an empty database race to create Optuna's schema
+            # (check, then CREATE): the loser retries and finds the winner's tables
+            for attempt in range(5):
+                try:
+                    return super(ResilientRDBStorage, self).__init__(*args, **kwargs)
+                except Exception as err:
+                    if not _lost_schema_race(err) or attempt == 4:
+                        raise
+                    time.sleep(0.2 * (attempt + 1))
+
+        patiently("connect", init, patience_s)
+
+
+def _lost_schema_race(err: BaseException) -> bool:
+    """A concurrent creation of the same table, type or version row, in its error chain."""
+    return any(type(seen).__name__ in ("DuplicateTable", "DuplicateObject", "UniqueViolation")
+               or (type(seen).__name__ in ("ProgrammingError", "IntegrityError")
+                   and ("already exists" in str(seen) or "pg_type_typname_nsp_index" in str(seen)))
+               for seen in _causes(err))
 
 
 def _retried(name: str) -> Any:

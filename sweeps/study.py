@@ -88,7 +88,7 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
         study = optuna.create_study(storage=storage, study_name=st.name, direction=DIRECTION,
                                     load_if_exists=True)
         attrs = {
-            "sweep": spec.name, "optimizer": st.optimizer, "mode": spec.mode, "index": index,
+            "optimizer": st.optimizer, "mode": spec.mode, "index": index,
             "search_space": _jsonable(st.space.describe()), "objective": spec.objective,
             "base_config": _jsonable(st.base), "budget": st.budget,
             "sweep_overrides": list(spec.overrides), "tracking_uri": tracking_uri,
@@ -97,10 +97,12 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
             "fixed_edges": boundary.fixed_edges_of(st.space.dims, st.base, str(st.optimizer),
                                                    st.bases),
         }
-        for key, value in attrs.items():
+        name_objective(study)
+        # "sweep" last: it is what makes the study part of the sweep for `sweep_studies`, so a
+        # worker that joins while the launch is still writing never sees half a record
+        for key, value in [*attrs.items(), ("sweep", spec.name)]:
             if study.user_attrs.get(key) != value:
                 study.set_user_attr(key, value)
-        name_objective(study)
 
 
 def name_objective(study: optuna.Study) -> None:

@@ -2,8 +2,10 @@
 
 The child run gets the flattened resolved trainer config and the sampled params, tags
 (study, trial, optimizer, state, worker host, device, git commit, package versions),
-per-epoch curves (step = epoch) sent as one batched call per epoch off the training
-thread, ``batch/loss`` (step = global step), final metrics and the resolved config YAML.
+per-epoch curves (step = epoch), ``batch/loss`` (step = global step), final metrics and the
+resolved config YAML. Every write goes through the worker's one writer (`Background`: a
+thread, or a child process where a core is spare), in order, batched: a short trial's run
+costs 4 requests, and training never waits for them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -234,25 +237,37 @@ def log_batch(uri: str, run_id: str, metrics: list[Any], params: Mapping[str, st
 
 
 def start_parent(uri: str, sweep: str, params: Mapping[str, Any], artifacts: Mapping[str, str]) -> str:
+    """Open a launch's parent run. Each request waits out an outage (`patiently`): the server
+    answered the launch's reachability check, and may be restarting a second later."""
     c = client(uri)
     name = f"{sweep} launch {time.strftime('%Y-%m-%d %H:%M:%S')}"
     _EXPERIMENTS.pop((uri, sweep), None)  # a launch looks again (the experiment may be deleted)
-    run = c.create_run(experiment_id(uri, sweep), run_name=name,
-                       tags={"sweeps.sweep": sweep, "sweeps.kind": "launch", **environment_tags()})
-    _log_params_tags(uri, run.info.run_id, flat_params(params))
+    exp = patiently(experiment_id, uri, sweep)
+    run = patiently(c.create_run, exp, run_name=name,
+                    tags={"sweeps.sweep": sweep, "sweeps.kind": "launch", **environment_tags()})
+    patiently(_log_params_tags, uri, run.info.run_id, flat_params(params))
     for name, text in artifacts.items():
-        c.log_text(run.info.run_id, text, name)
+        patiently(c.log_text, run.info.run_id, text, name)
     return run.info.run_id
 
 
-def finish_parent(uri: str, run_id: str, status: str, metrics: Mapping[str, float]) -> None:
+def finish_parent(uri: str, run_id: str, status: str, metrics: Mapping[str, float]) -> bool:
+    """Close a launch's parent run with its best values, waiting out an outage; False (and a
+    warning) if MLflow stayed away past the patience: the sweep itself is done and recorded."""
     from mlflow.entities import Metric
 
     c = client(uri)
     now = int(time.time() * 1000)
-    if metrics:
-        c.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
-    c.set_terminated(run_id, status)
+    try:
+        if metrics:
+            patiently(c.log_batch, run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+        patiently(c.set_terminated, run_id, status)
+    except Exception as err:
+        if not unreachable(err):
+            raise
+        log.warning("could not close the launch's MLflow run %s: %s", run_id, str(err).splitlines()[0][:200])
+        return False
+    return True
 
 
 def run_name(optimizer: str, number: int, suffix: str = "") -> str:
@@ -265,7 +280,7 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
                 device: str, on_created: Callable[[str], None] | None = None,
                 background: Background | None = None, *, kind: str = "trial",
                 name: str | None = None, extra_tags: Mapping[str, str] | None = None,
-                pending: RunRef | None = None) -> str:
+                pending: RunState | None = None) -> str:
     """Open the child run of one trial (or of a confirm / reproduce run of it); returns its id."""
     c = client(uri)
     tags = {"sweeps.sweep": sweep, "sweeps.study": study, "sweeps.trial": str(number),
@@ -277,6 +292,8 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
     run = patiently(lambda: c.create_run(experiment_id(uri, sweep),
                                          run_name=name or run_name(optimizer, number), tags=tags))
     run_id = run.info.run_id
+    if pending is not None:
+        pending.id, pending.artifact_uri = run_id, run.info.artifact_uri
     if on_created is not None:
         on_created(run_id)  # record the id before anything else can be interrupted
     all_params = {**flat_params(config), **{f"sampled.{k}": redact(str(v)) for k, v in params.items()}}
@@ -296,30 +313,32 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
 
 
 @dataclass
-class RunRef:
-    """The id of a trial's MLflow run, which the background thread creates: until then (a
-    tracking server that is down), training goes on and writes queue up behind it."""
+class RunState:
+    """A trial run's writes still to send, kept where the writes run (the background thread or
+    the writer process): params and the first metrics go with the first batch of curves, the
+    texts with the last artifact upload, the final curves with the state tags."""
 
     id: str | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    # written with the run's first metrics / its last write, from the background thread only
+    artifact_uri: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     first_metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> text
+    held: list[Any] = field(default_factory=list)  # metrics sent with the end of the run
 
     def write(self, uri: str, metrics: list[Any], tags: Mapping[str, str] | None = None) -> None:
-        """One batch of metrics (and tags), with the params still to send (background thread)."""
+        """One batch of metrics (and tags), with the params and held metrics still to send."""
         if self.id is None:  # the run could not be created: Optuna has it all
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         first = [Metric(k, v, now, 0) for k, v in self.first_metrics.items()]
-        log_batch(uri, self.id, first + metrics, self.params, tags)
-        self.params, self.first_metrics = {}, {}
+        log_batch(uri, self.id, first + self.held + metrics, self.params, tags)
+        self.params, self.first_metrics, self.held = {}, {}, []
 
     def write_artifacts(self, uri: str, files: Mapping[str, Path]) -> None:
-        """The pending texts and `files` in one artifact upload (background thread)."""
+        """The pending texts and `files` in one artifact upload. Straight to the run's artifact
+        repository: MlflowClient.log_artifacts would first read the whole run back to find it."""
         if self.id is None:
             return
         import shutil
@@ -332,8 +351,30 @@ class RunRef:
                 if path.exists():
                     shutil.copyfile(path, Path(tmp) / name)
             if any(Path(tmp).iterdir()):
-                client(uri).log_artifacts(self.id, tmp)
+                if self.artifact_uri is None:
+                    client(uri).log_artifacts(self.id, tmp)
+                else:
+                    _artifact_repo(uri, self.artifact_uri).log_artifacts(tmp)
         self.artifacts = {}
+
+
+def _artifact_repo(uri: str, artifact_uri: str) -> Any:
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+    return get_artifact_repository(add_databricks_profile_info_to_artifact_uri(artifact_uri, uri),
+                                   tracking_uri=uri)
+
+
+@dataclass
+class RunRef:
+    """The training side's handle on a trial's MLflow run, which the background writer
+    creates: until then (a tracking server that is down) training goes on and its writes
+    queue up behind the creation. `key` names the run's RunState where the writes run."""
+
+    id: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
     def of(cls, run_id: str | None) -> RunRef:
@@ -355,18 +396,89 @@ class RunRef:
         return self.id
 
 
-def start_trial_async(uri: str, background: Background, *args: Any, **kwargs: Any) -> RunRef:
-    """`start_trial` from the background thread: returns at once with a RunRef."""
-    ref = RunRef()
+# ------------------------------------------------------------------ writes, where they run
+# Module-level functions of plain arguments, so that they run alike on the writer thread
+# and in the writer process; a run's pending state stays there, under its RunRef's key.
+_RUNS: dict[str, RunState] = {}
 
-    def create() -> None:
+
+def _state(key: str, run_id: str | None) -> RunState:
+    return _RUNS.get(key) or RunState(run_id)
+
+
+def _op_create(key: str, uri: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    state = _RUNS.setdefault(key, RunState())
+    start_trial(uri, *args, pending=state, **kwargs)
+    return state.id
+
+
+def _op_write(key: str, run_id: str | None, uri: str, metrics: list[Any], hold: bool = False) -> None:
+    """A batch of curves; `hold`: the run's last before its end (`_op_end` sends it, in one
+    request with the state tags)."""
+    state = _state(key, run_id)
+    if hold and key in _RUNS:
+        state.held += metrics
+    else:
+        state.write(uri, metrics)
+
+
+def _op_artifacts(key: str, run_id: str | None, uri: str, files: Mapping[str, Path]) -> None:
+    _state(key, run_id).write_artifacts(uri, files)
+
+
+def _op_end(key: str, run_id: str | None, uri: str, state: str, reason: str | None,
+            value: float | None, tags: Mapping[str, str]) -> None:
+    pending = _RUNS.pop(key, None) or RunState(run_id)
+    if pending.id is not None:
+        end_trial(uri, pending.id, state, reason, value, tags, pending)
+
+
+def _op_retire(key: str, uri: str, sweep: str, study: str, number: int, old_run: str | None) -> None:
+    """A killed attempt's run: FAILED (whoever noticed the death may not have reached
+    MLflow), pointing at the run (`key`'s) that continues its curve."""
+    new = _RUNS.get(key)
+    for run in mark_trial_runs(uri, sweep, study, number, "failed", "worker died; retried", old_run):
+        if new is not None and new.id is not None:
+            tag_run(uri, run, {"sweeps.retried_by": new.id})
+
+
+def _op_open(uri: str, sweep: str) -> None:
+    """Open the store and look the experiment up before the first trial needs it."""
+    experiment_id(uri, sweep)
+
+
+def start_trial_async(uri: str, background: Background, *args: Any,
+                      on_created: Callable[[str], None] | None = None, **kwargs: Any) -> RunRef:
+    """`start_trial` on the background writer: returns at once with a RunRef; `on_created`
+    gets the run id here, in this process, as soon as the run exists."""
+    ref = RunRef()
+    # this process's, not the writer's: `close_orphans` picks runs by the worker that opened them
+    kwargs["extra_tags"] = {"sweeps.worker": f"{socket.gethostname()}:{os.getpid()}",
+                            **(kwargs.get("extra_tags") or {})}
+
+    def created(future: Future[Any]) -> None:
         try:
-            ref.id = start_trial(uri, *args, pending=ref, **kwargs)
+            ref.id = future.result()
+        except BaseException as err:  # reported by drain(); training goes on without a run
+            log.debug("MLflow run not created: %s", err)
         finally:
             ref.done.set()
+        if ref.id is not None and on_created is not None:
+            on_created(ref.id)
 
-    background.submit(create)
+    background.submit(_op_create, ref.key, uri, args, kwargs).add_done_callback(created)
     return ref
+
+
+def end_trial_async(uri: str, background: Background, ref: RunRef, state: str, reason: str | None,
+                    value: float | None, tags: Mapping[str, str]) -> None:
+    """`end_trial` on the background writer, after the run's other writes."""
+    background.submit(_op_end, ref.key, ref.id, uri, state, reason, value, dict(tags))
+
+
+def retire_async(uri: str, background: Background, ref: RunRef, sweep: str, study: str,
+                 number: int, old_run: str | None) -> None:
+    background.submit(_op_retire, ref.key, uri, sweep, study, number, old_run)
 
 
 def mark_run(uri: str, run_id: str, state: str, reason: str | None = None) -> None:
@@ -450,9 +562,20 @@ def unreachable(err: BaseException) -> bool:
 _down_since: float | None = None  # when the server stopped answering (None: it answers)
 
 
+_shared_outage: Any = None  # set by the writer process: a shared flag its parent reads
+
+
 def in_outage() -> bool:
-    """Whether this process's tracking writes are waiting for a server that stopped answering."""
-    return _down_since is not None
+    """Whether this process's tracking writes (or its writer process's) are waiting for a
+    server that stopped answering."""
+    return _down_since is not None or bool(_shared_outage is not None and _shared_outage.value)
+
+
+def _set_down_since(value: float | None) -> None:
+    global _down_since
+    _down_since = value
+    if _shared_outage is not None:
+        _shared_outage.value = 1 if value is not None else 0
 
 
 def patiently(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -460,18 +583,20 @@ def patiently(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     to 10 s), so an outage delays the writes and loses none. The patience (PATIENCE_S) runs
     from the start of the outage, not per call: past it, queued writes fail at once (the
     Optuna record keeps everything; `sweeps sync` writes it later)."""
-    global _down_since
     delay = 2.0
     while True:
         try:
             result = fn(*args, **kwargs)
-            _down_since = None
+            if _down_since is not None:
+                _set_down_since(None)
             return result
         except Exception as err:
             if not unreachable(err):
                 raise
             now = time.monotonic()
-            _down_since = now if _down_since is None else _down_since
+            if _down_since is None:
+                _set_down_since(now)
+            assert _down_since is not None
             if now + delay > _down_since + PATIENCE_S:
                 raise
             log.warning("MLflow unreachable (%s); retrying in %.0f s", str(err).splitlines()[0][:160],
@@ -480,15 +605,38 @@ def patiently(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             delay = min(delay * 2, 10.0)
 
 
-class Background:
-    """One background thread per process that writes to MLflow, so training never waits.
+def _patiently_with(patience_s: float, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`patiently` under the submitting process's patience (the writer process has its own copy
+    of PATIENCE_S)."""
+    global PATIENCE_S
+    PATIENCE_S = patience_s
+    try:
+        return patiently(fn, *args, **kwargs)
+    except Exception as err:  # as plain text: not every library's error survives pickling
+        raise WriteFailed(str(err) or type(err).__name__) from None
 
-    Not MLflow's own asynchronous logging: its queue takes about a second per run to
-    shut down when the run is terminated (measured with benchmarks/sweep_overhead.py).
-    Writes keep their order; `wait()` returns when all of them are done.
+
+class WriteFailed(Exception):
+    """A background MLflow write that failed (after `patiently`'s retries)."""
+
+
+def thread_writer() -> ThreadPoolExecutor:
+    """The writer as a thread of this process."""
+    return ThreadPoolExecutor(1, thread_name_prefix="sweeps-mlflow")
+
+
+class Background:
+    """One writer per process that sends MLflow writes in order, so training never waits.
+
+    By default a thread. `use_process()` (sweep workers) moves the writes to a separate
+    writer process: MLflow's SQLAlchemy store costs ~50 ms of Python per trial run, which
+    on a thread competes with the training loop for the GIL; in a process it runs on a
+    spare core. Not MLflow's own asynchronous logging: its queue takes about a second per
+    run to shut down when the run is terminated. `wait()` returns when this object's writes
+    are done, `drain()` when every write of the process is.
     """
 
-    _executor: ThreadPoolExecutor | None = None
+    _executor: Any = None  # ThreadPoolExecutor, or writer_process's ProcessPoolExecutor
     _all: list[Future[Any]] = []  # every write of this process not yet known to be done
     # Writes waiting for an unreachable server: bounded, so that a long outage makes
     # training wait for room rather than grow memory without limit.
@@ -497,16 +645,55 @@ class Background:
 
     def __init__(self) -> None:
         if Background._executor is None:
-            Background._executor = ThreadPoolExecutor(1, thread_name_prefix="sweeps-mlflow")
+            Background._executor = thread_writer()
         self._futures: list[Future[Any]] = []
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    @classmethod
+    def use_process(cls, uri: str, sweep: str) -> bool:
+        """Send this process's MLflow writes through a writer process (started now, opening
+        the store while the caller warms up); False where none can be started."""
+        global _shared_outage
+        if cls._executor is not None and not isinstance(cls._executor, ThreadPoolExecutor):
+            return True
+        from sweeps import writer_process
+
+        started = writer_process.start()
+        if started is None:
+            return False
+        if cls._executor is not None:  # the thread's writes first, then the process's
+            cls.drain()
+        cls._executor, _shared_outage = started
+        # multiprocessing joins a process's children before its atexit handlers run: without
+        # this, a worker process would wait at its exit for a writer nobody shuts down
+        from multiprocessing import util
+
+        util.Finalize(None, cls.close_process, exitpriority=100)
+        cls._all.append(cls._executor.submit(_patiently_with, PATIENCE_S, _op_open, uri, sweep))
+        return True
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         assert Background._executor is not None
         Background._room.acquire()
-        future = Background._executor.submit(patiently, fn, *args, **kwargs)
+        try:
+            future = Background._executor.submit(_patiently_with, PATIENCE_S, fn, *args, **kwargs)
+        except RuntimeError as err:  # the writer process died (BrokenProcessPool): a thread takes over
+            log.warning("MLflow writer process lost (%s); writing from this process", err)
+            Background._executor = thread_writer()
+            future = Background._executor.submit(_patiently_with, PATIENCE_S, fn, *args, **kwargs)
         future.add_done_callback(lambda _: Background._room.release())
         self._futures = [f for f in self._futures if not f.done()] + [future]
         Background._all = [f for f in Background._all if not f.done()] + [future]
+        return future
+
+    @classmethod
+    def close_process(cls) -> None:
+        """Write what is queued, then stop the writer process (at the worker's exit)."""
+        executor = cls._executor
+        if executor is None or isinstance(executor, ThreadPoolExecutor):
+            return
+        cls.drain()
+        executor.shutdown(wait=True)
+        cls._executor = None
 
     @classmethod
     def drain(cls) -> None:
@@ -528,17 +715,20 @@ class Background:
 
 
 class TrialLogger(Callback):
-    """Streams one trial's curves to its MLflow run from the background thread: per-epoch
+    """Streams one trial's curves to its MLflow run through the writer: per-epoch
     metrics in one batched write at most every FLUSH_EVERY_S seconds (a trial of short
     epochs writes its curves once, at its end; one of long epochs, every epoch)."""
 
     def __init__(self, uri: str, run: str | RunRef | None, background: Background | None = None,
-                 *, wait_at_end: bool = True, flush_every_s: float = FLUSH_EVERY_S) -> None:
+                 *, wait_at_end: bool = True, flush_every_s: float = FLUSH_EVERY_S,
+                 hold_final: bool = False) -> None:
         self.uri = uri
         self.ref = run if isinstance(run, RunRef) else RunRef.of(run)
         self.background = background or Background()
         self.wait_at_end = wait_at_end  # a worker does not: the next trial need not wait for MLflow
         self.flush_every_s = flush_every_s
+        # the last curves wait for the run's end (end_trial_async): one request instead of two
+        self.hold_final = hold_final
         self._pending: list[Any] = []
         self._last_flush = time.monotonic()
 
@@ -565,10 +755,10 @@ class TrialLogger(Callback):
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, hold: bool = False) -> None:
         batch, self._pending = self._pending, []
         self._last_flush = time.monotonic()
-        self.background.submit(self.ref.write, self.uri, batch)
+        self.background.submit(_op_write, self.ref.key, self.ref.id, self.uri, batch, hold)
 
     def on_fit_end(self, run: RunInfo, result: FitResult) -> None:
         from mlflow.entities import Metric
@@ -580,8 +770,8 @@ class TrialLogger(Callback):
             last = result.history[-1]
             self._pending += [Metric(k, float(v), now, int(last["epoch"])) for k, v in last.items()
                               if k != "epoch"]
-        self._flush()
-        self.background.submit(self.ref.write_artifacts, self.uri,
+        self._flush(hold=self.hold_final)
+        self.background.submit(_op_artifacts, self.ref.key, self.ref.id, self.uri,
                                {"history.json": Path(result.output_dir) / "history.json"})
         if self.wait_at_end:
             self.background.wait()
@@ -589,9 +779,10 @@ class TrialLogger(Callback):
 
 def end_trial(uri: str, run_id: str, state: str, reason: str | None = None,
               value: float | None = None, extra_tags: Mapping[str, str] | None = None,
-              ref: RunRef | None = None) -> None:
-    """State tags and the objective in one write (with whatever `ref` has not sent yet: a
-    trial that failed before training), then the run's terminal status."""
+              ref: RunState | None = None) -> None:
+    """State tags and the objective in one write (with whatever `ref` has not sent yet: the
+    held last curves, or all of a trial that failed before training), then the run's
+    terminal status."""
     from mlflow.entities import Metric
 
     tags = {"sweeps.state": state, **(extra_tags or {})}
@@ -599,7 +790,7 @@ def end_trial(uri: str, run_id: str, state: str, reason: str | None = None,
         tags["sweeps.failure_reason"] = reason[:5000]
     now = int(time.time() * 1000)
     metrics = [] if value is None else [Metric("objective", float(value), now, 0)]
-    ref = ref if ref is not None else RunRef.of(run_id)
+    ref = ref if ref is not None else RunState(run_id)
     patiently(ref.write, uri, metrics, tags)
     if ref.artifacts:
         patiently(ref.write_artifacts, uri, {})

@@ -282,17 +282,24 @@ class Worker:
 
         from trainer.data import make_splits
 
+        # the writer process opens the store while this one loads the data
+        in_process = self.spec.tracking_writer == "process" and \
+            tracking.Background.use_process(self.uri, self.sweep)
         with contextlib.suppress(Exception):
             importlib.import_module("torch._dynamo")
             for study in self.studies:
                 base = self.spec.study(study.study_name).base
                 make_splits(base["dataset"], resolve_device(base["trainer"]["device"]))
-        with contextlib.suppress(Exception):
-            tracking.experiment_id(self.uri, self.sweep)
+        if not in_process:
+            with contextlib.suppress(Exception):
+                tracking.experiment_id(self.uri, self.sweep)
 
-    def run(self) -> int:
-        """Run jobs until the budget, the deadline or the confirm queue is exhausted."""
+    def run(self, start_gate: tuple[Any, int] | None = None) -> int:
+        """Run jobs until the budget, the deadline or the confirm queue is exhausted.
+        `start_gate` (a shared counter, the number of workers): see `_wait_for_the_others`."""
         self.warm_up()
+        if start_gate is not None:
+            _wait_for_the_others(*start_gate)
         confirm = self._confirm_study() if CONFIRM in self.kinds else None
         study_mod.fail_dead_local_trials([*self.studies, *([confirm] if confirm else [])])
         count = 0
@@ -338,8 +345,8 @@ class Worker:
                 extra_tags={"sweeps.retry_of": old_run} if old_run else None)
             retry_of = trial.user_attrs.get("retry_of")
             if retry_of is not None:
-                background.submit(_retire_later, self.uri, self.sweep, study.study_name,
-                                  int(retry_of), old_run, ref)
+                tracking.retire_async(self.uri, background, ref, self.sweep, study.study_name,
+                                      int(retry_of), old_run)
             result, reporter = self._fit_resumable(cfg, trial, ref, background, out)
             outcome = self._outcome(result, reporter)
             outcome.attrs = result_attrs(result)
@@ -389,7 +396,8 @@ class Worker:
                                           "checkpoint_every_s": self.spec.checkpoint_every_s,
                                           "resume": resume}}
             reporter = OptunaReporter(trial)
-            logger = tracking.TrialLogger(self.uri, ref, background, wait_at_end=False)
+            logger = tracking.TrialLogger(self.uri, ref, background, wait_at_end=False,
+                                          hold_final=True)
             try:
                 return fit(run_cfg, [reporter, logger], output_dir=out), reporter
             except UserError as err:
@@ -413,7 +421,8 @@ class Worker:
                 job.trial, job.optimizer, cfg, trial.user_attrs.get("params", {}), device,
                 on_created=_recorder(study, trial), kind=CONFIRM, name=label,
                 extra_tags={"sweeps.seed": str(job.seed), "sweeps.confirms": job.run_id})
-            logger = tracking.TrialLogger(self.uri, ref, background, wait_at_end=False)
+            logger = tracking.TrialLogger(self.uri, ref, background, wait_at_end=False,
+                                          hold_final=True)
             out = self.output_root / self.sweep / "confirm" / f"{job.study}_{job.trial}_seed{job.seed}"
             result = fit(cfg, [logger], output_dir=out)
             outcome = self._outcome(result, None)
@@ -466,11 +475,11 @@ class Worker:
                         trial.number)
             outcome = Outcome("failed", None, "failed meanwhile: missed heartbeats")
         if ref is not None and background is not None:
-            # closed from the background thread after the trial's other writes: an MLflow
+            # closed by the writer after the trial's other writes: an MLflow
             # outage delays this, it does not hold up the next trial
             state = "failed" if outcome.state == "interrupted" else outcome.state
-            background.submit(_end_later, self.uri, ref, state, outcome.reason, outcome.value,
-                              dict(outcome.tags))
+            tracking.end_trial_async(self.uri, background, ref, state, outcome.reason,
+                                     outcome.value, outcome.tags)
         if not self.quiet:
             value = "" if outcome.value is None else f" val/acc {outcome.value:.4f}"
             print(f"[worker {self.index}] {label or f'{study.study_name} #{trial.number}'}: "
@@ -479,7 +488,8 @@ class Worker:
 
 
 def _recorder(study: optuna.Study, trial: optuna.Trial) -> Any:
-    """Store the MLflow run id with the trial as soon as the run exists (background thread)."""
+    """Store the MLflow run id with the trial as soon as the run exists (called in this
+    process when the writer has created the run)."""
 
     def record(run_id: str) -> None:
         try:
@@ -490,20 +500,19 @@ def _recorder(study: optuna.Study, trial: optuna.Trial) -> Any:
     return record
 
 
-def _retire_later(uri: str, sweep: str, study: str, number: int, old_run: str | None,
-                  ref: tracking.RunRef) -> None:
-    """The killed attempt's run: FAILED (whoever noticed the death may not have reached
-    MLflow), pointing at the run that continues its curve."""
-    for run in tracking.mark_trial_runs(uri, sweep, study, number, "failed", "worker died; retried",
-                                        old_run):
-        if ref.id is not None:
-            tracking.tag_run(uri, run, {"sweeps.retried_by": ref.id})
+START_GATE_S = 30.0  # the longest a warmed-up local worker waits for the launch's others
 
 
-def _end_later(uri: str, ref: tracking.RunRef, state: str, reason: str | None,
-               value: float | None, tags: Mapping[str, str]) -> None:
-    if ref.id is not None:
-        tracking.end_trial(uri, ref.id, state, reason, value, tags, ref)
+def _wait_for_the_others(ready: Any, workers: int) -> None:
+    """A launch's local workers start claiming trials together, once all are warmed up: the
+    first one ready would otherwise take every trial of a short sweep while the others
+    still load data. A replacement worker (the count is already reached) does not wait, nor
+    does any past START_GATE_S (a worker that died while warming up)."""
+    with ready.get_lock():
+        ready.value += 1
+    end = time.monotonic() + START_GATE_S
+    while ready.value < workers and time.monotonic() < end:
+        time.sleep(0.05)
 
 
 def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | None = None,
@@ -511,7 +520,7 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
                output_root: str | None = None, quiet: bool = True,
                storage_cfg: Mapping[str, Any] | None = None,
                kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None,
-               cuda_device: str | None = None) -> int:
+               cuda_device: str | None = None, start_gate: tuple[Any, int] | None = None) -> int:
     """Entry point of a local worker process (spawned by `sweeps launch`)."""
     import os
     import signal
@@ -531,7 +540,7 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
         worker = Worker(storage_url, sweep, only_study=only_study, index=index,
                         tracking_uri=tracking_uri, deadline=deadline, output_root=output_root,
                         quiet=quiet, storage_cfg=storage_cfg, kinds=kinds, threads=threads)
-        return worker.run()
+        return worker.run(start_gate)
     except KeyboardInterrupt:
         sys.exit(130)
     except UserError as err:

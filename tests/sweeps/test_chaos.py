@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,17 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
             except Exception:
                 return []
 
-        wait_for(lambda: trials(), timeout=180)
+        def launched() -> bool:
+            try:
+                studies = sweep_studies(storage, pg_sweep)  # created, with every attribute
+                return len(studies) == 2 and all("fixed_edges" in s.user_attrs and s.metric_names
+                                                 for s in studies)
+            except Exception:
+                return False
+
+        # the remote workers join as soon as the studies exist, warming up beside the local
+        # one: on a loaded machine, a later start found the whole budget already trained
+        wait_for(launched, timeout=180, interval=0.1)
         remote = [subprocess.Popen([sys.executable, "-m", "sweeps", "worker", "--study", pg_sweep, *pg],
                                    cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT) for _ in range(2)]
@@ -77,10 +88,17 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
         def kill_mid_trial(worker: subprocess.Popen[str]) -> tuple[int, str]:
             """SIGKILL `worker` once its trial has trained an epoch; that trial (number, optimizer)."""
             tag = f"{socket.gethostname()}:{worker.pid}"
-            victim = wait_for(lambda: next((t for t in trials() if t.state == TrialState.RUNNING
-                                            and t.user_attrs.get("worker") == tag
-                                            and len(t.intermediate_values) >= 1), None),
-                              timeout=240, interval=0.1)
+
+            def mid_trial() -> Any:
+                if worker.poll() is not None:  # say why rather than wait out the timeout
+                    out = worker.communicate()[0]
+                    raise AssertionError(f"worker {tag} exited ({worker.returncode}) before it "
+                                         f"trained an epoch; {len(trials())} trials:\n{out[-3000:]}")
+                return next((t for t in trials() if t.state == TrialState.RUNNING
+                             and t.user_attrs.get("worker") == tag
+                             and len(t.intermediate_values) >= 1), None)
+
+            victim = wait_for(mid_trial, timeout=240, interval=0.1)
             worker.send_signal(signal.SIGKILL)
             worker.wait(30)
             return int(victim.number), str(victim.user_attrs["optimizer"])
@@ -88,6 +106,13 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
         def epochs_done() -> int:
             return sum(len(t.intermediate_values) for t in trials())
 
+        def parent_opened() -> bool:  # else the launch's own worker waits out the outage unstarted
+            try:
+                return all(s.user_attrs.get("parent_run_id") for s in sweep_studies(storage, pg_sweep))
+            except Exception:
+                return False
+
+        wait_for(parent_opened, timeout=180, interval=0.2)
         killed = [kill_mid_trial(remote[0])]
         server.stop(kill=True)  # the MLflow server goes away for 20 s
         outage, before = time.time(), epochs_done()

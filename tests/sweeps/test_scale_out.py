@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -394,3 +395,57 @@ def test_passwords_in_both_store_urls_never_leak(tmp_path: Path, pg_sweep: str,
                 assert secret_pg not in text and secret_mlflow not in text, f
     finally:
         server.stop()
+
+
+def _open_together(url: str, n: int) -> tuple[list[Any], list[BaseException]]:
+    """`n` storages on `url`, opened at the same instant from `n` threads."""
+    import threading
+
+    from sweeps.storage import ResilientRDBStorage
+
+    start, opened, errors = threading.Barrier(n), [], []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            opened.append(ResilientRDBStorage(url, patience_s=5))
+        except Exception as err:  # the failure being tested for
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_it) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return opened, errors
+
+
+@pytest.mark.postgres
+def test_workers_opening_an_empty_database_together_share_one_schema(pg_sweep: str) -> None:
+    """Workers on many machines that start at once on a new database race to create Optuna's
+    tables (check, then CREATE): each must open the storage, none may fail on the other's."""
+    import psycopg2
+    from optuna.study import StudyDirection
+
+    from sweeps.storage import sqlalchemy_url
+
+    admin = psycopg2.connect(PG_URL)
+    admin.autocommit = True
+    for round_ in range(3):  # the race is timing-dependent: several fresh databases
+        db = f"sweeps_race_{uuid.uuid4().hex[:8]}"
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+        opened: list[Any] = []
+        try:
+            opened, errors = _open_together(sqlalchemy_url(PG_URL.rsplit("/", 1)[0] + f"/{db}"), 4)
+            assert errors == [], f"round {round_}: {errors[0]!r}"
+            assert len(opened) == 4
+            study_id = opened[0].create_new_study([StudyDirection.MAXIMIZE], "race")
+            assert [s.study_name for s in opened[3].get_all_studies()] == ["race"]
+            assert opened[2].get_study_id_from_name("race") == study_id
+        finally:
+            for storage in opened:
+                storage.engine.dispose()
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    admin.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,62 @@ def test_timeout_stops_workers_from_starting_trials(workdir: Path, cli: CliRunne
     time.sleep(0.01)
     assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 0
     assert journal_trials(workdir / "sweeps.journal")["quick.sgd"] == []
+
+
+def test_local_workers_start_claiming_together_once_all_are_warmed_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing as mp
+
+    from sweeps import worker as worker_mod
+
+    ready = mp.get_context("spawn").Value("i", 0)
+    passed: list[float] = []
+
+    def first() -> None:
+        worker_mod._wait_for_the_others(ready, 2)
+        passed.append(time.monotonic())
+
+    t = threading.Thread(target=first)
+    t.start()
+    time.sleep(0.5)
+    assert passed == [] and ready.value == 1  # warmed up, waiting for the second
+    released = time.monotonic()
+    worker_mod._wait_for_the_others(ready, 2)  # the second arrives: both go
+    t.join(10)
+    assert len(passed) == 1 and passed[0] >= released
+    monkeypatch.setattr(worker_mod, "START_GATE_S", 120.0)
+    start = time.monotonic()
+    worker_mod._wait_for_the_others(ready, 2)  # a replacement worker: no wait for the gate
+    assert time.monotonic() - start < 60
+    monkeypatch.setattr(worker_mod, "START_GATE_S", 0.3)
+    start = time.monotonic()
+    worker_mod._wait_for_the_others(mp.get_context("spawn").Value("i", 0), 3)  # others died
+    assert 0.3 <= time.monotonic() - start < 60  # waited out the gate, then went on
+
+
+def test_a_study_joins_its_sweep_only_once_its_record_is_complete(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that joins while the launch still writes the studies must never see a study
+    of the sweep without the overrides it needs (it would train the default config)."""
+    import optuna
+
+    from sweeps import study as study_mod
+    from sweeps.config import load_sweep
+    from sweeps.storage import open_storage
+
+    storage = open_storage(str(tmp_path / "s.journal"))
+    seen: list[list[str]] = []  # what sweep_studies returns after each attribute written
+    original = optuna.Study.set_user_attr
+
+    def spy(self: optuna.Study, key: str, value: object) -> None:
+        original(self, key, value)
+        for st in study_mod.sweep_studies(storage, "quick"):
+            seen.append(sorted(st.user_attrs))
+            assert "sweep_overrides" in st.user_attrs and "fixed_edges" in st.user_attrs
+            assert st.metric_names is not None
+
+    monkeypatch.setattr(optuna.Study, "set_user_attr", spy)
+    study_mod.create_studies(storage, load_sweep([*SMALL]), "sqlite:///x.db")
+    assert seen, "the sweep's studies never became visible"
+    assert [s.study_name for s in study_mod.sweep_studies(storage, "quick")] == [
+        "quick.sgd", "quick.adam_to_sgd"]

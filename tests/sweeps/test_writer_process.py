@@ -1,0 +1,237 @@
+"""The worker's MLflow writer process: what a trial run gets, who wrote it, outages, losses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from sweeps import tracking
+from sweeps.cli import app
+from sweeps.worker import Worker
+
+from .conftest import SMALL
+from .helpers import journal_trials, mlflow_runs, wait_for
+
+
+@pytest.fixture
+def fresh_background() -> Iterator[None]:
+    """Each test gets this process's writer as it finds it back afterwards."""
+    saved, saved_all, patience = tracking.Background._executor, tracking.Background._all, tracking.PATIENCE_S
+    shared = tracking._shared_outage
+    tracking.Background._executor, tracking.Background._all = None, []
+    yield
+    executor = tracking.Background._executor
+    if executor is not None and executor is not saved:
+        executor.shutdown(wait=True, cancel_futures=True)
+    tracking.Background._executor, tracking.Background._all = saved, saved_all
+    tracking.PATIENCE_S, tracking._shared_outage = patience, shared
+    tracking._down_since = None
+
+
+def _writer_pid() -> int:
+    return tracking.Background().submit(os.getpid).result(timeout=60)
+
+
+def test_a_worker_sends_its_trials_runs_through_a_writer_process(
+        workdir: Path, cli: CliRunner, fresh_background: None) -> None:
+    result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.optimizers=[adam]",
+                              "sweep.n_trials=2", "sweep.pruner.name=none", "tracking.writer=process"])
+    assert result.exit_code == 0, result.output
+    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 2
+
+    writer = _writer_pid()
+    assert writer != os.getpid()  # the writes ran in another process
+    runs = [r for r in mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}")
+            if r.data.tags.get("sweeps.kind") == "trial"]
+    trials = {t.number: t for t in journal_trials(workdir / "sweeps.journal")["quick.adam"]}
+    assert len(runs) == 2
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    for run in runs:
+        trial = trials[int(run.data.tags["sweeps.trial"])]
+        assert trial.user_attrs["mlflow_run_id"] == run.info.run_id  # recorded in this process
+        assert run.info.status == "FINISHED" and run.data.tags["sweeps.state"] == "complete"
+        # the worker's identity, not the writer's: Ctrl-C clean-up picks runs by it
+        assert run.data.tags["sweeps.worker"] == f"{socket.gethostname()}:{os.getpid()}"
+        assert run.data.params["optimizer.name"] == "adam"
+        assert run.data.params["sampled.lr"] == str(trial.params["lr"])
+        assert run.data.metrics["objective"] == pytest.approx(trial.value)
+        curve = client.get_metric_history(run.info.run_id, "val/acc")
+        assert [m.step for m in curve] == [1, 2]  # the held last epoch arrived with the end
+        assert max(m.value for m in curve) == pytest.approx(trial.value)
+        assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"config.yaml", "history.json"}
+        history = json.loads(Path(client.download_artifacts(run.info.run_id, "history.json",
+                                                            str(workdir / "dl"))).read_text())
+        assert history["status"] == "completed" and [h["epoch"] for h in history["epochs"]] == [1, 2]
+
+
+def test_thread_writer_is_a_setting_and_bad_values_are_refused(
+        workdir: Path, cli: CliRunner, fresh_background: None) -> None:
+    bad = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "tracking.writer=fork"])
+    assert bad.exit_code != 0
+    assert "tracking.writer='fork': must be one of auto, process, thread" in bad.output
+    assert not (workdir / "sweeps.journal").exists() and not (workdir / "mlflow.db").exists()
+
+    result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.optimizers=[sgd]",
+                              "sweep.n_trials=1", "tracking.writer=thread"])
+    assert result.exit_code == 0, result.output
+    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 1
+    assert isinstance(tracking.Background._executor, ThreadPoolExecutor)
+    assert _writer_pid() == os.getpid()
+    (run,) = [r for r in mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}")
+              if r.data.tags.get("sweeps.kind") == "trial"]
+    assert run.data.tags["sweeps.state"] == "complete" and "val/acc" in run.data.metrics
+
+
+@pytest.mark.parametrize(("workers", "cores", "writer"),
+                         [(1, 2, "process"), (0, 2, "process"), (2, 2, "thread"), (2, 4, "process"),
+                          (1, 1, "thread")])
+def test_auto_writer_is_a_process_only_where_a_core_is_spare(
+        monkeypatch: pytest.MonkeyPatch, workers: int, cores: int, writer: str) -> None:
+    from sweeps.config import load_sweep
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert load_sweep([*SMALL, f"sweep.workers={workers}"]).tracking_writer == writer
+    for explicit in ("process", "thread"):
+        spec = load_sweep([*SMALL, f"sweep.workers={workers}", f"tracking.writer={explicit}"])
+        assert spec.tracking_writer == explicit
+
+
+def test_an_outage_seen_by_the_writer_process_reaches_the_worker(
+        tmp_path: Path, fresh_background: None) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tracking.PATIENCE_S = 6.0
+    assert tracking.Background.use_process(f"sqlite:///{tmp_path / 'unused.db'}", "x")
+    tracking.Background.drain()
+    assert not tracking.in_outage()
+    future = tracking.Background().submit(tracking._op_open, f"http://127.0.0.1:{port}", "x")
+    wait_for(tracking.in_outage, timeout=30, interval=0.2)  # set in the child, read here
+    with pytest.raises(tracking.WriteFailed, match=r"Connection refused|Max retries"):
+        future.result(timeout=60)  # past the patience: failed, as plain text
+
+
+def test_a_lost_writer_process_hands_its_writes_to_a_thread(
+        tmp_path: Path, fresh_background: None) -> None:
+    assert tracking.Background.use_process(f"sqlite:///{tmp_path / 'mlflow.db'}", "x")
+    writer = _writer_pid()
+    os.kill(writer, signal.SIGKILL)  # our own child
+    executor: Any = tracking.Background._executor
+    wait_for(lambda: executor._broken, timeout=30, interval=0.1)
+    assert _writer_pid() == os.getpid()  # a thread of this process took over
+
+
+def test_the_writer_process_leaves_when_its_worker_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from sweeps import tracking
+        if __name__ == "__main__":
+            tracking.Background.use_process("sqlite:///{tmp_path / 'mlflow.db'}", "x")
+            print(tracking.Background().submit(os.getpid).result(timeout=120), flush=True)
+            time.sleep(600)
+    """)
+    (tmp_path / "worker.py").write_text(script)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "worker.py")], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        writer = int(proc.stdout.readline())
+        assert writer != proc.pid and _alive(writer)
+    finally:
+        proc.kill()  # SIGKILL: the worker cannot tell its writer anything
+        proc.wait()
+    wait_for(lambda: not _alive(writer), timeout=30, interval=0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _worker_process(db: str) -> None:
+    tracking.Background.use_process(f"sqlite:///{db}", "x")
+    tracking.Background().submit(os.getpid).result(timeout=120)
+
+
+def test_a_worker_process_with_a_writer_exits_when_done(tmp_path: Path) -> None:
+    # multiprocessing joins a process's children before its atexit handlers: the writer must
+    # be shut down before that, or every `sweeps launch` worker would hang at its exit
+    import multiprocessing as mp
+
+    proc = mp.get_context("spawn").Process(target=_worker_process, args=(str(tmp_path / "m.db"),))
+    proc.start()
+    proc.join(120)
+    alive = proc.is_alive()
+    if alive:
+        proc.kill()
+    assert not alive and proc.exitcode == 0
+
+
+class _FlakyClient:
+    """An MlflowClient whose first `refusals` requests are refused, as by a restarting server."""
+
+    def __init__(self, real: Any, refusals: int) -> None:
+        self.real, self.refusals, self.calls = real, refusals, 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.real, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.refusals > 0:
+                self.refusals -= 1
+                raise ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused")
+            return method(*args, **kwargs)
+        return call
+
+
+def test_a_launchs_parent_run_waits_out_a_server_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_background: None) -> None:
+    """The CI chaos test once stopped the server between a launch's reachability check and its
+    parent run: the launch died with a traceback-free but fatal error. It now waits."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    flaky = _FlakyClient(MlflowClient(uri), refusals=3)
+    monkeypatch.setattr(tracking, "client", lambda _uri: flaky)
+    monkeypatch.setattr(tracking.time, "sleep", lambda _s: None)
+    tracking.PATIENCE_S = 60.0
+    run = tracking.start_parent(uri, "restart", {"sweep": {"n_trials": 4}}, {"sweep.yaml": "a: 1\n"})
+    flaky.refusals = 2
+    assert tracking.finish_parent(uri, run, "FINISHED", {"best/val_acc": 0.5})
+    assert flaky.calls > 5  # the refused requests were made, and retried
+    got = MlflowClient(uri).get_run(run)
+    assert got.info.status == "FINISHED" and got.data.metrics == {"best/val_acc": 0.5}
+    assert got.data.params["sweep.n_trials"] == "4" and got.data.tags["sweeps.kind"] == "launch"
+
+
+def test_a_launch_whose_server_stays_away_leaves_its_parent_open_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_background: None) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = tracking.start_parent(uri, "away", {}, {})
+    flaky = _FlakyClient(MlflowClient(uri), refusals=10**6)
+    monkeypatch.setattr(tracking, "client", lambda _uri: flaky)
+    monkeypatch.setattr(tracking.time, "sleep", lambda _s: None)
+    tracking.PATIENCE_S = 0.0  # past the patience at once
+    assert not tracking.finish_parent(uri, run, "FINISHED", {})
+    assert MlflowClient(uri).get_run(run).info.status == "RUNNING"
