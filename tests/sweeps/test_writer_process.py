@@ -76,6 +76,10 @@ def test_a_worker_sends_its_trials_runs_through_a_writer_process(
         history = json.loads(Path(client.download_artifacts(run.info.run_id, "history.json",
                                                             str(workdir / "dl"))).read_text())
         assert history["status"] == "completed" and [h["epoch"] for h in history["epochs"]] == [1, 2]
+        import yaml
+
+        config = Path(client.download_artifacts(run.info.run_id, "config.yaml", str(workdir / "dl")))
+        assert yaml.safe_load(config.read_text()) == trial.user_attrs["config"]  # what reproduce runs
 
 
 def test_thread_writer_is_a_setting_and_bad_values_are_refused(
