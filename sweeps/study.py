@@ -123,8 +123,11 @@ def is_search(summary: Any) -> bool:
 
 
 def sweep_studies(storage: optuna.storages.BaseStorage, sweep: str) -> list[optuna.Study]:
-    """The search studies that belong to sweep `sweep` (or the single study named so)."""
-    summaries = [s for s in storage.get_all_studies() if is_search(s)]
+    """The search studies that belong to sweep `sweep` (or the single study named so).
+
+    Only studies whose record is complete: the launch writes the "sweep" attribute last, so
+    a study without it (a joint-mode study is named like its sweep) is still being written."""
+    summaries = [s for s in storage.get_all_studies() if is_search(s) and "sweep" in s.user_attrs]
     names = [s.study_name for s in summaries if s.user_attrs.get("sweep") == sweep]
     if not names and any(s.study_name == sweep for s in summaries):
         names = [sweep]

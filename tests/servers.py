@@ -13,6 +13,26 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+AUTH_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "mlflow" / "basic_auth.ini"
+# The test servers run one uvicorn process (MLflow's default is 4) and none of MLflow's
+# background job processes (its GenAI features; docker-compose.yml turns them off too): on
+# 2 cores that halves their start-up and keeps ~1.5 GB free for the sweeps under test.
+LEAN = ["--workers", "1"]
+LEAN_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def group_commands(pgid: int) -> list[str]:
+    """The command lines of the processes in process group `pgid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):  # a process that left meanwhile
+            continue
+    return found
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -39,10 +59,10 @@ def mlflow_server(root: Path) -> Iterator[str]:
     port = free_port()
     exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
     proc = subprocess.Popen(
-        [exe, "server", "--host", "127.0.0.1", "--port", str(port),
+        [exe, "server", "--host", "127.0.0.1", "--port", str(port), *LEAN,
          "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
          "--artifacts-destination", str(root / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root, env={**os.environ, **LEAN_ENV})
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_http(uri + "/health", proc)
@@ -68,14 +88,15 @@ class MlflowServer:
 
     def start(self) -> None:
         exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
-        env = dict(os.environ)
+        env = {**os.environ, **LEAN_ENV}
         auth: list[str] = []
         if self.admin_password:
             auth = ["--app-name", "basic-auth"]
             env.update(MLFLOW_AUTH_ADMIN_PASSWORD=self.admin_password,
-                       MLFLOW_FLASK_SERVER_SECRET_KEY="test-secret-key")
+                       MLFLOW_FLASK_SERVER_SECRET_KEY="test-secret-key",
+                       MLFLOW_AUTH_CONFIG_PATH=str(AUTH_CONFIG))  # docker-compose.yml's
         self.proc = subprocess.Popen(
-            [exe, "server", *auth, "--host", "127.0.0.1", "--port", str(self.port),
+            [exe, "server", *auth, "--host", "127.0.0.1", "--port", str(self.port), *LEAN,
              "--backend-store-uri", f"sqlite:///{self.root / 'server.db'}",
              "--artifacts-destination", str(self.root / "artifacts")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.root, env=env,

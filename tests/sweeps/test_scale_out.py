@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ..servers import free_port
+from ..servers import free_port, group_commands
 from .conftest import SMALL, run_sweeps
 from .helpers import mlflow_runs, wait_for
 
@@ -175,6 +175,19 @@ def test_the_scale_out_stack_is_locked_down() -> None:
         assert env["MLFLOW_TRACKING_USERNAME"] == "admin"
         assert env["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
     assert mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    # the auth settings come from the image (the Dockerfile copies conf/ to /app/conf), with a
+    # credential cache and no password of their own; the tests' basic-auth servers use them too
+    import configparser
+
+    from ..servers import AUTH_CONFIG
+
+    auth_path = mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"]
+    assert auth_path == "/app/" + AUTH_CONFIG.relative_to(ROOT).as_posix()
+    auth = configparser.ConfigParser()
+    auth.read(AUTH_CONFIG)
+    assert auth["mlflow"].getint("auth_cache_ttl_seconds") > 0
+    assert "admin_password" not in auth["mlflow"] and auth["mlflow"]["default_permission"] == "READ"
+    assert mlflow["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
                    if line and not line.startswith("#"))
     assert {"POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"} <= set(example)
@@ -185,6 +198,7 @@ def test_the_scale_out_stack_is_locked_down() -> None:
     assert base and re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base.group(1))
     user = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert user and user[-1] not in ("root", "0")
+    assert re.search(r"^WORKDIR /app$", dockerfile, re.M) and re.search(r"^COPY conf conf$", dockerfile, re.M)
 
 
 @pytest.mark.slow
@@ -212,6 +226,10 @@ def test_ui_serves_the_tracking_store(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/"
                                     "get-by-name?experiment_name=quick", timeout=10) as resp:
             assert b'"name": "quick"' in resp.read().replace(b'":"', b'": "')
+        # one server process, no job runner: `sweeps ui`, its `mlflow ui`, one uvicorn
+        commands = group_commands(proc.pid)
+        assert sum("uvicorn" in c for c in commands) == 1, commands
+        assert not any("huey" in c or "_job_runner" in c for c in commands), commands
     finally:
         os.killpg(proc.pid, 15)
         out = proc.communicate(timeout=30)[0]

@@ -147,8 +147,9 @@ def test_local_workers_start_claiming_together_once_all_are_warmed_up(
     assert 0.3 <= time.monotonic() - start < 60  # waited out the gate, then went on
 
 
+@pytest.mark.parametrize("mode", ["compare", "joint"])
 def test_a_study_joins_its_sweep_only_once_its_record_is_complete(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     """A worker that joins while the launch still writes the studies must never see a study
     of the sweep without the overrides it needs (it would train the default config)."""
     import optuna
@@ -169,7 +170,9 @@ def test_a_study_joins_its_sweep_only_once_its_record_is_complete(
             assert st.metric_names is not None
 
     monkeypatch.setattr(optuna.Study, "set_user_attr", spy)
-    study_mod.create_studies(storage, load_sweep([*SMALL]), "sqlite:///x.db")
+    study_mod.create_studies(storage, load_sweep([*SMALL, f"sweep.mode={mode}"]), "sqlite:///x.db")
     assert seen, "the sweep's studies never became visible"
-    assert [s.study_name for s in study_mod.sweep_studies(storage, "quick")] == [
-        "quick.sgd", "quick.adam_to_sgd"]
+    # joint mode: one study named like the sweep, which the by-name lookup must not return early
+    expected = ["quick.sgd", "quick.adam_to_sgd"] if mode == "compare" else ["quick"]
+    assert [s.study_name for s in study_mod.sweep_studies(storage, "quick")] == expected
+    assert all(len(names) == len(seen[-1]) for names in seen)  # only ever the whole record
