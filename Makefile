@@ -38,6 +38,7 @@ bench: env
 	$(BIN)/python benchmarks/trainer_step.py
 	$(BIN)/python benchmarks/sweep_overhead.py
 	$(BIN)/python benchmarks/sweep_overhead.py --threads 1
+	$(BIN)/python benchmarks/sweep_overhead.py --epochs 20 --trials 5 --repeats 5
 	$(BIN)/python benchmarks/sweep_scaling.py --model mlp --n-trials 96 --writers auto,thread
 	$(BIN)/python benchmarks/sweep_scaling.py --model cnn
 	$(BIN)/python benchmarks/pruning.py
