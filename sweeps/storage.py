@@ -84,7 +84,7 @@ def exists(url: str) -> bool:
 
 
 def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
-                 failed_trial_callback: Any = None) -> optuna.storages.BaseStorage:
+                 stale_trial_callback: Any = None) -> optuna.storages.BaseStorage:
     """Open (creating if needed) the storage behind `url`."""
     cfg = cfg or {}
     if is_database(url):
@@ -92,30 +92,30 @@ def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
 
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _rdb(url, cfg, failed_trial_callback)
+            return _rdb(url, cfg, stale_trial_callback)
     return _journal(url)
 
 
 _OPEN: dict[tuple[Any, ...], optuna.storages.RDBStorage] = {}
 
 
-def _rdb(url: str, cfg: Mapping[str, Any], failed_trial_callback: Any) -> optuna.storages.RDBStorage:
+def _rdb(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any) -> optuna.storages.RDBStorage:
     """One storage (one connection pool) per database and settings in a process: commands
     and tests that open the same storage again must not pile up connections."""
     key = (url, int(cfg.get("heartbeat_interval", 30)), int(cfg.get("grace_period", 90)),
-           float(cfg.get("patience_s", PATIENCE_S)), failed_trial_callback)
+           float(cfg.get("patience_s", PATIENCE_S)), stale_trial_callback)
     if key not in _OPEN:
-        _OPEN[key] = _new_rdb(url, cfg, failed_trial_callback)
+        _OPEN[key] = _new_rdb(url, cfg, stale_trial_callback)
     return _OPEN[key]
 
 
-def _new_rdb(url: str, cfg: Mapping[str, Any], failed_trial_callback: Any) -> optuna.storages.RDBStorage:
+def _new_rdb(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any) -> optuna.storages.RDBStorage:
     return ResilientRDBStorage(
             sqlalchemy_url(url),
             engine_kwargs={"pool_pre_ping": True, "connect_args": _connect_args(url)},
             heartbeat_interval=int(cfg.get("heartbeat_interval", 30)),
             grace_period=int(cfg.get("grace_period", 90)),
-            failed_trial_callback=failed_trial_callback,
+            heartbeat_stale_trial_callback=stale_trial_callback,  # Optuna >= 4.9's name
             patience_s=float(cfg.get("patience_s", PATIENCE_S)),
         )
 

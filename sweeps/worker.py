@@ -110,6 +110,15 @@ def _jsonable(d: Mapping[str, float]) -> dict[str, float | None]:
     return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in d.items()}
 
 
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's heartbeat check, without its "experimental" warning in every worker's output."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 class Worker:
     """Runs trials of one sweep's studies from one process."""
 
@@ -120,7 +129,7 @@ class Worker:
                  kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None) -> None:
         self.url = storage_url
         self.storage = storage_mod.open_storage(storage_url, storage_cfg,
-                                                failed_trial_callback=study_mod.on_stale_trial)
+                                                stale_trial_callback=study_mod.on_stale_trial)
         studies = study_mod.sweep_studies(self.storage, sweep)
         if not studies:
             known = ", ".join(study_mod.sweep_names(self.storage)) or "none"
@@ -197,7 +206,7 @@ class Worker:
         if study is None:
             return None
         if self._heartbeat_interval() is not None:
-            optuna.storages.fail_stale_trials(study)
+            fail_stale_trials(study)
         with storage_mod.budget_lock(self.url, self.sweep):
             # ask() pops a queued (WAITING) run; with none queued it would create a new trial
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
@@ -209,7 +218,7 @@ class Worker:
     def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
         if self._heartbeat_interval() is not None:
             for study in self.studies:  # trials of workers that stopped sending heartbeats
-                optuna.storages.fail_stale_trials(study)
+                fail_stale_trials(study)
         with storage_mod.budget_lock(self.url, self.sweep):
             open_studies = []
             for study in self.studies:
