@@ -29,13 +29,14 @@ SAMPLERS: Registry[SamplerInfo] = Registry("sweep.sampler.name")
 PRUNERS: Registry[PrunerInfo] = Registry("sweep.pruner.name")
 
 
-def _quiet(cls: type, **kwargs: Any) -> Any:
-    """Optuna's experimental-feature warnings would repeat in every worker: silence them."""
+def quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`fn(*args, **kwargs)` without Optuna's "experimental" warnings (heartbeats, metric
+    names, some samplers), which would repeat in every worker's output."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return cls(**kwargs)
+        return fn(*args, **kwargs)
 
 
 SAMPLERS.register("tpe", SamplerInfo("tpe", lambda c, seed, grid: optuna.samplers.TPESampler(
@@ -44,13 +45,13 @@ SAMPLERS.register("random", SamplerInfo("random", lambda c, seed, grid: optuna.s
     seed=seed), "uniform random search"))
 SAMPLERS.register("grid", SamplerInfo("grid", lambda c, seed, grid: optuna.samplers.GridSampler(
     dict(grid), seed=seed), "grid over choices and grid_points values per range"))
-SAMPLERS.register("cmaes", SamplerInfo("cmaes", lambda c, seed, grid: _quiet(
+SAMPLERS.register("cmaes", SamplerInfo("cmaes", lambda c, seed, grid: quietly(
     optuna.samplers.CmaEsSampler, seed=seed, n_startup_trials=int(c["n_startup_trials"]),
     warn_independent_sampling=False), "CMA-ES (categoricals sampled independently)"))
-SAMPLERS.register("gp", SamplerInfo("gp", lambda c, seed, grid: _quiet(
+SAMPLERS.register("gp", SamplerInfo("gp", lambda c, seed, grid: quietly(
     optuna.samplers.GPSampler, seed=seed, n_startup_trials=int(c["n_startup_trials"]),
     warn_independent_sampling=False), "Gaussian-process Bayesian optimization"))
-SAMPLERS.register("qmc", SamplerInfo("qmc", lambda c, seed, grid: _quiet(
+SAMPLERS.register("qmc", SamplerInfo("qmc", lambda c, seed, grid: quietly(
     optuna.samplers.QMCSampler, seed=seed, scramble=True, warn_independent_sampling=False,
     warn_asynchronous_seeding=False), "quasi-Monte Carlo (Sobol)"))
 

@@ -26,6 +26,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from sweeps import comparison as cmp
+from sweeps.engine import quietly
 
 log = logging.getLogger("sweeps")
 COLORS = qualitative.Plotly + qualitative.D3
@@ -200,9 +201,7 @@ class StudyData:
         light = optuna.create_study(study_name=self.name, directions=self.directions)
         light.add_trials(self.trials)
         if self.metric_names:
-            with warnings.catch_warnings():  # "experimental" since Optuna 3.2
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                light.set_metric_names(self.metric_names)
+            quietly(light.set_metric_names, self.metric_names)  # "experimental" since Optuna 3.2
         return light
 
 

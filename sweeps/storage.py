@@ -88,11 +88,9 @@ def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
     """Open (creating if needed) the storage behind `url`."""
     cfg = cfg or {}
     if is_database(url):
-        import warnings
+        from sweeps.engine import quietly
 
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _rdb(url, cfg, stale_trial_callback)
+        return quietly(_rdb, url, cfg, stale_trial_callback)  # heartbeats: "experimental"
     return _journal(url)
 
 

@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import boundary
+from sweeps.engine import quietly
 from trainer.errors import UserError
 
 if TYPE_CHECKING:  # the read-only commands import this module: keep torch out of it
@@ -106,12 +107,8 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
 
 
 def name_objective(study: optuna.Study) -> None:
-    import warnings
-
     if study.metric_names != METRIC_NAMES:
-        with warnings.catch_warnings():  # "experimental" since Optuna 3.2
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(METRIC_NAMES)
+        quietly(study.set_metric_names, METRIC_NAMES)  # "experimental" since Optuna 3.2
 
 
 SEARCH_KIND, CONFIRM_KIND = "search", "confirm"

@@ -30,7 +30,7 @@ from sweeps import confirm as confirm_mod
 from sweeps import storage as storage_mod
 from sweeps import study as study_mod
 from sweeps.config import SweepSpec, TrialConfigs, load_sweep
-from sweeps.engine import build_pruner, build_sampler
+from sweeps.engine import build_pruner, build_sampler, quietly
 from trainer.callbacks import Callback, RunInfo
 from trainer.errors import UserError
 from trainer.loop import FitResult, fit, resolve_device
@@ -108,15 +108,6 @@ def result_attrs(result: FitResult) -> dict[str, Any]:
 
 def _jsonable(d: Mapping[str, float]) -> dict[str, float | None]:
     return {k: (float(v) if math.isfinite(float(v)) else None) for k, v in d.items()}
-
-
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Optuna's heartbeat check, without its "experimental" warning in every worker's output."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
 
 
 class Worker:
@@ -206,7 +197,7 @@ class Worker:
         if study is None:
             return None
         if self._heartbeat_interval() is not None:
-            fail_stale_trials(study)
+            quietly(optuna.storages.fail_stale_trials, study)
         with storage_mod.budget_lock(self.url, self.sweep):
             # ask() pops a queued (WAITING) run; with none queued it would create a new trial
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
@@ -218,7 +209,7 @@ class Worker:
     def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
         if self._heartbeat_interval() is not None:
             for study in self.studies:  # trials of workers that stopped sending heartbeats
-                fail_stale_trials(study)
+                quietly(optuna.storages.fail_stale_trials, study)
         with storage_mod.budget_lock(self.url, self.sweep):
             open_studies = []
             for study in self.studies:
