@@ -9,8 +9,8 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.storage import open_storage
-from sweeps.study import sweep_studies
+from sweeps.search.studies import sweep_studies
+from sweeps.store.storages import open_storage
 
 
 def launch(cwd: Path, *overrides: str) -> float:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from _common import launch
 
-from sweeps import confirm as confirm_mod
-from sweeps.storage import open_storage
+from sweeps.search import confirm_jobs
+from sweeps.store.storages import open_storage
 from trainer.compose import overrides_for
 
 
@@ -56,7 +56,7 @@ def main() -> None:
                *([] if args.model == "mlp" else ["~model.width"]))
         parallel = _timed([sys.executable, "-m", "sweeps", "confirm", "quick", "--seeds",
                            str(args.seeds), "--workers", "2"], cwd)
-        confirm = confirm_mod.load(open_storage(str(cwd / "sweeps.journal")), "quick")
+        confirm = confirm_jobs.load(open_storage(str(cwd / "sweeps.journal")), "quick")
         assert confirm is not None
         configs = [t.user_attrs["config"] for t in confirm.get_trials(deepcopy=False)
                    if t.state.name == "COMPLETE"]

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from _common import launch
 
-from sweeps import tracking
-from sweeps.worker import Worker
+from sweeps.run.worker import Worker
+from sweeps.tracking import writer
 from trainer import fit
 
 FIXED_TARGET_S, OVERHEAD_TARGET = 0.050, 0.05
@@ -55,20 +55,20 @@ def main() -> None:
         worker = Worker(str(cwd / "sweeps.journal"), "quick", quiet=True, threads=args.threads)
         (study,) = worker.studies
         worker.warm_up()  # as `sweeps worker` does: data, imports, the MLflow writer process
-        worker.run_trial(*worker._next_trial())  # type: ignore[misc]
+        worker.runner.run_trial(*worker.claims._next_trial())  # type: ignore[misc]
         first = study.get_trials(deepcopy=False)[-1]
         cfg, params = first.user_attrs["config"], first.params
 
-        writers = {"process": tracking.Background._executor,
-                   "thread": tracking.thread_writer()}
+        writers = {"process": writer.Background._executor,
+                   "thread": writer.thread_writer()}
 
-        def sweep_block(writer: str = "process") -> float:
-            tracking.Background._executor = writers[writer]  # the writer for these trials
+        def sweep_block(which: str = "process") -> float:
+            writer.Background._executor = writers[which]  # the writer for these trials
             start = time.perf_counter()
             for _ in range(args.trials):
                 study.enqueue_trial(params)  # the same hyperparameters for every trial
-                worker.run_trial(*worker._next_trial())  # type: ignore[misc]
-            tracking.Background.drain()  # the MLflow writes are part of the cost
+                worker.runner.run_trial(*worker.claims._next_trial())  # type: ignore[misc]
+            writer.Background.drain()  # the MLflow writes are part of the cost
             return (time.perf_counter() - start) / args.trials
 
         def bare_block() -> float:
@@ -88,7 +88,7 @@ def main() -> None:
             for kind in kinds[r % 3:] + kinds[:r % 3]:
                 times[kind] = bare_block() if kind == "bare" else sweep_block(kind)
             rounds.append(times)
-        tracking.Background._executor = writers["process"]
+        writer.Background._executor = writers["process"]
         b = statistics.median(t["bare"] for t in rounds)
         print(f"{args.model} + {args.optimizer}, {args.epochs} epochs on mnist_5k, {args.threads} torch "
               f"thread(s) on {os.cpu_count()} cores: {args.repeats} rounds of {args.trials} trials "

@@ -16,11 +16,12 @@ if TYPE_CHECKING:
     from trainer.callbacks import Callback, RunInfo
     from trainer.config import load_config
     from trainer.errors import ConfigError, UserError
-    from trainer.loop import FitResult, fit
+    from trainer.loop import fit
+    from trainer.result import FitResult
 
 _EXPORTS = {"Callback": "trainer.callbacks", "RunInfo": "trainer.callbacks",
             "load_config": "trainer.config", "ConfigError": "trainer.errors",
-            "UserError": "trainer.errors", "FitResult": "trainer.loop", "fit": "trainer.loop"}
+            "UserError": "trainer.errors", "FitResult": "trainer.result", "fit": "trainer.loop"}
 
 __all__ = ["Callback", "ConfigError", "FitResult", "RunInfo", "UserError", "fit", "load_config"]
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # annotations only: observers (the sweep layer) need not impo
     from torch import nn
     from torch.optim import Optimizer
 
-    from trainer.loop import FitResult
+    from trainer.result import FitResult
 
 
 @dataclass

@@ -20,7 +20,6 @@ import os
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from trainer.data import Splits, augment_batch, iterate_batches, make_splits, nu
 from trainer.errors import UserError
 from trainer.models import build_model
 from trainer.optim import AdamToSGD, build_optimizer, effective_lr
+from trainer.result import FitResult
 from trainer.schedules import Schedule
 
 log = logging.getLogger("trainer")
@@ -45,25 +45,6 @@ log = logging.getLogger("trainer")
 RESUMABLE_CHANGES = {"trainer.resume", "trainer.epochs", "trainer.output_dir", "trainer.progress",
                      "trainer.checkpoint", "trainer.checkpoint_every_s", "trainer.threads",
                      "dataset.data_root"}
-
-
-@dataclass
-class FitResult:
-    """Everything a comparison of optimizers needs from one run."""
-
-    status: str  # completed | stopped | diverged | interrupted
-    stop_reason: str | None
-    history: list[dict[str, float]]
-    steps: list[dict[str, float]]
-    final: dict[str, float]
-    output_dir: str
-    device: str
-    duration_s: float
-    switch: list[dict[str, Any]] | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sweeps.cli import app
-from sweeps.worker import Worker
+from sweeps.run.worker import Worker
 
 from ..sweeps.conftest import SMALL
 

@@ -11,8 +11,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 
 def journal_trials(path: Path, sweep: str = "quick") -> dict[str, list[FrozenTrial]]:
-    from sweeps.storage import open_storage
-    from sweeps.study import sweep_studies
+    from sweeps.search.studies import sweep_studies
+    from sweeps.store.storages import open_storage
 
     storage = open_storage(str(path))
     return {s.study_name: s.get_trials(deepcopy=False) for s in sweep_studies(storage, sweep)}

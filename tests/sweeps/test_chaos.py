@@ -39,8 +39,8 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
     from mlflow import MlflowClient
     from optuna.trial import TrialState
 
-    from sweeps.storage import open_storage
-    from sweeps.study import run_id, sweep_studies
+    from sweeps.search.studies import run_id, sweep_studies
+    from sweeps.store.storages import open_storage
 
     (tmp_path / "mlflow").mkdir()
     server = MlflowServer(tmp_path / "mlflow", admin_password=ADMIN_PASSWORD)

@@ -82,7 +82,7 @@ def test_status_and_best_without_a_sweep(workdir: Path, cli: CliRunner) -> None:
 def test_existing_study_with_another_direction_is_refused(workdir: Path, cli: CliRunner) -> None:
     import optuna
 
-    from sweeps.storage import open_storage
+    from sweeps.store.storages import open_storage
 
     journal = workdir / "sweeps.journal"
     optuna.create_study(storage=open_storage(str(journal)), study_name="quick.sgd",
@@ -95,7 +95,7 @@ def test_existing_study_with_another_direction_is_refused(workdir: Path, cli: Cl
 
 
 def test_params_and_tags_never_carry_passwords() -> None:
-    from sweeps.tracking import flat_params
+    from sweeps.tracking.runs import flat_params
 
     params = flat_params({"storage": "postgresql://sweeps:s3cret@db:5432/sweeps",
                           "nested": {"url": "http://u:pw@host/x"}})
@@ -111,7 +111,7 @@ def test_same_sweep_name_in_another_mode_is_refused(workdir: Path, cli: CliRunne
 
 
 def test_a_later_launch_with_fewer_optimizers_only_runs_those(workdir: Path, cli: CliRunner) -> None:
-    from sweeps.worker import Worker
+    from sweeps.run.worker import Worker
 
     assert cli.invoke(app, ["launch", *SMALL, "sweep.workers=0"]).exit_code == 0
     fewer = [o for o in SMALL if not o.startswith("sweep.optimizers")] + ["sweep.optimizers=[sgd]",
@@ -124,7 +124,7 @@ def test_a_later_launch_with_fewer_optimizers_only_runs_those(workdir: Path, cli
 def _journal_with_a_study(path) -> None:
     import optuna
 
-    from sweeps.storage import open_storage
+    from sweeps.store.storages import open_storage
 
     study = optuna.create_study(storage=open_storage(str(path)), study_name="quick.sgd")
     study.set_user_attr("sweep", "quick")
@@ -136,7 +136,7 @@ def _journal_with_a_study(path) -> None:
 def test_a_journal_torn_by_a_crash_mid_write_heals_and_stays_usable(workdir, cli) -> None:
     import optuna
 
-    from sweeps.storage import open_storage
+    from sweeps.store.storages import open_storage
 
     journal = workdir / "sweeps.journal"
     _journal_with_a_study(journal)

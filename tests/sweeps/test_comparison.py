@@ -11,8 +11,9 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeps import comparison, report_tables
-from sweeps.report import write_report
+from sweeps.report import comparison
+from sweeps.report import tables as report_tables
+from sweeps.report.document import write_report
 
 SEEDS = [1, 2, 3, 4, 5]
 BASE = {"dataset": {"name": "mnist_5k", "val_size": 1000, "test_size": 1000, "split_seed": 1234},

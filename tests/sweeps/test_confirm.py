@@ -13,10 +13,10 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from sweeps import confirm as confirm_mod
 from sweeps.cli import app
-from sweeps.storage import open_storage
-from sweeps.worker import Worker
+from sweeps.run.worker import Worker
+from sweeps.search import confirm_jobs
+from sweeps.store.storages import open_storage
 
 from .conftest import SMALL
 from .helpers import journal_trials, mlflow_runs
@@ -30,7 +30,7 @@ def _search(cli: CliRunner, workdir: Path, *overrides: str) -> None:
 
 
 def _confirm_trials(workdir: Path) -> list:
-    study = confirm_mod.load(open_storage(str(workdir / "sweeps.journal")), "quick")
+    study = confirm_jobs.load(open_storage(str(workdir / "sweeps.journal")), "quick")
     return [] if study is None else study.get_trials(deepcopy=False)
 
 

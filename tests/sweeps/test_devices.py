@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from sweeps import devices
-from sweeps.config import load_sweep
+from sweeps.run import devices
+from sweeps.search.load import load_sweep
 from trainer.errors import UserError
 
 

@@ -210,9 +210,9 @@ def _all(journal: Path) -> list:
 
 
 def test_ctrl_c_during_confirm_and_the_next_call_finishes_only_what_is_missing(tmp_path: Path) -> None:
-    from sweeps import confirm as confirm_mod
-    from sweeps.storage import open_storage
-    from sweeps.worker import Worker
+    from sweeps.run.worker import Worker
+    from sweeps.search import confirm_jobs
+    from sweeps.store.storages import open_storage
 
     search = run_sweeps("launch", *SMALL, "sweep.n_trials=2", "trainer.epochs=15",
                         "sweep.pruner.name=none", "sweep.workers=0", cwd=tmp_path)
@@ -225,7 +225,7 @@ def test_ctrl_c_during_confirm_and_the_next_call_finishes_only_what_is_missing(t
         os.chdir(cwd)
 
     def confirm_trials() -> list:
-        study = confirm_mod.load(open_storage(str(tmp_path / "sweeps.journal")), "quick")
+        study = confirm_jobs.load(open_storage(str(tmp_path / "sweeps.journal")), "quick")
         return [] if study is None else study.get_trials(deepcopy=False)
 
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sweeps import paths
 from sweeps.cli import app
+from sweeps.report import paths
 
 
 def _grad(fn: paths.TestFunction, x: float, y: float, h: float = 1e-6) -> np.ndarray:

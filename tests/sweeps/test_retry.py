@@ -15,7 +15,8 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from sweeps.cli import app
-from sweeps.worker import Worker, _jsonable
+from sweeps.run.outcome import _jsonable
+from sweeps.run.worker import Worker
 from trainer.loop import fit
 
 from .conftest import SMALL, run_sweeps
@@ -90,7 +91,7 @@ def test_retries_are_limited_and_own_failures_are_not_retried() -> None:
     import optuna
     from optuna.trial import create_trial
 
-    from sweeps.study import retry_candidate
+    from sweeps.search.budget import retry_candidate
 
     config = {"trainer": {}}
     study = optuna.create_study()

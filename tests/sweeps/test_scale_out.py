@@ -45,7 +45,7 @@ def pg_sweep() -> Iterator[str]:
     yield name
     import optuna
 
-    from sweeps.storage import open_storage
+    from sweeps.store.storages import open_storage
 
     storage = open_storage(PG_URL)
     for s in storage.get_all_studies():
@@ -75,7 +75,7 @@ def test_postgres_storage_mlflow_server_and_remote_workers(tmp_path: Path, mlflo
 
     import optuna
 
-    from sweeps.storage import open_storage
+    from sweeps.store.storages import open_storage
 
     storage = open_storage(PG_URL)
     studies = [s for s in storage.get_all_studies() if s.user_attrs.get("sweep") == pg_sweep]
@@ -120,7 +120,7 @@ def test_postgres_storage_mlflow_server_and_remote_workers(tmp_path: Path, mlflo
 
 
 def test_passwords_are_redacted() -> None:
-    from sweeps.storage import redact
+    from sweeps.store.urls import redact
 
     assert redact("postgresql://sweeps:s3cret@db:5432/sweeps") == "postgresql://sweeps:***@db:5432/sweeps"
     assert redact("postgresql://sweeps@db/sweeps") == "postgresql://sweeps@db/sweeps"
@@ -245,8 +245,8 @@ def test_a_remote_worker_that_dies_is_failed_through_heartbeats(tmp_path: Path, 
 
     from optuna.trial import TrialState
 
-    from sweeps.storage import open_storage
-    from sweeps.study import sweep_studies
+    from sweeps.search.studies import sweep_studies
+    from sweeps.store.storages import open_storage
 
     beat = ["storage=postgres", f"storage.url={PG_URL}", "storage.heartbeat_interval=1",
             "storage.grace_period=3"]
@@ -290,8 +290,8 @@ def test_a_worker_rides_out_terminated_postgres_connections(tmp_path: Path, pg_s
     import psycopg2
     from optuna.trial import TrialState
 
-    from sweeps.storage import open_storage
-    from sweeps.study import sweep_studies
+    from sweeps.search.studies import sweep_studies
+    from sweeps.store.storages import open_storage
 
     pg = ["storage=postgres", f"storage.url={PG_URL}"]
     launch = run_sweeps("launch", *SMALL, f"sweep.name={pg_sweep}", "trainer.epochs=8",
@@ -337,7 +337,7 @@ def test_storage_calls_are_retried_on_lost_connections_only(monkeypatch: pytest.
     import optuna
     import sqlalchemy.exc
 
-    from sweeps import storage as storage_mod
+    from sweeps.store import resilient
 
     monkeypatch.setattr("time.sleep", lambda s: None)
     lost = optuna.exceptions.StorageInternalError("commit failed")
@@ -351,16 +351,16 @@ def test_storage_calls_are_retried_on_lost_connections_only(monkeypatch: pytest.
         return "ok"
 
     retried: list[int] = []
-    assert storage_mod.patiently("test", flaky, 60, on_retry=lambda: retried.append(1)) == "ok"
+    assert resilient.patiently("test", flaky, 60, on_retry=lambda: retried.append(1)) == "ok"
     assert len(calls) == 3 and len(retried) == 2
     bad = optuna.exceptions.StorageInternalError("value too long")
     bad.__cause__ = sqlalchemy.exc.DataError("INSERT", {}, Exception("too long"))
     with pytest.raises(optuna.exceptions.StorageInternalError):
-        storage_mod.patiently("test", lambda: (_ for _ in ()).throw(bad), 60)
+        resilient.patiently("test", lambda: (_ for _ in ()).throw(bad), 60)
     with pytest.raises(optuna.exceptions.StorageInternalError):  # past the patience: give up
-        storage_mod.patiently("test", lambda: (_ for _ in ()).throw(lost), 0)
+        resilient.patiently("test", lambda: (_ for _ in ()).throw(lost), 0)
     # the storage retries the calls that open their own session, not the helpers inside one
-    wrapped = set(vars(storage_mod.ResilientRDBStorage))
+    wrapped = set(vars(resilient.ResilientRDBStorage))
     assert {"set_trial_intermediate_value", "_get_trials", "_set_trial_param"} <= wrapped
     assert "_build_frozen_trial_from_trial_model" not in wrapped
 
@@ -421,7 +421,7 @@ def _open_together(url: str, n: int) -> tuple[list[Any], list[BaseException]]:
     """`n` storages on `url`, opened at the same instant from `n` threads."""
     import threading
 
-    from sweeps.storage import ResilientRDBStorage
+    from sweeps.store.resilient import ResilientRDBStorage
 
     start, opened, errors = threading.Barrier(n), [], []
 
@@ -447,7 +447,7 @@ def test_workers_opening_an_empty_database_together_share_one_schema(pg_sweep: s
     import psycopg2
     from optuna.study import StudyDirection
 
-    from sweeps.storage import sqlalchemy_url
+    from sweeps.store.urls import sqlalchemy_url
 
     admin = psycopg2.connect(PG_URL)
     admin.autocommit = True

@@ -7,7 +7,7 @@ import math
 import optuna
 import pytest
 
-from sweeps.space import Dimension, SearchSpace, parse_dimension, to_overrides
+from sweeps.search.space import Dimension, SearchSpace, parse_dimension, to_overrides
 from trainer.errors import ConfigError
 
 

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from sweeps import boundary, budget, stats
-from sweeps.space import Dimension
+from sweeps.report import stats
+from sweeps.report import tuning_budget as budget
+from sweeps.search import boundary
+from sweeps.search.space import Dimension
 
 
 def test_seed_summary_is_mean_std_and_a_t_interval() -> None:

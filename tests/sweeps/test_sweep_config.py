@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from sweeps.config import TrialConfigs, load_sweep, trainer_part
+from sweeps.search.load import load_sweep, trainer_part
+from sweeps.search.trial_configs import TrialConfigs
 from trainer.config import compose, load_config, overrides_for, to_container, validate
 from trainer.errors import UserError
 from trainer.optim import list_optimizers
@@ -101,7 +102,7 @@ def test_plain_overrides_parse_as_hydra_parses_them() -> None:
     anything else is left to Hydra."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from sweeps.config import _plain
+    from sweeps.search.trial_configs import _plain
 
     parser = OverridesParser.create()
     for text in ("a.b=0", "a.b=64", "a.b=-3", "a.b=+7", "a.b=0.9", "a.b=1e-05", "a.b=2.5E+3",

@@ -7,8 +7,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeps import trial_writes
-from sweeps.storage import open_storage
+from sweeps.store import trial_writes
+from sweeps.store.storages import open_storage
 
 
 def _lines(path: Path) -> int:

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from sweeps.cli import app
-from sweeps.worker import Worker
+from sweeps.run.worker import Worker
 
 from .conftest import SMALL
 from .helpers import journal_trials, mlflow_runs
@@ -120,7 +120,7 @@ def test_local_workers_start_claiming_together_once_all_are_warmed_up(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import multiprocessing as mp
 
-    from sweeps import worker as worker_mod
+    from sweeps.run import worker as worker_mod
 
     ready = mp.get_context("spawn").Value("i", 0)
     passed: list[float] = []
@@ -154,9 +154,9 @@ def test_a_study_joins_its_sweep_only_once_its_record_is_complete(
     of the sweep without the overrides it needs (it would train the default config)."""
     import optuna
 
-    from sweeps import study as study_mod
-    from sweeps.config import load_sweep
-    from sweeps.storage import open_storage
+    from sweeps.search import studies as study_mod
+    from sweeps.search.load import load_sweep
+    from sweeps.store.storages import open_storage
 
     storage = open_storage(str(tmp_path / "s.journal"))
     seen: list[list[str]] = []  # what sweep_studies returns after each attribute written

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from sweeps import tracking
 from sweeps.cli import app
-from sweeps.worker import Worker
+from sweeps.run.worker import Worker
+from sweeps.tracking import clients, outage, writer
+from sweeps.tracking import runs as tracking_runs
 
 from .conftest import SMALL
 from .helpers import journal_trials, mlflow_runs, wait_for
@@ -28,20 +29,20 @@ from .helpers import journal_trials, mlflow_runs, wait_for
 @pytest.fixture
 def fresh_background() -> Iterator[None]:
     """Each test gets this process's writer as it finds it back afterwards."""
-    saved, saved_all, patience = tracking.Background._executor, tracking.Background._all, tracking.PATIENCE_S
-    shared = tracking._shared_outage
-    tracking.Background._executor, tracking.Background._all = None, []
+    saved, saved_all, patience = writer.Background._executor, writer.Background._all, outage.PATIENCE_S
+    shared = outage._shared_outage
+    writer.Background._executor, writer.Background._all = None, []
     yield
-    executor = tracking.Background._executor
+    executor = writer.Background._executor
     if executor is not None and executor is not saved:
         executor.shutdown(wait=True, cancel_futures=True)
-    tracking.Background._executor, tracking.Background._all = saved, saved_all
-    tracking.PATIENCE_S, tracking._shared_outage = patience, shared
-    tracking._down_since = None
+    writer.Background._executor, writer.Background._all = saved, saved_all
+    outage.PATIENCE_S, outage._shared_outage = patience, shared
+    outage._down_since = None
 
 
 def _writer_pid() -> int:
-    return tracking.Background().submit(os.getpid).result(timeout=60)
+    return writer.Background().submit(os.getpid).result(timeout=60)
 
 
 def test_a_worker_sends_its_trials_runs_through_a_writer_process(
@@ -93,7 +94,7 @@ def test_thread_writer_is_a_setting_and_bad_values_are_refused(
                               "sweep.n_trials=1", "tracking.writer=thread"])
     assert result.exit_code == 0, result.output
     assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 1
-    assert isinstance(tracking.Background._executor, ThreadPoolExecutor)
+    assert isinstance(writer.Background._executor, ThreadPoolExecutor)
     assert _writer_pid() == os.getpid()
     (run,) = [r for r in mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}")
               if r.data.tags.get("sweeps.kind") == "trial"]
@@ -105,7 +106,7 @@ def test_thread_writer_is_a_setting_and_bad_values_are_refused(
                           (1, 1, "thread")])
 def test_auto_writer_is_a_process_only_where_a_core_is_spare(
         monkeypatch: pytest.MonkeyPatch, workers: int, cores: int, writer: str) -> None:
-    from sweeps.config import load_sweep
+    from sweeps.search.load import load_sweep
 
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     assert load_sweep([*SMALL, f"sweep.workers={workers}"]).tracking_writer == writer
@@ -119,22 +120,22 @@ def test_an_outage_seen_by_the_writer_process_reaches_the_worker(
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    tracking.PATIENCE_S = 6.0
-    assert tracking.Background.use_process(f"sqlite:///{tmp_path / 'unused.db'}", "x")
-    tracking.Background.drain()
-    assert not tracking.in_outage()
-    future = tracking.Background().submit(tracking._op_open, f"http://127.0.0.1:{port}", "x")
-    wait_for(tracking.in_outage, timeout=30, interval=0.2)  # set in the child, read here
-    with pytest.raises(tracking.WriteFailed, match=r"Connection refused|Max retries"):
+    outage.PATIENCE_S = 6.0
+    assert writer.Background.use_process(f"sqlite:///{tmp_path / 'unused.db'}", "x")
+    writer.Background.drain()
+    assert not outage.in_outage()
+    future = writer.Background().submit(writer._op_open, f"http://127.0.0.1:{port}", "x")
+    wait_for(outage.in_outage, timeout=30, interval=0.2)  # set in the child, read here
+    with pytest.raises(outage.WriteFailed, match=r"Connection refused|Max retries"):
         future.result(timeout=60)  # past the patience: failed, as plain text
 
 
 def test_a_lost_writer_process_hands_its_writes_to_a_thread(
         tmp_path: Path, fresh_background: None) -> None:
-    assert tracking.Background.use_process(f"sqlite:///{tmp_path / 'mlflow.db'}", "x")
-    writer = _writer_pid()
-    os.kill(writer, signal.SIGKILL)  # our own child
-    executor: Any = tracking.Background._executor
+    assert writer.Background.use_process(f"sqlite:///{tmp_path / 'mlflow.db'}", "x")
+    writer_pid = _writer_pid()
+    os.kill(writer_pid, signal.SIGKILL)  # our own child
+    executor: Any = writer.Background._executor
     wait_for(lambda: executor._broken, timeout=30, interval=0.1)
     assert _writer_pid() == os.getpid()  # a thread of this process took over
 
@@ -143,10 +144,12 @@ def test_the_writer_process_leaves_when_its_worker_is_killed(tmp_path: Path) -> 
     script = textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-        from sweeps import tracking
+        from sweeps.tracking import outage
+        from sweeps.tracking import runs as tracking_runs
+        from sweeps.tracking import writer
         if __name__ == "__main__":
-            tracking.Background.use_process("sqlite:///{tmp_path / 'mlflow.db'}", "x")
-            print(tracking.Background().submit(os.getpid).result(timeout=120), flush=True)
+            writer.Background.use_process("sqlite:///{tmp_path / 'mlflow.db'}", "x")
+            print(writer.Background().submit(os.getpid).result(timeout=120), flush=True)
             time.sleep(600)
     """)
     (tmp_path / "worker.py").write_text(script)
@@ -171,8 +174,8 @@ def _alive(pid: int) -> bool:
 
 
 def _worker_process(db: str) -> None:
-    tracking.Background.use_process(f"sqlite:///{db}", "x")
-    tracking.Background().submit(os.getpid).result(timeout=120)
+    writer.Background.use_process(f"sqlite:///{db}", "x")
+    writer.Background().submit(os.getpid).result(timeout=120)
 
 
 def test_a_worker_process_with_a_writer_exits_when_done(tmp_path: Path) -> None:
@@ -215,12 +218,12 @@ def test_a_launchs_parent_run_waits_out_a_server_restart(
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     flaky = _FlakyClient(MlflowClient(uri), refusals=3)
-    monkeypatch.setattr(tracking, "client", lambda _uri: flaky)
-    monkeypatch.setattr(tracking.time, "sleep", lambda _s: None)
-    tracking.PATIENCE_S = 60.0
-    run = tracking.start_parent(uri, "restart", {"sweep": {"n_trials": 4}}, {"sweep.yaml": "a: 1\n"})
+    monkeypatch.setattr(clients, "client", lambda _uri: flaky)
+    monkeypatch.setattr(outage.time, "sleep", lambda _s: None)
+    outage.PATIENCE_S = 60.0
+    run = tracking_runs.start_parent(uri, "restart", {"sweep": {"n_trials": 4}}, {"sweep.yaml": "a: 1\n"})
     flaky.refusals = 2
-    assert tracking.finish_parent(uri, run, "FINISHED", {"best/val_acc": 0.5})
+    assert tracking_runs.finish_parent(uri, run, "FINISHED", {"best/val_acc": 0.5})
     assert flaky.calls > 5  # the refused requests were made, and retried
     got = MlflowClient(uri).get_run(run)
     assert got.info.status == "FINISHED" and got.data.metrics == {"best/val_acc": 0.5}
@@ -232,10 +235,10 @@ def test_a_launch_whose_server_stays_away_leaves_its_parent_open_and_says_so(
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run = tracking.start_parent(uri, "away", {}, {})
+    run = tracking_runs.start_parent(uri, "away", {}, {})
     flaky = _FlakyClient(MlflowClient(uri), refusals=10**6)
-    monkeypatch.setattr(tracking, "client", lambda _uri: flaky)
-    monkeypatch.setattr(tracking.time, "sleep", lambda _s: None)
-    tracking.PATIENCE_S = 0.0  # past the patience at once
-    assert not tracking.finish_parent(uri, run, "FINISHED", {})
+    monkeypatch.setattr(clients, "client", lambda _uri: flaky)
+    monkeypatch.setattr(outage.time, "sleep", lambda _s: None)
+    outage.PATIENCE_S = 0.0  # past the patience at once
+    assert not tracking_runs.finish_parent(uri, run, "FINISHED", {})
     assert MlflowClient(uri).get_run(run).info.status == "RUNNING"

@@ -1,0 +1,111 @@
+"""What every `sweeps` command shares: the typer app, the consoles, the options, the guard.
+
+`guard` runs a command's body: bad input ends in one line and exit 2, Ctrl-C in 130, an
+unexpected error in one line and exit 1 (the traceback only with SWEEPS_DEBUG=1).
+`sweep_target` reads a command's trailing words: a bare word is the sweep name, the rest are
+Hydra overrides of the sweep config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from trainer.errors import UserError
+
+# `sweeps --help` lists the commands in the order of a sweep's life, not of their modules
+ORDER = ("launch", "worker", "status", "best", "confirm", "reproduce", "report", "paths", "sync", "ui")
+
+
+class _InOrder(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = list(self.commands)
+        return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
+
+
+app = typer.Typer(cls=_InOrder, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Hyperparameter sweeps for deep-learning optimizers (Optuna + MLflow).")
+# Piped or captured output is read by grep and scripts: tables get room, lines never break mid-sentence.
+_PIPED = not sys.stdout.isatty()
+console = Console(width=160 if _PIPED else None, soft_wrap=_PIPED)
+err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+
+Args = Annotated[list[str] | None, typer.Argument(
+    help="[NAME] and Hydra overrides, e.g. quick  or  sweep=mnist storage=postgres")]
+StorageOpt = Annotated[str | None, typer.Option(
+    "--storage", envvar="SWEEPS_STORAGE", help="journal file or database URL (default: storage.url)")]
+TrackingOpt = Annotated[str | None, typer.Option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI")]
+
+
+def guard(fn: Callable[[], int | None]) -> None:
+    """Run a command body: UserError -> one line + exit 2; Ctrl-C -> exit 130; anything else
+    (a bug, a store that fails mid-command) -> one line + exit 1, with the traceback only when
+    SWEEPS_DEBUG=1 asks for it."""
+    try:
+        code = fn() or 0
+    except UserError as err:
+        err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(err.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as err:
+        if os.environ.get("SWEEPS_DEBUG") == "1":
+            raise
+        first = (str(err).strip().splitlines() or [""])[0]
+        err_console.print(f"[red]error:[/] unexpected {type(err).__name__}: {escape(first)} "
+                          "(run with SWEEPS_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+@dataclass
+class Target:
+    name: str | None
+    overrides: list[str]
+    storage_url: str
+    tracking_uri: str | None
+    cfg: Any
+
+
+def sweep_target(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None) -> Target:
+    from trainer.compose import compose
+
+    args = list(args or [])
+    names = [a for a in args if "=" not in a]
+    overrides = [a for a in args if "=" in a]
+    if len(names) > 1:
+        raise UserError(f"expected one sweep name, got {' '.join(names)}")
+    cfg = compose(overrides, "sweeps")
+    name = names[0] if names else None
+    if name is None and any(o.split("=", 1)[0] in ("sweep", "sweep.name") for o in overrides):
+        name = str(cfg.sweep.name)
+    uri = tracking_uri if tracking_uri is not None else cfg.tracking.uri
+    return Target(name, overrides, storage or str(cfg.storage.url), uri, cfg)
+
+
+def studies_of(t: Target) -> tuple[str, list[Any]]:
+    """The sweep a command names (or the storage's only one) and its studies."""
+    from sweeps.search.studies import open_sweep
+
+    return open_sweep(t.storage_url, t.name)
+
+
+def main() -> None:
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    app()

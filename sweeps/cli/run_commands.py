@@ -1,0 +1,102 @@
+"""Commands that run jobs: `launch`, `worker`, `confirm`, `reproduce`.
+
+Each parses its arguments, calls one function of `sweeps.run`, and prints what it returns.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def launch(args: Args = None) -> None:
+    """Validate, create or resume the sweep's studies, and run local workers to the budget."""
+    from sweeps.run.launch import launch as run_launch
+
+    guard(lambda: run_launch(list(args or []), console))
+
+
+@app.command()
+def worker(
+    study: Annotated[str, typer.Option("--study", help="sweep name (all its studies) or one study")],
+    args: Args = None,
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+    output_dir: Annotated[str | None, typer.Option(
+        help="where trial outputs and checkpoints go (default: the sweep's checkpoint_dir)")] = None,
+    index: Annotated[int, typer.Option(help="worker index (varies sampler seeds)")] = 0,
+) -> None:
+    """Join an existing sweep (from another terminal or machine): run its queued confirm runs
+    and its trials until the budget is reached."""
+    from sweeps.run.claims import CONFIRM_KIND
+    from sweeps.run.worker import join
+    from sweeps.store.owners import worker_id
+
+    def body() -> int:
+        t = sweep_target(args, storage, tracking_uri)
+        w = join(t.storage_url, study, t.cfg.storage, index=index, tracking_uri=tracking_uri,
+                 output_dir=output_dir)
+        what = "confirm runs" if w.claims.kinds == (CONFIRM_KIND,) else \
+            f"{len(w.studies)} stud{'y' if len(w.studies) == 1 else 'ies'} and its confirm runs"
+        console.print(f"worker {worker_id()} joined sweep {w.sweep} ({what})")
+        n = w.run()
+        console.print(f"nothing left to run; this worker ran {n} trial(s) or confirm run(s)")
+        return 0
+
+    guard(body)
+
+
+@app.command()
+def confirm(
+    args: Args = None,
+    seeds: Annotated[int, typer.Option("--seeds", help="seeds per configuration (K >= 2)")] = 5,
+    top: Annotated[int, typer.Option("--top", help="configurations per optimizer (N >= 1)")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="local worker processes (default: the sweep's; 0: only queue)")] = None,
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Re-run each optimizer's top-N configurations with K new seeds (paired across optimizers)."""
+    from sweeps.run.confirm import check_request
+    from sweeps.run.confirm import confirm as run_confirm
+
+    def body() -> int:
+        check_request(seeds, top, workers)
+        t = sweep_target(args, storage, tracking_uri)
+        name, studies = studies_of(t)
+        return run_confirm(name, studies, t.storage_url, tracking_uri, seeds, top, workers, console)
+
+    guard(body)
+
+
+@app.command()
+def reproduce(
+    args: Args = None,
+    trial: Annotated[str, typer.Option("--trial", help="best, N, or OPTIMIZER:N")] = "best",
+    tolerance: Annotated[float | None, typer.Option(
+        help="max |difference| allowed (default: 0 on CPU, 1e-3 on GPU)")] = None,
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Re-run a trial from its stored config and seed; compare with the original."""
+    from sweeps.run.reproduce import comparison_table
+    from sweeps.run.reproduce import reproduce as run_reproduce
+
+    def body() -> int:
+        t = sweep_target(args, storage, tracking_uri)
+        name, studies = studies_of(t)
+        console.print(f"reproducing {name} trial {trial} ...")
+        comparison, result, run_id = run_reproduce(studies, trial, tolerance, t.tracking_uri)
+        console.print(comparison_table(comparison))
+        console.print(f"new MLflow run {run_id}; outputs in {result.output_dir}", highlight=False)
+        if comparison.ok:
+            console.print("[green]reproduced: identical within tolerance[/]")
+            return 0
+        console.print("[red]NOT reproduced: metrics differ beyond the tolerance[/]")
+        return 1
+
+    guard(body)

@@ -1,0 +1,202 @@
+"""Commands that read a sweep and print or draw it: `status`, `best`, `report`, `paths`.
+
+They never write to the Optuna storage; `report` logs its files to the sweep's MLflow
+parent run, as a mirror of what it wrote to disk.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+
+from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
+from trainer.errors import UserError
+
+
+@app.command()
+def status(args: Args = None, storage: StorageOpt = None) -> None:
+    """Trials by state and the best value per optimizer."""
+    from sweeps.report import summary
+
+    def body() -> int:
+        from sweeps.search import confirm_jobs
+        from sweeps.store.storages import open_storage
+
+        t = sweep_target(args, storage, None)
+        name, studies = studies_of(t)
+        console.print(summary.status_table(studies, f"sweep {name}"))
+        confirm = confirm_jobs.load(open_storage(t.storage_url), name)
+        console.print(summary.confirm_line(confirm, name), highlight=False)
+        return 0
+
+    guard(body)
+
+
+@app.command()
+def best(args: Args = None, storage: StorageOpt = None) -> None:
+    """The best trial (overall and per optimizer), how sure that is, and how to reproduce it."""
+    from sweeps.report import comparison, summary
+    from sweeps.search import confirm_jobs
+    from sweeps.search import studies as study_mod
+    from sweeps.store.storages import open_storage
+
+    def body() -> int:
+        t = sweep_target(args, storage, None)
+        name, studies = studies_of(t)
+        overall = summary.overall_best(studies)
+        if overall is None:
+            raise UserError(f"sweep {name!r} has no completed trial yet")
+        confirm = confirm_jobs.load(open_storage(t.storage_url), name)
+        comp = comparison.build(studies, confirm)
+        console.print(summary.best_table(comp))
+        for line in summary.best_notes(comp):
+            console.print(line, highlight=False, soft_wrap=True)
+        study, trial = overall
+        final = trial.user_attrs.get("final", {})
+        opt = trial.user_attrs.get("optimizer")
+        ref = f"{opt}:{trial.number}" if len(studies) > 1 else str(trial.number)
+        se = comp.se(trial.value)
+        console.print(f"\n[bold]best search trial:[/] {study.study_name} #{trial.number} ({opt})  "
+                      f"val/acc {summary.fmt(trial.value)} ± {summary.fmt(se)} (split SE)  "
+                      f"test/acc {summary.fmt(final.get('test/acc'))}"
+                      f"  test/loss {summary.fmt(final.get('test/loss'))}", highlight=False)
+        for k, v in trial.params.items():
+            console.print(f"  {k} = {v}", highlight=False)
+        console.print(f"  MLflow run: {study_mod.run_id(study, trial) or '-'}", highlight=False)
+        console.print("reproduce it:", highlight=False)
+        console.print(f"  sweeps reproduce {name} --trial {ref}", highlight=False, soft_wrap=True)
+        cfg = trial.user_attrs.get("config")
+        if cfg:
+            from trainer.compose import overrides_for
+
+            console.print(f"  {summary.trainer_command(overrides_for(cfg))}", highlight=False,
+                          soft_wrap=True)
+        return 0
+
+    guard(body)
+
+
+@app.command()
+def report(
+    args: Args = None,
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+    out: Annotated[str | None, typer.Option(help="directory (default reports/NAME)")] = None,
+    target: Annotated[float | None, typer.Option(
+        help="validation accuracy for 'time to reach' (default: 99 % of the best seen)")] = None,
+    top: Annotated[int | None, typer.Option(
+        help="trials per optimizer checked for boundary warnings (default 1)")] = None,
+) -> None:
+    """The comparison: ranking with confidence intervals and paired tests, curves, budget
+    curves, boundary warnings (report.html + summary.md, also logged to MLflow)."""
+    from sweeps.report.document import write_report
+    from sweeps.search import confirm_jobs
+    from sweeps.store.storages import open_storage
+    from sweeps.tracking import clients
+    from sweeps.tracking.report_upload import ReportUploader
+
+    def body() -> int:
+        if target is not None and not 0.0 < target <= 1.0:
+            raise UserError(f"--target {target}: must be a validation accuracy in (0, 1]")
+        if top is not None and top < 1:
+            raise UserError(f"--top {top}: must be >= 1")
+        t = sweep_target(args, storage, tracking_uri)
+        name, studies = studies_of(t)
+        confirm = confirm_jobs.load(open_storage(t.storage_url), name)
+        latest = max(studies, key=lambda s: s.user_attrs.get("launched_at", 0.0)).user_attrs
+        parent = latest.get("parent_run_id")
+        uploader = ReportUploader(clients.resolve_uri(tracking_uri or latest.get(
+            "tracking_uri"))) if parent else None
+        try:
+            _, files = write_report(studies, confirm, out or os.path.join("reports", name),
+                                    target=target, top=top)
+            for f in files:
+                console.print(f"wrote {f}", highlight=False)
+            console.print(files[1].read_text(), highlight=False, markup=False, soft_wrap=True)
+            if uploader is not None and parent:
+                failed = uploader.upload(parent, files)
+                if failed is None:
+                    console.print(f"logged to MLflow run {parent} (artifacts: report/)",
+                                  highlight=False)
+                else:  # the files are written; tracking only mirrors them
+                    console.print(f"[yellow]note:[/] could not log the report to MLflow ({failed})")
+        finally:
+            if uploader is not None:
+                uploader.close()
+        return 0
+
+    guard(body)
+
+
+@app.command()
+def paths(
+    args: Annotated[list[str] | None, typer.Argument(
+        help="[NAME]: take each optimizer's hyperparameters (but the learning rate) from that "
+             "sweep's best trial")] = None,
+    optimizers: Annotated[str | None, typer.Option(
+        help="comma-separated optimizers (default: all eight, or the sweep's)")] = None,
+    functions: Annotated[str, typer.Option(help="comma-separated test functions")] =
+        "rosenbrock,beale,saddle",
+    lr: Annotated[list[str] | None, typer.Option(
+        "--lr", help="OPTIMIZER=RATE (repeatable); default: best of a log grid per function")] = None,
+    steps: Annotated[int, typer.Option(help="optimizer steps per path")] = 300,
+    out: Annotated[str | None, typer.Option(
+        help="directory (default reports/NAME/paths, or reports/paths)")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Draw each optimizer's path on Rosenbrock, Beale and a saddle over their contours."""
+    from sweeps.report import paths as paths_mod
+    from trainer.optim import list_optimizers
+
+    def body() -> int:
+        fn_names = [f.strip() for f in functions.split(",") if f.strip()]
+        unknown = [f for f in fn_names if f not in paths_mod.FUNCTIONS]
+        if unknown or not fn_names:
+            raise UserError(f"--functions {functions}: allowed: {', '.join(paths_mod.FUNCTIONS)}")
+        if steps < 1:
+            raise UserError(f"--steps {steps}: must be >= 1")
+        names = [a for a in (args or []) if "=" not in a]
+        sections: dict[str, dict[str, Any]] = {}
+        chosen = [o.strip() for o in optimizers.split(",")] if optimizers else None
+        if names:
+            from sweeps.report import summary
+
+            t = sweep_target(args, storage, None)
+            name, studies = studies_of(t)
+            best = summary.best_per_optimizer(studies)
+            for opt in chosen or summary.sweep_optimizers(studies):
+                if opt not in best:
+                    raise UserError(f"--optimizers: sweep {name!r} has no completed {opt} trial")
+                sections[opt] = dict(best[opt][1].user_attrs["config"]["optimizer"])
+            out_dir = out or os.path.join("reports", name, "paths")
+        else:
+            for opt in chosen or list_optimizers():
+                if opt not in list_optimizers():
+                    raise UserError(f"--optimizers: {opt!r} is not one of "
+                                    f"{', '.join(list_optimizers())}")
+                sections[opt] = paths_mod.optimizer_section(opt)
+            out_dir = out or os.path.join("reports", "paths")
+        rates = paths_mod.parse_lrs(lr or [], list(sections))
+        from pathlib import Path
+
+        from rich.table import Table
+
+        results = paths_mod.draw_all(fn_names, sections, rates, steps, Path(out_dir))
+        table = Table(title=f"optimizer paths, {steps} steps")
+        for col in ("function", "optimizer", "lr", "final f", "distance to a minimum"):
+            table.add_column(col, justify="left" if col in ("function", "optimizer") else "right")
+        for fn_name, (written, found) in results.items():
+            fn = paths_mod.FUNCTIONS[fn_name]
+            for p in found:
+                end = p.points[-1]
+                dist = min(((end[0] - mx) ** 2 + (end[1] - my) ** 2) ** 0.5 for mx, my in fn.minima)
+                table.add_row(fn_name, p.optimizer, f"{p.lr:.3g} ({p.lr_source})",
+                              "diverged" if p.diverged else f"{p.final:.3g}",
+                              "-" if p.diverged else f"{dist:.3g}")
+            console.print(f"wrote {written}", highlight=False)
+        console.print(table)
+        return 0
+
+    guard(body)

@@ -1,0 +1,315 @@
+"""The comparison of optimizers that `sweeps report`, `confirm` and `best` print.
+
+Read from the Optuna storage alone (search studies + the confirm study). The rule for
+everything here: say only what the data supports. A search gives one seed per
+configuration, so its ranking is shown as search results with the validation split's
+standard error beside every accuracy, never as the answer. The answer comes from the
+confirm runs: each optimizer's configuration over K shared seeds, ranked by mean
+validation accuracy, compared with the best one by paired tests over those seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeps.report import stats, summary
+from sweeps.report import tuning_budget as budget
+from sweeps.search import boundary, confirm_jobs
+
+# Fewer seeds than this: a bootstrap over seeds has only a handful of distinct resamples.
+COARSE_BELOW = 5
+
+TARGET_FRACTION = 0.99  # default target: 99 % of the best optimizer's mean validation accuracy
+
+
+@dataclass
+class ConfirmedConfig:
+    """One search configuration re-run over seeds."""
+
+    optimizer: str
+    study: str
+    trial: FrozenTrial
+    runs: list[FrozenTrial]  # finished re-runs, seed order (diverged ones included)
+    seeds: list[int]
+    val_acc: stats.SeedSummary | None
+    test_acc: stats.SeedSummary | None
+    val_loss: stats.SeedSummary | None
+    test_loss: stats.SeedSummary | None
+    gap_acc: stats.SeedSummary | None  # at the best-validation epoch
+    gap_loss: stats.SeedSummary | None
+    diverged: int
+    adam_share: stats.SeedSummary | None = None  # adam_to_sgd: share of steps run by Adam
+    switched: int = 0  # adam_to_sgd: runs that switched to SGD
+    by_seed: dict[int, FrozenTrial] = field(default_factory=dict)
+
+
+@dataclass
+class Reach:
+    """Epochs and training seconds until val/acc first reached the target, over seeds."""
+
+    reached: int
+    of: int
+    epochs: stats.SeedSummary | None
+    seconds: stats.SeedSummary | None
+
+
+@dataclass
+class OptimizerRow:
+    optimizer: str
+    studies: list[str]
+    counts: dict[str, int]
+    search_best: FrozenTrial | None
+    search_study: optuna.Study | None
+    configs: list[ConfirmedConfig]
+    boundary: dict[int, list[boundary.BoundaryHit]]  # trial number -> hits (best / top-N)
+    reach: Reach | None = None
+
+    @property
+    def representative(self) -> ConfirmedConfig | None:
+        """The confirmed configuration with the best mean validation accuracy."""
+        scored = [c for c in self.configs if c.val_acc is not None]
+        return max(scored, key=lambda c: c.val_acc.mean) if scored else None  # type: ignore[union-attr]
+
+
+@dataclass
+class Pair:
+    optimizer: str
+    best: str
+    seeds: list[int]
+    test_acc: stats.PairedComparison
+    val_acc: stats.PairedComparison
+    p_adjusted: float  # Holm over the comparisons with the best (test accuracy)
+
+    @property
+    def significant(self) -> bool:
+        """Both the (Holm-adjusted) paired t-test and the bootstrap interval exclude no difference."""
+        c = self.test_acc
+        return (math.isfinite(self.p_adjusted) and self.p_adjusted < stats.ALPHA
+                and (c.ci_low > 0 or c.ci_high < 0))
+
+    def sentence(self) -> str:
+        c = self.test_acc
+        k = len(self.seeds)
+        if c.n == 0:
+            return f"{self.best} vs {self.optimizer}: no shared seed with a finite test accuracy"
+        if c.n < 2 or not math.isfinite(c.p_value):
+            same = "identical on every seed" if c.identical else f"{_pp(c.mean_diff)} on every seed"
+            return f"{self.best} vs {self.optimizer}: test acc difference {same} (K={k}): no spread to test"
+        verdict = (f"significant at K={k} ({stats.ALPHA:g}, Holm-corrected)" if self.significant
+                   else f"not significant at K={k}")
+        coarse = (f"; with {c.n} seeds the bootstrap interval is coarse: rerun "
+                  "`sweeps confirm --seeds 5` or more" if c.n < COARSE_BELOW else "")
+        return (f"{self.best} vs {self.optimizer}: test acc difference {_pp(c.mean_diff)} "
+                f"(95 % CI {_pp(c.ci_low)}…{_pp(c.ci_high)}), {verdict} "
+                f"(paired t-test p = {c.p_value:.2g}, Holm-adjusted {self.p_adjusted:.2g}{coarse})")
+
+
+@dataclass
+class Comparison:
+    sweep: str
+    n_val: int | None
+    n_test: int | None
+    rows: list[OptimizerRow]
+    seeds: list[int]
+    ranking: list[OptimizerRow]  # by confirmed mean val acc; empty without confirm runs
+    pairs: list[Pair]
+    target: float | None
+    budget: dict[str, list[budget.BudgetPoint]]
+    target_given: bool = False  # --target, rather than the default
+
+    @property
+    def confirmed(self) -> bool:
+        return bool(self.ranking)
+
+    def se(self, accuracy: float | None) -> float:
+        if accuracy is None or not self.n_val:
+            return math.nan
+        return stats.validation_se(accuracy, self.n_val)
+
+    def indistinguishable_from_search_best(self) -> list[str]:
+        """Optimizers whose best search value is within one validation SE of the top one."""
+        scored = [(r.optimizer, r.search_best.value) for r in self.rows
+                  if r.search_best is not None and r.search_best.value is not None]
+        if len(scored) < 2:
+            return []
+        top = max(v for _, v in scored)
+        se = self.se(top)
+        return [o for o, v in sorted(scored, key=lambda ov: -ov[1]) if top - v < se]
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:+.1f} pp"
+
+
+def fmt_summary(s: stats.SeedSummary | None, digits: int = 4, ci: bool = True) -> str:
+    if s is None:
+        return "-"
+    if s.n < 2:
+        return f"{s.mean:.{digits}f} (1 seed)"
+    text = f"{s.mean:.{digits}f} ± {s.std:.{digits}f}"
+    return text + (f" [{s.ci_low:.{digits}f}, {s.ci_high:.{digits}f}]" if ci else "")
+
+
+def _final(t: FrozenTrial, key: str) -> float | None:
+    v = (t.user_attrs.get("final") or {}).get(key)
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def _at_best_epoch(t: FrozenTrial, key: str) -> float | None:
+    epoch = _final(t, "best/epoch")
+    curve = (t.user_attrs.get("curves") or {}).get(key) or []
+    if epoch is None or not 1 <= int(epoch) <= len(curve):
+        return None
+    v = curve[int(epoch) - 1]
+    return float(v) if v is not None else None
+
+
+def adam_share(t: FrozenTrial) -> float | None:
+    """Share of the run's optimizer steps taken by Adam (1.0: it never switched)."""
+    if t.user_attrs.get("optimizer") != "adam_to_sgd" and (
+            (t.user_attrs.get("config") or {}).get("optimizer", {}).get("name") != "adam_to_sgd"):
+        return None
+    epochs = t.user_attrs.get("epochs") or 0
+    switch = _final(t, "switch/epoch")
+    if not epochs:
+        return None
+    return 1.0 if switch is None else min(1.0, switch / epochs)
+
+
+def _confirmed(optimizer: str, study: str, trial: FrozenTrial, runs: list[FrozenTrial]) -> ConfirmedConfig:
+    ok = [r for r in runs if r.state == TrialState.COMPLETE]
+    by_seed = {int(r.user_attrs["seed"]): r for r in runs}
+
+    def summ(values: Sequence[float | None], bounds: tuple[float, float] = (-math.inf, math.inf),
+             ) -> stats.SeedSummary | None:
+        return stats.summarize([v for v in values if v is not None], bounds)
+
+    unit, positive = (0.0, 1.0), (0.0, math.inf)  # what accuracies and losses can be
+    shares = [adam_share(r) for r in ok]
+    return ConfirmedConfig(
+        optimizer, study, trial, runs, sorted(by_seed),
+        val_acc=summ([_final(r, "best/val_acc") for r in ok], unit),
+        test_acc=summ([_final(r, "test/acc") for r in ok], unit),
+        val_loss=summ([_at_best_epoch(r, "val/loss") for r in ok], positive),
+        test_loss=summ([_final(r, "test/loss") for r in ok], positive),
+        gap_acc=summ([_at_best_epoch(r, "gap/acc") for r in ok], (-1.0, 1.0)),
+        gap_loss=summ([_at_best_epoch(r, "gap/loss") for r in ok]),
+        diverged=len(runs) - len(ok),
+        adam_share=summ(shares, unit) if any(s is not None for s in shares) else None,
+        switched=sum(_final(r, "switch/step") is not None for r in ok), by_seed=by_seed)
+
+
+def reach(runs: Sequence[FrozenTrial], target: float) -> Reach:
+    """First epoch (and training seconds until then) at which val/acc >= target, per run."""
+    epochs, seconds = [], []
+    for r in runs:
+        curves = r.user_attrs.get("curves") or {}
+        acc, times = curves.get("val/acc") or [], curves.get("time/epoch_s") or []
+        for i, v in enumerate(acc):
+            if v is not None and v >= target:
+                epochs.append(float(i + 1))
+                seconds.append(float(sum(x or 0.0 for x in times[:i + 1])))
+                break
+    return Reach(len(epochs), len(runs), stats.summarize(epochs), stats.summarize(seconds))
+
+
+def _split_sizes(studies: Sequence[optuna.Study]) -> tuple[int | None, int | None]:
+    ds = (studies[0].user_attrs.get("base_config") or {}).get("dataset") or {}
+    n_test = ds.get("test_size") if ds.get("name") == "mnist_5k" else {
+        "mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000}.get(ds.get("name"))
+    return ds.get("val_size"), n_test
+
+
+def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top: int | None = None,
+          target: float | None = None) -> Comparison:
+    """Everything the report shows, computed once."""
+    reruns = confirm_jobs.results(confirm)
+    optimizers = summary.sweep_optimizers(studies)
+    rows: dict[str, OptimizerRow] = {o: OptimizerRow(o, [], {s: 0 for s in summary.STATE_COLUMNS},
+                                                     None, None, [], {}) for o in optimizers}
+    values: dict[str, list[float]] = {o: [] for o in optimizers}
+    for study in studies:
+        for t in study.get_trials(deepcopy=False):
+            opt = confirm_jobs.optimizer_of(study, t)
+            if opt not in rows:  # joint mode: a trial that failed before sampling its optimizer
+                continue
+            row = rows[opt]
+            if study.study_name not in row.studies:
+                row.studies.append(study.study_name)
+            state = summary.trial_state(t)
+            row.counts[state] = row.counts.get(state, 0) + 1
+            if t.state == TrialState.COMPLETE and t.value is not None:
+                values[opt].append(float(t.value))
+                if row.search_best is None or t.value > row.search_best.value:  # type: ignore[operator]
+                    row.search_best, row.search_study = t, study
+    # boundary warnings for each optimizer's top trials; confirmed configs: trials with re-runs
+    for opt, chosen in confirm_jobs.top_trials(studies, top or 1).items():
+        for study, t in chosen:
+            rows[opt].boundary[t.number] = boundary.trial_hits(study.user_attrs, t.params, opt)
+    trials = {(s.study_name, t.number): (s, t) for s in studies for t in s.get_trials(deepcopy=False)}
+    for key, runs in reruns.items():
+        if key not in trials:
+            continue
+        study, t = trials[key]
+        opt = confirm_jobs.optimizer_of(study, t)
+        if opt in rows:
+            rows[opt].configs.append(_confirmed(opt, study.study_name, t, runs))
+            rows[opt].boundary.setdefault(t.number, boundary.trial_hits(study.user_attrs, t.params, opt))
+    for row in rows.values():
+        row.configs.sort(key=lambda c: (-(c.trial.value or 0.0), c.trial.number))
+    ordered = list(rows.values())
+    ranking = sorted([r for r in ordered if r.representative is not None],
+                     key=lambda r: -r.representative.val_acc.mean)  # type: ignore[union-attr]
+    seeds = sorted({s for r in ranking for s in r.representative.seeds})  # type: ignore[union-attr]
+    pairs = _pairs(ranking)
+    given = target is not None
+    if target is None:  # 99 % of the best optimizer's typical (mean) run, else its search best
+        peaks = [r.representative.val_acc.mean for r in ranking] or \
+            [v for vs in values.values() for v in vs]  # type: ignore[union-attr]
+        target = TARGET_FRACTION * max(peaks) if peaks else None
+    for r in ordered:
+        rep = r.representative
+        runs = ([x for x in rep.runs if x.state == TrialState.COMPLETE] if rep is not None
+                else [r.search_best] if r.search_best is not None else [])
+        r.reach = reach(runs, target) if target is not None and runs else None
+    n_val, n_test = _split_sizes(studies)
+    curves = {o: budget.budget_curve(v) for o, v in values.items() if v}
+    return Comparison(_sweep_name(studies), n_val, n_test, ordered, seeds, ranking, pairs, target,
+                      curves, given)
+
+
+def _sweep_name(studies: Sequence[optuna.Study]) -> str:
+    return str(studies[0].user_attrs.get("sweep", studies[0].study_name))
+
+
+def _pairs(ranking: Sequence[OptimizerRow]) -> list[Pair]:
+    if len(ranking) < 2:
+        return []
+    best = ranking[0].representative
+    assert best is not None
+    raw = []
+    for row in ranking[1:]:
+        other = row.representative
+        assert other is not None
+        shared = [s for s in best.seeds if s in other.seeds
+                  and best.by_seed[s].state == other.by_seed[s].state == TrialState.COMPLETE]
+
+        def metric(cfg: ConfirmedConfig, key: str, seeds: list[int] = shared) -> list[float]:
+            return [_final(cfg.by_seed[s], key) or math.nan for s in seeds]
+
+        raw.append((row.optimizer, shared,
+                    stats.paired(metric(best, "test/acc"), metric(other, "test/acc")),
+                    stats.paired(metric(best, "best/val_acc"), metric(other, "best/val_acc"))))
+    adjusted = stats.holm([p[2].p_value for p in raw])
+    return [Pair(opt, ranking[0].optimizer, shared, test, val, adj)
+            for (opt, shared, test, val), adj in zip(raw, adjusted, strict=True)]
+
+
+def params_text(params: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={f'{v:.4g}' if isinstance(v, float) else v}" for k, v in params.items())

@@ -1,0 +1,187 @@
+"""Read-only views of a sweep's studies: counts by state, best trials, tables."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
+
+from sweeps.search.budget import counts_toward_budget
+
+STATE_COLUMNS = ("complete", "pruned", "failed", "diverged", "running")
+
+
+def trial_state(t: FrozenTrial) -> str:
+    if t.state == TrialState.COMPLETE:
+        return "complete"
+    if t.state == TrialState.PRUNED:
+        return "pruned"
+    if t.state == TrialState.RUNNING:
+        return "running"
+    if t.state == TrialState.FAIL:
+        return "diverged" if t.user_attrs.get("state") == "diverged" else "failed"
+    return t.state.name.lower()
+
+
+@dataclass
+class StudyRow:
+    study: str
+    optimizer: str
+    counts: dict[str, int]
+    budget: int
+    best: FrozenTrial | None
+
+
+def study_rows(studies: Sequence[optuna.Study]) -> list[StudyRow]:
+    rows = []
+    for study in studies:
+        trials = study.get_trials(deepcopy=False)
+        counts = {s: 0 for s in STATE_COLUMNS}
+        for t in trials:
+            state = trial_state(t)
+            counts[state] = counts.get(state, 0) + 1
+        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        best = max(complete, key=lambda t: t.value) if complete else None  # type: ignore[arg-type,return-value]
+        rows.append(StudyRow(study.study_name, str(study.user_attrs.get("optimizer") or "joint"),
+                             counts, int(study.user_attrs.get("budget", 0)), best))
+    return rows
+
+
+def sweep_optimizers(studies: Sequence[optuna.Study]) -> list[str]:
+    """The sweep's optimizers in launch order (compare: one per study; joint: the choices)."""
+    out: list[str] = []
+    for study in studies:
+        opt = study.user_attrs.get("optimizer")
+        names = [opt] if opt else list(
+            (study.user_attrs.get("search_space") or {}).get("optimizer", {}).get("choices") or [])
+        out += [str(o) for o in names if o and o not in out]
+    return out
+
+
+def best_per_optimizer(studies: Sequence[optuna.Study]) -> dict[str, tuple[optuna.Study, FrozenTrial]]:
+    best: dict[str, tuple[optuna.Study, FrozenTrial]] = {}
+    for study in studies:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            opt = str(t.user_attrs.get("optimizer") or study.user_attrs.get("optimizer"))
+            if t.value is None:
+                continue
+            if opt not in best or t.value > best[opt][1].value:  # type: ignore[operator]
+                best[opt] = (study, t)
+    return best
+
+
+def overall_best(studies: Sequence[optuna.Study]) -> tuple[optuna.Study, FrozenTrial] | None:
+    per = best_per_optimizer(studies)
+    if not per:
+        return None
+    return max(per.values(), key=lambda st: st[1].value)  # type: ignore[arg-type,return-value]
+
+
+def finished_count(studies: Sequence[optuna.Study]) -> int:
+    return sum(1 for s in studies for t in s.get_trials(deepcopy=False)
+               if t.state != TrialState.RUNNING and counts_toward_budget(t))
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def status_table(studies: Sequence[optuna.Study], title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("study")
+    table.add_column("optimizer")
+    for s in STATE_COLUMNS:
+        table.add_column(s, justify="right")
+    table.add_column("budget", justify="right")
+    table.add_column("best val/acc", justify="right")
+    table.add_column("best trial", justify="right")
+    for row in study_rows(studies):
+        table.add_row(row.study, row.optimizer, *(str(row.counts[s]) for s in STATE_COLUMNS),
+                      str(row.budget), fmt(row.best.value if row.best else None),
+                      "-" if row.best is None else f"#{row.best.number}")
+    return table
+
+
+def best_table(c: Any) -> Table:
+    """Best search trial per optimizer with the split's standard error beside each value, and
+    the confirm runs' mean ± std where there are any. `c` is a `comparison.Comparison`."""
+    confirmed = c.confirmed
+    title = ("best search trial per optimizer (one seed each: not a ranking"
+             + ("" if confirmed else "; run `sweeps confirm` for one") + ")")
+    table = Table(title=title)
+    cols = ["optimizer", "trial", "val/acc", "± split SE", "test/acc", "gap/acc", "epochs"]
+    if confirmed:
+        cols += ["confirmed val/acc (mean ± std)", "seeds"]
+    cols.append("boundary")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("optimizer", "boundary") else "right")
+    rows = sorted([r for r in c.rows if r.search_best is not None],
+                  key=lambda r: -(r.search_best.value or 0.0))
+    for row in rows:
+        t = row.search_best
+        final = t.user_attrs.get("final", {})
+        gap = (t.user_attrs.get("curves", {}).get("gap/acc") or [None])[-1]
+        cells = [row.optimizer, f"#{t.number}", fmt(t.value), fmt(c.se(t.value)),
+                 fmt(final.get("test/acc")), fmt(gap), str(t.user_attrs.get("epochs", "-"))]
+        if confirmed:
+            rep = row.representative
+            cells += ["-" if rep is None or rep.val_acc is None else
+                      (f"{rep.val_acc.mean:.4f} ± {rep.val_acc.std:.4f}" if rep.val_acc.n > 1
+                       else f"{rep.val_acc.mean:.4f}"),
+                      "-" if rep is None else str(len(rep.seeds))]
+        hits = row.boundary.get(t.number, [])
+        cells.append(",".join(f"{h.dim}:{h.edge}" for h in hits) or "-")
+        table.add_row(*cells)
+    return table
+
+
+def best_notes(c: Any) -> list[str]:
+    """What the best table can and cannot tell: indistinguishable values, boundary hits."""
+    notes = []
+    close = c.indistinguishable_from_search_best()
+    if len(close) > 1:
+        notes.append(f"{', '.join(close)}: within one validation standard error of the top value "
+                     "(indistinguishable on this split).")
+    for row in c.rows:
+        for number, hits in sorted(row.boundary.items()):
+            notes += [f"warning: {row.optimizer} #{number}: {h.describe()}" for h in hits]
+    if c.confirmed:
+        notes.append(f"ranking with confidence intervals and paired tests: sweeps report {c.sweep}")
+    else:
+        notes.append(f"a single-seed search is not a ranking: sweeps confirm {c.sweep} re-runs each "
+                     "optimizer's best configuration with 5 seeds")
+    return notes
+
+
+def confirm_line(confirm: optuna.Study | None, sweep: str) -> str:
+    """One line on the sweep's confirm runs (seed re-runs)."""
+    if confirm is None:
+        return f"confirm runs: none yet (sweeps confirm {sweep})"
+    counts: dict[str, int] = {}
+    for t in confirm.get_trials(deepcopy=False):
+        state = "waiting" if t.state == TrialState.WAITING else trial_state(t)
+        counts[state] = counts.get(state, 0) + 1
+    parts = [f"{counts[k]} {k}" for k in ("complete", "running", "waiting", "diverged", "failed")
+             if counts.get(k)]
+    return "confirm runs: " + (", ".join(parts) or "none")
+
+
+def retried_count(studies: Sequence[optuna.Study]) -> int:
+    """Trials that are retries of a trial whose worker died."""
+    return sum("retry_of" in t.user_attrs for s in studies for t in s.get_trials(deepcopy=False))
+
+
+def trainer_command(overrides: Sequence[str]) -> str:
+    """The `python -m trainer` command that runs a config without the sweep layer."""
+    import shlex
+
+    return "python -m trainer " + " ".join(shlex.quote(o) for o in overrides)

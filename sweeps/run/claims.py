@@ -1,0 +1,113 @@
+"""Which job a worker runs next: a queued confirm run, a retry, or a new search trial.
+
+Every claim is made under the sweep's budget lock ("is there budget left? then ask"), so
+concurrent workers on any number of machines never overshoot `n_trials` and never take
+the same job twice. Retries come first: a trial lost with its worker (Ctrl-C, a kill, a
+lost heartbeat) is enqueued again with its parameters and resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeps.run import heartbeat
+from sweeps.search import budget as study_budget
+from sweeps.search import confirm_jobs
+from sweeps.search import studies as study_mod
+from sweeps.store import locks, owners
+from sweeps.store.quiet import quietly
+
+SEARCH, CONFIRM = SEARCH_KIND, CONFIRM_KIND = study_mod.SEARCH_KIND, study_mod.CONFIRM_KIND
+
+
+class Claims:
+    """Hands out the jobs of one sweep's studies to one worker."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, url: str, sweep: str,
+                 studies: Sequence[optuna.Study], kinds: Sequence[str], *,
+                 deadline: float | None, max_retries: int) -> None:
+        self.storage, self.url, self.sweep = storage, url, sweep
+        self.studies = list(studies)
+        self.kinds = tuple(kinds)
+        self.deadline = deadline
+        self.max_retries = max_retries
+        self.confirm: optuna.Study | None = None
+
+    def next_job(self) -> tuple[optuna.Study, optuna.Trial, str] | None:
+        """The next job and its kind (CONFIRM or SEARCH), or None when nothing is left."""
+        if self.deadline is not None and time.time() >= self.deadline and SEARCH in self.kinds:
+            # the launch's timeout ends the search; queued confirm runs were asked for later
+            self.kinds = tuple(k for k in self.kinds if k != SEARCH)
+        if CONFIRM in self.kinds:
+            job = self._next_confirm()
+            if job is not None:
+                return job[0], job[1], CONFIRM
+        if SEARCH in self.kinds:
+            nxt = self._next_trial()
+            if nxt is not None:
+                return nxt[0], nxt[1], SEARCH
+        return None
+
+    def confirm_study(self) -> optuna.Study | None:
+        if self.confirm is None:  # `sweeps confirm` may create it while this worker runs
+            self.confirm = confirm_jobs.load(self.storage, self.sweep)
+        return self.confirm
+
+    def _fail_stale(self, studies: Sequence[optuna.Study]) -> None:
+        """Trials of workers that stopped sending heartbeats (database storages)."""
+        if heartbeat.interval(self.storage) is not None:
+            for study in studies:
+                quietly(optuna.storages.fail_stale_trials, study)
+
+    def _next_confirm(self) -> tuple[optuna.Study, optuna.Trial] | None:
+        study = self.confirm_study()
+        if study is None:
+            return None
+        self._fail_stale([study])
+        with locks.budget_lock(self.url, self.sweep):
+            # ask() pops a queued (WAITING) run; with none queued it would create a new trial
+            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                return None
+            trial = study.ask()
+        trial.set_user_attr("worker", owners.worker_id())
+        return study, trial
+
+    def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
+        self._fail_stale(self.studies)
+        with locks.budget_lock(self.url, self.sweep):
+            open_studies = []
+            for study in self.studies:
+                budget = int(study.user_attrs.get("budget", 0))
+                used = study_budget.used_budget(study)
+                if used < budget:
+                    open_studies.append((used / max(budget, 1), used, study))
+            if not open_studies:
+                return None
+            open_studies.sort(key=lambda x: (x[0], x[1]))
+            for _, _, candidate in open_studies:  # retries first: they resume, and never overshoot
+                old = study_budget.retry_candidate(candidate, self.max_retries)
+                if old is not None:
+                    history = [*(old.user_attrs.get("retry_history") or []), old.number]
+                    candidate.enqueue_trial(old.params, user_attrs={"retry_of": old.number,
+                                                                    "retry_history": history})
+                    trial = candidate.ask()
+                    trial.set_user_attr("worker", owners.worker_id())
+                    return candidate, trial
+            study = open_studies[0][2]
+            trial = study.ask()
+            trial.set_user_attr("worker", owners.worker_id())
+            return study, trial
+
+    def others_may_fail(self) -> bool:
+        """No budget left, but trials of other workers still run (database storages): one of
+        them may yet be failed by its missing heartbeat and need a retry, so stay until they
+        end (within the sweep's deadline)."""
+        if heartbeat.interval(self.storage) is None or SEARCH not in self.kinds:
+            return False
+        if self.deadline is not None and time.time() >= self.deadline:
+            return False
+        return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in self.studies)

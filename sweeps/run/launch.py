@@ -1,0 +1,260 @@
+"""`sweeps launch`: validate, create or resume the studies, open the parent run, run workers.
+
+Order matters: everything that can be wrong with the input (config, search space,
+storage reachability, an existing study with another space) is checked before the
+first write, so a rejected launch leaves the study and tracking stores untouched.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import yaml
+from rich.console import Console, Group
+from rich.text import Text
+
+from sweeps.report import summary
+from sweeps.run import checkpoints, lost_trials
+from sweeps.run import processes as local
+from sweeps.search import budget as study_budget
+from sweeps.search import studies as study_mod
+from sweeps.search.load import load_sweep
+from sweeps.search.spec import SweepSpec
+from sweeps.store import locks, urls
+from sweeps.store.storages import open_storage
+from sweeps.tracking import clients, outage
+from sweeps.tracking import runs as tracking_runs
+
+
+@dataclass
+class Prepared:
+    spec: SweepSpec
+    url: str
+    uri: str
+    checkpoint_dir: str
+
+
+def prepare(overrides: Sequence[str]) -> Prepared:
+    """Validate everything; write nothing."""
+    spec = load_sweep(overrides)
+    checkpoint_dir = str(checkpoints.check_writable(spec.checkpoint_dir))
+    url = str(spec.storage["url"])
+    urls.check_reachable(url)
+    uri = clients.resolve_uri(spec.tracking_uri)
+    clients.check_reachable(uri)
+    if urls.exists(url):
+        study_mod.check_compatible(open_storage(url, spec.storage), spec)
+    return Prepared(spec, url, uri, checkpoint_dir)
+
+
+def _parent_params(p: Prepared) -> dict[str, Any]:
+    s = p.spec
+    return {"sweep": dict(p.spec.raw["sweep"]), "storage": urls.redact(p.url),
+            "tracking_uri": urls.redact(p.uri), "overrides": " ".join(s.overrides),
+            "threads_per_worker": s.threads_per_worker,
+            "studies": ",".join(st.name for st in s.studies)}
+
+
+def _artifacts(spec: SweepSpec) -> dict[str, str]:
+    spaces = {st.name: st.space.describe() for st in spec.studies}
+    return {
+        "search_space.yaml": yaml.safe_dump(spaces, sort_keys=False),
+        "sweep.yaml": yaml.safe_dump({"sweep": dict(spec.raw["sweep"]),
+                                      "base_config": {st.name: dict(st.base) for st in spec.studies}},
+                                     sort_keys=False),
+    }
+
+
+def _progress_line(studies: Sequence[optuna.Study], total: int, restarts: int = 0) -> str:
+    rows = summary.study_rows(studies)
+    counts = {s: sum(r.counts[s] for r in rows) for s in summary.STATE_COLUMNS}
+    best = summary.overall_best(studies)
+    done = summary.finished_count(studies)
+    text = (f"[{done}/{total}] complete {counts['complete']}  pruned {counts['pruned']}  "
+            f"failed {counts['failed']}  diverged {counts['diverged']}  running {counts['running']}")
+    retried = summary.retried_count(studies)
+    if retried or restarts:
+        text += f"  retried {retried}  worker restarts {restarts}"
+    if best is not None:
+        study, t = best
+        text += f"  | best val/acc {t.value:.4f} ({study.study_name} #{t.number})"
+    return text
+
+
+def _render(studies: Sequence[optuna.Study], title: str, total: int, restarts: int = 0) -> Group:
+    return Group(Text(_progress_line(studies, total, restarts)), summary.status_table(studies, title))
+
+
+def _best_metrics(studies: Sequence[optuna.Study]) -> dict[str, float]:
+    best = summary.best_per_optimizer(studies)
+    metrics = {f"best/val_acc/{opt}": t.value for opt, (_, t) in best.items() if t.value is not None}
+    overall = summary.overall_best(studies)
+    if overall is not None and overall[1].value is not None:
+        metrics["best/val_acc"] = overall[1].value
+    return metrics
+
+
+def launch(overrides: Sequence[str], console: Console | None = None) -> int:
+    """Run a sweep to its budget (or timeout); returns the process exit code.
+
+    The steps, in order, each a call into the package that owns it:
+
+    1. load and validate the whole sweep, and check every store it names (`prepare`:
+       search, store, tracking; nothing is written before this passes);
+    2. create or resume its studies (`_open_studies`: search.studies);
+    3. open the launch's parent run (`_open_parent`: tracking.runs);
+    4. start the local workers and follow them to the budget (`_run_workers`:
+       run.processes), closing the parent run whatever happens;
+    5. finish: bring MLflow up to date, say how it ended, print the best trials
+       (`_finish`: tracking.sync, report.summary).
+    """
+    console = console or Console()
+    p = prepare(overrides)
+    with locks.launch_lock(p.url, p.spec.name):
+        storage, studies = _open_studies(p, console)
+        parent = _open_parent(p, studies, console)
+        if not _has_work(p, studies, parent, console):
+            return 0
+        outcome = _run_workers(p, studies, parent, console)
+        return _finish(p, storage, studies, outcome, console)
+
+
+def _open_studies(p: Prepared, console: Console) -> tuple[Any, list[optuna.Study]]:
+    """Create (or resume) the studies; trials left RUNNING by dead local workers are failed."""
+    storage = open_storage(p.url, p.spec.storage)
+    study_mod.create_studies(storage, p.spec, p.uri, p.checkpoint_dir)
+    studies = study_mod.sweep_studies(storage, p.spec.name)
+    stale = lost_trials.fail_dead_local_trials(studies)
+    if stale:
+        console.print(f"marked {len(stale)} trial(s) of dead local workers as failed")
+    return storage, studies
+
+
+def _total(spec: SweepSpec) -> int:
+    return sum(st.budget for st in spec.studies)
+
+
+def _open_parent(p: Prepared, studies: Sequence[optuna.Study], console: Console) -> str:
+    """The launch's MLflow parent run, recorded in every study; then the sweep's line."""
+    spec = p.spec
+    outage.set_patience(spec.tracking_patience_s)  # an outage from here on is waited out
+    parent = tracking_runs.start_parent(p.uri, spec.name, _parent_params(p), _artifacts(spec))
+    for s in studies:
+        s.set_user_attr("parent_run_id", parent)
+    total = _total(spec)
+    if spec.mode == "compare" and spec.n_trials % len(spec.optimizers):
+        console.print(f"[yellow]note:[/] {spec.n_trials} trials do not split equally between "
+                      f"{len(spec.optimizers)} optimizers: {total} will run "
+                      f"({total // len(spec.optimizers)} each)")
+    console.print(f"sweep [bold]{spec.name}[/] ({spec.mode}): {len(studies)} stud"
+                  f"{'y' if len(studies) == 1 else 'ies'}, {total} trials, {spec.workers} worker(s) "
+                  f"x {spec.threads_per_worker} thread(s); storage {urls.redact(p.url)}; "
+                  f"tracking {urls.redact(p.uri)}", highlight=False)
+    return parent
+
+
+def _has_work(p: Prepared, studies: Sequence[optuna.Study], parent: str, console: Console) -> bool:
+    """False (the parent run closed, and why said) without local workers or budget left."""
+    spec = p.spec
+    if spec.workers == 0:
+        tracking_runs.finish_parent(p.uri, parent, "FINISHED", {})
+        console.print("no local workers (sweep.workers=0): join from any machine with\n"
+                      f"  sweeps worker --study {spec.name} --storage '{urls.redact(p.url)}'")
+        return False
+    if all(study_budget.used_budget(s) >= int(s.user_attrs.get("budget", 0)) for s in studies):
+        tracking_runs.finish_parent(p.uri, parent, "FINISHED", {})
+        console.print("the budget of every study is already spent; raise sweep.n_trials to run more")
+        console.print(summary.status_table(studies, f"sweep {spec.name}"))
+        return False
+    return True
+
+
+def _run_workers(p: Prepared, studies: Sequence[optuna.Study], parent: str,
+                 console: Console) -> local.Outcome:
+    """The local workers, followed live until they are done; the parent run is closed
+    whatever happened, with the best values so far."""
+    spec = p.spec
+    deadline = time.time() + spec.timeout if spec.timeout else None
+    plan = local.WorkerPlan(p.url, spec.name, p.uri, spec.workers, ("search",), deadline,
+                            threads=spec.threads_per_worker, storage_cfg=dict(spec.storage),
+                            max_restarts=spec.max_worker_restarts, devices=spec.worker_devices)
+    title, total = f"sweep {spec.name}", _total(spec)
+    outcome: local.Outcome | None = None
+    try:
+        outcome = local.run(plan, lambda: studies,
+                            lambda: _render(studies, title, total, plan.restarts),
+                            lambda: _progress_line(studies, total, plan.restarts), console, parent)
+    finally:
+        killed = outcome is None or outcome.interrupted
+        if not tracking_runs.finish_parent(p.uri, parent, "KILLED" if killed else "FINISHED",
+                                           _best_metrics(studies)):
+            console.print(f"[yellow]MLflow stayed unreachable[/] past tracking.patience_s="
+                          f"{spec.tracking_patience_s:g}: the launch's run {parent} is left open "
+                          "(the sweep itself is complete in the Optuna storage)", highlight=False)
+    return outcome
+
+
+def _finish(p: Prepared, storage: Any, studies: Sequence[optuna.Study], outcome: local.Outcome,
+            console: Console) -> int:
+    """MLflow brought up to date, how the workers ended, the best trials; the exit code."""
+    spec = p.spec
+    if not outcome.interrupted:
+        _complete_tracking(studies, storage, spec.name, p.uri, console)
+    code = 0
+    if outcome.interrupted:
+        code = 130
+    elif outcome.gave_up:
+        console.print(f"[red]{len(outcome.dead)} worker(s) died[/] and sweep.max_worker_restarts="
+                      f"{spec.max_worker_restarts} is used up; their trials are marked failed. "
+                      "Run the same command again to continue the sweep (lost trials are retried "
+                      "from their checkpoints).")
+        code = 1
+    elif outcome.dead:
+        console.print(f"{len(outcome.dead)} worker(s) died and were restarted; "
+                      f"{summary.retried_count(studies)} trial(s) retried from their last "
+                      "checkpoint.", highlight=False)
+    if code in (0, 1):
+        _print_best(storage, studies, spec.name, console)
+    return code
+
+
+def _print_best(storage: Any, studies: Sequence[optuna.Study], name: str, console: Console) -> None:
+    from sweeps.report import comparison
+    from sweeps.search import confirm_jobs
+
+    if not console.is_terminal:
+        console.print(summary.status_table(studies, f"sweep {name}"))
+    comp = comparison.build(studies, confirm_jobs.load(storage, name))
+    console.print(summary.best_table(comp))
+    for line in summary.best_notes(comp):
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(f"next: sweeps confirm {name} | sweeps report {name} | "
+                  f"sweeps best {name} | sweeps ui", highlight=False)
+
+
+def _complete_tracking(studies: Sequence[optuna.Study], storage: Any, sweep: str, uri: str,
+                       console: Console) -> None:
+    """A worker of this host that died took its queued MLflow writes with it (runs left
+    RUNNING, epochs never sent): write them from the Optuna record, as `sweeps sync` does."""
+    from sweeps.search import confirm_jobs
+    from sweeps.tracking import sync
+
+    try:
+        clients.check_reachable(uri)
+        done = sync.sync(studies, confirm_jobs.load(storage, sweep), uri, sweep, dead_local_only=True)
+    except Exception as err:  # the search is over and recorded in Optuna; tracking can wait
+        console.print(f"[yellow]MLflow not brought up to date[/] ({str(err).splitlines()[0][:200]}); "
+                      f"run `sweeps sync {sweep}` when it is reachable", highlight=False)
+        return
+    if done.created or done.completed:
+        console.print(f"MLflow: {done.created + done.completed} run(s) of dead workers completed "
+                      "from the Optuna record", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(launch(sys.argv[1:]))

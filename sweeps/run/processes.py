@@ -1,0 +1,168 @@
+"""Local worker processes: start them, watch them, stop them on Ctrl-C.
+
+`sweeps launch` (search trials) and `sweeps confirm` (seed re-runs) both run N worker
+processes on this machine and show a live view until they are done. A worker that dies
+has its running trial failed (its MLflow run too); Ctrl-C fails the running trials as
+interrupted, so that nothing is left RUNNING and the next call resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from rich.console import Console, RenderableType
+from rich.live import Live
+
+from sweeps.run import lost_trials
+from sweeps.run.worker import run_worker
+from sweeps.tracking import runs as tracking_runs
+
+
+@dataclass
+class WorkerPlan:
+    """What every local worker process is started with."""
+
+    url: str
+    sweep: str
+    uri: str
+    workers: int
+    kinds: tuple[str, ...]
+    deadline: float | None = None
+    threads: int | None = None
+    storage_cfg: Mapping[str, Any] = field(default_factory=dict)
+    output_root: str | None = None  # None: the sweep's checkpoint_dir
+    max_restarts: int = 0  # a worker that dies is replaced up to this many times in all
+    devices: tuple[str | None, ...] = ()  # the GPU of worker i (sweep.workers_per_device)
+    restarts: int = 0  # replacements so far (the live view shows it)
+
+
+@dataclass
+class Outcome:
+    interrupted: bool
+    dead: list[tuple[str, int, int]]  # (name, pid, exit code) of workers that died
+    gave_up: bool = False  # a worker died with no restart left: the budget may be unfinished
+
+
+def worker_tags(pids: Sequence[int]) -> set[str]:
+    """The ``sweeps.worker`` tags of local worker processes (``host:pid``)."""
+    host = socket.gethostname()
+    return {f"{host}:{pid}" for pid in pids}
+
+
+def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
+        render: Callable[[], RenderableType], line: Callable[[], str], console: Console,
+        parent_run_id: str | None) -> Outcome:
+    """Run `plan.workers` worker processes until they finish; returns how it ended.
+
+    A worker that dies (killed, out of memory) has its running trial failed, and is
+    replaced while `plan.max_restarts` allows: the replacement (or any other worker) retries
+    that trial from its last checkpoint.
+    """
+    ctx = mp.get_context("spawn")
+    ready = ctx.Value("i", 0)  # workers warmed up: they start claiming trials together
+
+    def spawn(i: int) -> Any:
+        proc = ctx.Process(target=run_worker, name=f"sweeps-worker-{i}",
+                           args=(plan.url, plan.sweep, i, None, plan.uri, plan.deadline,
+                                 plan.output_root, True, dict(plan.storage_cfg), plan.kinds,
+                                 plan.threads, plan.devices[i] if i < len(plan.devices) else None,
+                                 (ready, plan.workers)))
+        proc.start()
+        return proc
+
+    procs = [spawn(i) for i in range(plan.workers)]
+    started = list(procs)  # every process ever started, for Ctrl-C clean-up
+    dead: list[tuple[str, int, int]] = []
+    gave_up = False
+    live_ok = console.is_terminal
+    last = ""
+    try:
+        with Live(render(), console=console, refresh_per_second=2, transient=False) if live_ok \
+                else contextlib.nullcontext() as live:
+            while True:
+                for i, proc in enumerate(procs):
+                    if proc.exitcode in (None, 0):
+                        continue
+                    if proc.exitcode in (130, -signal.SIGINT):
+                        # Ctrl-C reached the worker first (this process was inside a call that
+                        # defers signals): an interrupt, not a death to restart
+                        raise KeyboardInterrupt
+                    _fail_dead(proc, dead, studies(), console)
+                    if plan.restarts < plan.max_restarts and proc.exitcode != 2:  # 2: bad input
+                        plan.restarts += 1
+                        procs[i] = spawn(i)
+                        started.append(procs[i])
+                        console.print(f"restarted {proc.name} ({plan.restarts} of "
+                                      f"sweep.max_worker_restarts={plan.max_restarts})", highlight=False)
+                    else:
+                        gave_up = True
+                        procs[i] = _Gone()
+                        console.print(f"[red]{proc.name} not restarted[/]: "
+                                      f"sweep.max_worker_restarts={plan.max_restarts} used up")
+                if not any(proc.is_alive() for proc in procs):
+                    if any(proc.exitcode not in (None, 0) for proc in procs):
+                        continue  # died between the checks: handle it first
+                    break
+                if live is not None:
+                    live.update(render())
+                else:
+                    text = line()
+                    if text != last:
+                        console.print(text, highlight=False)
+                        last = text
+                time.sleep(1.0)
+            if live is not None:
+                live.update(render())
+    except KeyboardInterrupt:
+        pids = [pr.pid for pr in started if pr.pid]
+        _stop([p for p in started if not isinstance(p, _Gone)])
+        n = len(lost_trials.fail_dead_local_trials(studies(), set(pids), "interrupted (Ctrl-C)"))
+        if parent_run_id:
+            tracking_runs.close_orphans(plan.uri, parent_run_id, "interrupted (Ctrl-C)", worker_tags(pids))
+        console.print(f"[yellow]interrupted[/]: {n} running trial(s) marked failed (interrupted); "
+                      "run the same command again to resume")
+        return Outcome(True, dead, gave_up)
+    return Outcome(False, dead, gave_up)
+
+
+class _Gone:
+    """Stands in for a dead worker that was not replaced."""
+
+    exitcode = 0
+    pid = None
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def _fail_dead(proc: Any, dead: list[tuple[str, int, int]], studies: Sequence[optuna.Study],
+               console: Console) -> None:
+    dead.append((proc.name, proc.pid, proc.exitcode))
+    failed = lost_trials.fail_dead_local_trials(
+        studies, {proc.pid}, f"worker died (exit code {proc.exitcode})")
+    console.print(f"[red]worker {proc.name} (pid {proc.pid}) died with exit code "
+                  f"{proc.exitcode}[/]; {len(failed)} running trial(s) marked failed", highlight=False)
+
+
+def _stop(procs: Sequence[Any], timeout: float = 30.0) -> None:
+    """Workers get SIGINT from the terminal too; make sure, then wait, then force."""
+    for proc in procs:
+        if proc.is_alive() and proc.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
+    end = time.time() + timeout
+    for proc in procs:
+        proc.join(max(0.0, end - time.time()))
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)

@@ -1,0 +1,216 @@
+"""A worker: pull jobs from the shared storage and train them until none is left.
+
+Two kinds of job: search trials (sampled by the study's sampler, until each study's
+budget is spent) and confirm runs (seed re-runs of a trial's config, queued by `sweeps
+confirm` in the sweep's confirm study). Local workers started by `sweeps launch` run
+search trials, those of `sweeps confirm` confirm runs, and remote ones started by
+`sweeps worker` run both, confirm runs first. The loop is here; which job comes next is
+`claims`, running one is `trial`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from sweeps.run import checkpoints, heartbeat, lost_trials
+from sweeps.run.claims import CONFIRM, SEARCH, Claims
+from sweeps.run.trial import RunSettings, TrialRunner
+from sweeps.search import studies as study_mod
+from sweeps.search.load import load_sweep
+from sweeps.search.samplers import build_pruner, build_sampler
+from sweeps.search.spec import SweepSpec
+from sweeps.store import urls
+from sweeps.store.storages import open_storage
+from sweeps.tracking import clients, outage
+from sweeps.tracking.writer import Background
+from trainer.errors import UserError
+
+log = logging.getLogger("sweeps")
+
+
+class Worker:
+    """Runs the jobs of one sweep's studies from one process."""
+
+    def __init__(self, storage_url: str, sweep: str, *, only_study: str | None = None,
+                 index: int = 0, tracking_uri: str | None = None, deadline: float | None = None,
+                 output_root: str | Path | None = None, quiet: bool = False,
+                 storage_cfg: Mapping[str, Any] | None = None,
+                 kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None) -> None:
+        self.url = storage_url
+        self.storage = open_storage(storage_url, storage_cfg,
+                                    stale_trial_callback=lost_trials.on_stale_trial)
+        found = _sweep_studies(self.storage, storage_url, sweep, only_study)
+        # the latest launch defines the sweep (a later launch may cover fewer optimizers)
+        attrs = max(found, key=lambda s: s.user_attrs.get("launched_at", 0.0)).user_attrs
+        self.sweep = attrs.get("sweep", sweep)
+        self.spec: SweepSpec = load_sweep(attrs.get("sweep_overrides", []))
+        self.index = index
+        self.uri = clients.resolve_uri(tracking_uri or attrs.get("tracking_uri"))
+        outage.set_patience(self.spec.tracking_patience_s)
+        launched = {st.name for st in self.spec.studies}
+        self.studies = [self._load(s.study_name, i) for i, s in
+                        enumerate(s for s in found if s.study_name in launched)]
+        self.claims = Claims(self.storage, storage_url, self.sweep, self.studies, kinds,
+                             deadline=deadline if deadline is not None else attrs.get("deadline"),
+                             max_retries=self.spec.max_retries)
+        self.runner = TrialRunner(RunSettings(
+            self.spec, self.sweep, self.uri, _output_root(output_root, attrs.get("checkpoint_dir")),
+            int(threads or self.spec.threads_per_worker), index, quiet))
+
+    def _load(self, name: str, i: int) -> optuna.Study:
+        """A study with this worker's sampler (seeded per study and worker) and pruner."""
+        spec = self.spec.study(name)
+        seed = self.spec.seed + 1000 * i + 7919 * self.index  # distinct per study and worker
+        sampler = build_sampler(self.spec.sampler, seed, spec.space.grid(int(self.spec.sampler["grid_points"])))
+        pruner = build_pruner(self.spec.pruner, int(spec.base["trainer"]["epochs"]))
+        return optuna.load_study(study_name=name, storage=self.storage, sampler=sampler, pruner=pruner)
+
+    def warm_up(self) -> None:
+        """Before claiming a trial: load the sweep's data, import what the first optimizer
+        step imports (torch._dynamo, ~1.5 s) and open the MLflow store (~1-2 s), so that a
+        claimed trial's time is its training, not this process's start-up. A failure here
+        is left to the trial (and MLflow's to its patient retries)."""
+        import importlib
+
+        from trainer.data import make_splits
+        from trainer.loop import resolve_device
+
+        # the writer process opens the store while this one loads the data
+        in_process = self.spec.tracking_writer == "process" and \
+            Background.use_process(self.uri, self.sweep)
+        with contextlib.suppress(Exception):
+            importlib.import_module("torch._dynamo")
+            for study in self.studies:
+                base = self.spec.study(study.study_name).base
+                make_splits(base["dataset"], resolve_device(base["trainer"]["device"]))
+        if not in_process:
+            with contextlib.suppress(Exception):
+                clients.experiment_id(self.uri, self.sweep)
+
+    def run(self, start_gate: tuple[Any, int] | None = None) -> int:
+        """Run jobs until the budget, the deadline or the confirm queue is exhausted; returns
+        how many ran. `start_gate` (a shared counter, the number of workers): see
+        `_wait_for_the_others`."""
+        self.warm_up()
+        if start_gate is not None:
+            _wait_for_the_others(*start_gate)
+        confirm = self.claims.confirm_study() if CONFIRM in self.claims.kinds else None
+        lost_trials.fail_dead_local_trials([*self.studies, *([confirm] if confirm else [])])
+        count = 0
+        while True:
+            nxt = self.claims.next_job()
+            if nxt is None:
+                if self.claims.others_may_fail():
+                    time.sleep(float(heartbeat.interval(self.storage) or 1))
+                    continue
+                Background.drain()  # every queued MLflow write, before the worker ends
+                return count
+            study, trial, kind = nxt
+            with heartbeat.beating(self.storage, trial):
+                if kind == CONFIRM:
+                    self.runner.run_confirm(study, trial)
+                else:
+                    self.runner.run_trial(study, trial)
+            count += 1
+
+
+def _sweep_studies(storage: Any, url: str, sweep: str, only_study: str | None) -> list[optuna.Study]:
+    studies = study_mod.sweep_studies(storage, sweep)
+    if not studies:
+        known = ", ".join(study_mod.sweep_names(storage)) or "none"
+        raise UserError(f"--study {sweep!r}: no such sweep or study in "
+                        f"{urls.redact(url)} (sweeps there: {known})")
+    if only_study:
+        studies = [s for s in studies if s.study_name == only_study]
+    return studies
+
+
+def _output_root(explicit: str | Path | None, shared: str | None) -> Path:
+    """`--output-dir` if given, else the sweep's checkpoint_dir (where a retry on another
+    worker finds the checkpoint), else ./outputs when this machine cannot write there."""
+    if explicit is not None:
+        return Path(explicit)
+    if shared:
+        try:
+            return checkpoints.check_writable(shared)
+        except UserError as err:
+            log.warning("%s; this worker keeps its checkpoints in ./outputs, so a retry "
+                        "elsewhere of a trial it loses starts from scratch", err)
+    return Path("outputs")
+
+
+def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index: int = 0,
+         tracking_uri: str | None = None, output_dir: str | None = None) -> Worker:
+    """The worker `sweeps worker --study STUDY` runs: a sweep's name takes all its studies and
+    its confirm runs, a study's name that study alone, ``NAME.confirm`` only the confirm runs."""
+    urls.check_reachable(storage_url)
+    if not urls.exists(storage_url):
+        raise UserError(f"--storage {urls.redact(storage_url)}: no sweeps there yet")
+    st = open_storage(storage_url)
+    sweep_name, only = study, None
+    kinds: tuple[str, ...] = (CONFIRM, SEARCH)
+    if study not in study_mod.sweep_names(st):
+        summaries = {s.study_name: s for s in st.get_all_studies()}
+        if study in summaries:
+            sweep_name = summaries[study].user_attrs.get("sweep", study)
+            if study_mod.is_search(summaries[study]):
+                only = study
+            else:  # NAME.confirm: only the sweep's queued confirm runs
+                kinds = (CONFIRM,)
+    return Worker(storage_url, sweep_name, only_study=only, index=index, tracking_uri=tracking_uri,
+                  output_root=output_dir, quiet=False, storage_cfg=dict(storage_cfg), kinds=kinds)
+
+
+START_GATE_S = 30.0  # the longest a warmed-up local worker waits for the launch's others
+
+
+def _wait_for_the_others(ready: Any, workers: int) -> None:
+    """A launch's local workers start claiming trials together, once all are warmed up: the
+    first one ready would otherwise take every trial of a short sweep while the others
+    still load data. A replacement worker (the count is already reached) does not wait, nor
+    does any past START_GATE_S (a worker that died while warming up)."""
+    with ready.get_lock():
+        ready.value += 1
+    end = time.monotonic() + START_GATE_S
+    while ready.value < workers and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | None = None,
+               tracking_uri: str | None = None, deadline: float | None = None,
+               output_root: str | None = None, quiet: bool = True,
+               storage_cfg: Mapping[str, Any] | None = None,
+               kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None,
+               cuda_device: str | None = None, start_gate: tuple[Any, int] | None = None) -> int:
+    """Entry point of a local worker process (spawned by `sweeps launch`)."""
+    import os
+    import signal
+    import sys
+
+    from sweeps.run import devices
+
+    devices.pin(cuda_device)  # before anything uses CUDA in this process
+
+    logging.basicConfig(level=logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # Do not leave the worker's own process group: Ctrl-C in the terminal reaches it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        worker = Worker(storage_url, sweep, only_study=only_study, index=index,
+                        tracking_uri=tracking_uri, deadline=deadline, output_root=output_root,
+                        quiet=quiet, storage_cfg=storage_cfg, kinds=kinds, threads=threads)
+        return worker.run(start_gate)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        os._exit(2)

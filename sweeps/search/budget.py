@@ -1,0 +1,68 @@
+"""A study's budget: which trials count toward ``n_trials``, and which lost ones to retry.
+
+Finished and running trials count; trials failed by the infrastructure (Ctrl-C, a dead
+worker, a lost heartbeat) do not, so a resumed sweep still gets its budget, and they are
+the ones retried.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:  # the read-only commands import this module: keep torch out of it
+    pass
+
+
+UNCOUNTED_REASONS = ("interrupted", "worker died")
+
+
+OWN_FAILURES = ("failed", "diverged")  # a trial's own end: not retried, counts toward the budget
+
+
+def counts_toward_budget(t: FrozenTrial) -> bool:
+    """Finished or running trials use the budget; failures of the infrastructure do not.
+
+    A trial our worker finished has a ``state`` attribute; one failed from outside (Ctrl-C,
+    a dead local worker, a missing heartbeat on a database storage) does not, or says why.
+    """
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+        return True
+    if t.state == TrialState.FAIL:
+        # its own worker failed it (an exception, divergence); a recorded "complete" or
+        # "pruned" means the worker died between recording the result and telling Optuna
+        reason = str(t.user_attrs.get("failure_reason", ""))
+        return t.user_attrs.get("state") in OWN_FAILURES and not reason.startswith(UNCOUNTED_REASONS)
+    return False
+
+
+def retryable(t: FrozenTrial) -> bool:
+    """Failed by the infrastructure (its worker died, was stopped, lost its heartbeat), after
+    its parameters were sampled: worth running again with the same parameters and seed."""
+    # not counted = failed from outside: Ctrl-C, a dead local worker (with a reason), or a
+    # missing heartbeat (Optuna fails it without one)
+    return (t.state == TrialState.FAIL and not counts_toward_budget(t)
+            and isinstance(t.user_attrs.get("config"), dict))
+
+
+def retry_candidate(study: optuna.Study, max_retries: int) -> FrozenTrial | None:
+    """The oldest trial to retry: retryable, not retried yet, fewer than `max_retries` retries
+    behind it. Callers hold the budget lock, so two workers never retry the same trial."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    for t in trials:
+        history = t.user_attrs.get("retry_history") or []
+        if t.number not in retried and retryable(t) and len(history) < max_retries:
+            return t
+    return None
+
+
+def used_budget(study: optuna.Study) -> int:
+    return sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+
+
+def finished(study: optuna.Study) -> int:
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(t.state in done and counts_toward_budget(t) for t in study.get_trials(deepcopy=False))

@@ -1,0 +1,114 @@
+"""Compose a sweep with Hydra, validate all of it, derive its studies: `load_sweep`.
+
+Everything is checked here, before a study, an experiment or a run is written: sweep
+settings, sampler and pruner names, every search-space dimension, and the base trainer
+config of every optimizer in the sweep.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sweeps.search.space import Dimension, SearchSpace
+from sweeps.search.spec import DEFAULT_SWEEP, SWEEP_CONFIG, TRAINER_SECTIONS, StudySpec, SweepSpec
+from sweeps.search.validate import (
+    build_space,
+    check_patience,
+    check_storage_url,
+    check_sweep_section,
+    tracking_writer,
+)
+from trainer.config import GROUPS, compose, validate
+from trainer.errors import ConfigError
+
+
+def trainer_part(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in ("trainer", *GROUPS)}
+
+
+def compose_trainer(user: Sequence[str], extra: Sequence[str] = ()) -> dict[str, Any]:
+    """The trainer part of the sweep config, composed ~3x faster than through sweeps.yaml.
+
+    The trainer root config plus the chosen sweep file (``+sweep=NAME``) and only the
+    overrides that touch trainer sections gives the same trainer config (tested) without
+    loading the nine search-space files, storage and tracking.
+    """
+    from trainer.config import to_container
+
+    sweep = DEFAULT_SWEEP
+    kept: list[str] = []
+    for o in user:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key == "sweep":
+            sweep = o.split("=", 1)[1]
+        elif key.split(".")[0] in TRAINER_SECTIONS:
+            kept.append(o)
+    return validate(trainer_part(to_container(compose([f"+sweep={sweep}", *kept, *extra]))))
+
+
+def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
+    """Compose and validate a sweep; raises a one-line UserError on any bad input."""
+    cfg = compose(overrides, SWEEP_CONFIG)
+    from trainer.config import to_container
+
+    data = to_container(cfg)
+    sweep = data.get("sweep")
+    if not isinstance(sweep, Mapping):
+        raise ConfigError("sweep", sweep, "missing: choose one with sweep=quick|mnist|cifar10")
+    sweep = dict(sweep)
+    check_sweep_section(sweep)
+    search = data.get("search") or {}
+    check_storage_url(data.get("storage") or {})
+    tracking = (data.get("tracking") or {}).get("uri")
+    patience = {section: check_patience(section, data.get(section) or {}) for section in ("storage", "tracking")}
+    optimizers = tuple(sweep["optimizers"])
+    from sweeps.run import devices
+
+    per_device = sweep["workers_per_device"]
+    gpus = devices.visible_gpus() if per_device is not None else []
+    workers = devices.local_workers(per_device, int(sweep["workers"]), gpus)
+    threads = sweep["threads_per_worker"] or max(1, (os.cpu_count() or 1) // max(workers, 1))
+    user = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
+
+    bases = {opt: compose_trainer(user, [f"optimizer={opt}"]) for opt in optimizers}
+
+    epochs = int(bases[optimizers[0]]["trainer"]["epochs"])
+    warmup = (search.get("common") or {}).get("warmup_epochs")
+    if isinstance(warmup, Mapping) and isinstance(warmup.get("high"), int | float) \
+            and warmup["high"] >= epochs:
+        raise ConfigError("search.common.warmup_epochs.high", warmup["high"],
+                          f"must be < trainer.epochs ({epochs}): warmup must leave epochs to schedule")
+
+    studies: list[StudySpec] = []
+    if sweep["mode"] == "compare":
+        budget = sweep["n_trials"] // len(optimizers)
+        for opt in optimizers:
+            space = SearchSpace(tuple(build_space(search, opt, bases[opt])))
+            studies.append(StudySpec(f"{sweep['name']}.{opt}", opt, space, (f"optimizer={opt}",),
+                                     bases[opt], budget))
+    else:
+        choice = Dimension("optimizer", "categorical", "optimizer", choices=optimizers)
+        dims = [choice]
+        for opt in optimizers:
+            dims += build_space(search, opt, bases[opt], prefix=f"{opt}.",
+                                when={"optimizer": opt})
+        first = optimizers[0]
+        common = build_space({**search, first: {}}, first, bases[first])
+        studies.append(StudySpec(sweep["name"], None, SearchSpace(tuple(dims + common)), (),
+                                 bases[first], int(sweep["n_trials"]), bases))
+    return SweepSpec(
+        name=sweep["name"], mode=sweep["mode"], optimizers=optimizers,
+        n_trials=int(sweep["n_trials"]), timeout=sweep["timeout"], workers=workers,
+        threads_per_worker=int(threads), worker_devices=devices.assignment(per_device, workers, gpus),
+        objective=sweep["objective"], seed=int(sweep["seed"]),
+        sampler=dict(sweep["sampler"]), pruner=dict(sweep["pruner"]),
+        storage=dict(data["storage"]), tracking_uri=tracking, overrides=tuple(user),
+        studies=tuple(studies), raw={"sweep": sweep, "search": search},
+        max_retries=int(sweep["max_retries"]), max_worker_restarts=int(sweep["max_worker_restarts"]),
+        checkpoint_dir=str(sweep["checkpoint_dir"]), keep_checkpoints=bool(sweep["keep_checkpoints"]),
+        checkpoint_every_s=float(sweep["checkpoint_every_s"]),
+        tracking_patience_s=patience["tracking"],
+        tracking_writer=tracking_writer(data.get("tracking") or {}, workers),
+    )

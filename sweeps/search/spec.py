@@ -1,0 +1,110 @@
+"""What a validated sweep is: its settings and one `StudySpec` per Optuna study.
+
+Plain frozen records, built by `sweeps.search.load.load_sweep` and read by everyone
+else; nothing here composes or checks anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweeps.search.space import SearchSpace
+from trainer.config import GROUPS
+from trainer.spec import Param, count, flag, one_of
+
+SWEEP_CONFIG = "sweeps"
+
+
+DEFAULT_SWEEP = "quick"  # the `sweep:` default of conf/sweeps.yaml
+
+
+TRAINER_SECTIONS = ("trainer", *GROUPS)
+
+
+MODES = ("compare", "joint")
+
+
+SWEEP_PARAMS: dict[str, Param] = {
+    "name": Param("str"),
+    "mode": one_of(*MODES),
+    "optimizers": Param("str_list"),
+    "n_trials": count(1),
+    "timeout": Param("float", low=0.0, low_open=True, nullable=True),
+    "workers": count(0),
+    "workers_per_device": count(1, nullable=True),
+    "threads_per_worker": count(1, nullable=True),
+    "objective": one_of("best", "last"),
+    "seed": count(0),
+    "sampler": Param("section"),
+    "pruner": Param("section"),
+    "max_retries": count(0),
+    "max_worker_restarts": count(0),
+    "checkpoint_dir": Param("str"),
+    "keep_checkpoints": flag(),
+    "checkpoint_every_s": Param("float", low=0.0),
+}
+
+
+# Keys a sweep file written before they existed may leave out.
+SWEEP_DEFAULTS: dict[str, Any] = {"max_retries": 2, "max_worker_restarts": 3,
+                                  "checkpoint_dir": "outputs", "keep_checkpoints": False,
+                                  "checkpoint_every_s": 10.0, "workers_per_device": None}
+
+
+SAMPLER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "grid_points": count(1)}
+
+
+PRUNER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "n_warmup_steps": count(0),
+                 "min_resource": count(1), "reduction_factor": count(2)}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """One Optuna study of the sweep: its name, optimizer, space, base overrides, budget."""
+
+    name: str
+    optimizer: str | None  # None in joint mode
+    space: SearchSpace
+    base_overrides: tuple[str, ...]
+    base: Mapping[str, Any]  # resolved trainer config the trials start from
+    budget: int
+    bases: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # joint: per optimizer
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    mode: str
+    optimizers: tuple[str, ...]
+    n_trials: int
+    timeout: float | None
+    workers: int
+    threads_per_worker: int
+    worker_devices: tuple[str | None, ...]  # the GPU each local worker is pinned to (None: not)
+    objective: str
+    seed: int
+    sampler: Mapping[str, Any]
+    pruner: Mapping[str, Any]
+    storage: Mapping[str, Any]
+    tracking_uri: str | None
+    overrides: tuple[str, ...]
+    studies: tuple[StudySpec, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    max_retries: int = 2
+    max_worker_restarts: int = 3
+    checkpoint_dir: str = "outputs"
+    keep_checkpoints: bool = False
+    checkpoint_every_s: float = 10.0
+    tracking_patience_s: float = 600.0
+    tracking_writer: str = "process"  # resolved: process or thread
+
+    def study(self, name: str) -> StudySpec:
+        for s in self.studies:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+TRACKING_WRITERS = ("auto", "process", "thread")

@@ -1,0 +1,177 @@
+"""Checks of a composed sweep config, each failing with one line that names the key.
+
+The sweep section (names, counts, sampler and pruner), every search-space dimension
+(both endpoints against the trainer's own constraint for the key it sets), the storage
+URL, the patience settings and the tracking writer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sweeps.search.samplers import PRUNERS, SAMPLERS
+from sweeps.search.space import GROUP_KEYS, Dimension, condition_values, lookup, parse_dimension
+from sweeps.search.spec import PRUNER_PARAMS, SAMPLER_PARAMS, SWEEP_DEFAULTS, SWEEP_PARAMS, TRACKING_WRITERS
+from trainer.config import TRAINER_PARAMS
+from trainer.data import DATASETS
+from trainer.errors import ConfigError
+from trainer.models import MODELS
+from trainer.optim.factory import OPTIMIZERS
+from trainer.schedules import SCHEDULES
+from trainer.spec import Param, check_section
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_sweep_section(sweep: dict[str, Any]) -> None:
+    for key, default in SWEEP_DEFAULTS.items():
+        sweep.setdefault(key, default)
+    for key, param in SWEEP_PARAMS.items():
+        if key not in sweep:
+            raise ConfigError(f"sweep.{key}", None, "missing from the sweep config")
+        value = sweep[key]
+        if param.kind == "str_list":
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"sweep.{key}", value, "must be a non-empty list of optimizer names")
+            for v in value:
+                if v not in OPTIMIZERS:
+                    raise ConfigError(f"sweep.{key}", v, "unknown optimizer; allowed: "
+                                      + ", ".join(OPTIMIZERS.names()))
+            if len(set(value)) != len(value):
+                raise ConfigError(f"sweep.{key}", value, "must not repeat an optimizer")
+        elif param.kind == "section":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"sweep.{key}", value, "must be a mapping with a name")
+        else:
+            param.check(f"sweep.{key}", value)
+    extra = sorted(set(sweep) - set(SWEEP_PARAMS))
+    if extra:
+        raise ConfigError(f"sweep.{extra[0]}", sweep[extra[0]],
+                          "unknown key; allowed: " + ", ".join(sorted(SWEEP_PARAMS)))
+    if not _NAME.match(sweep["name"]):
+        raise ConfigError("sweep.name", sweep["name"], "must be letters, digits, '_', '-', '.'")
+    SAMPLERS.get(sweep["sampler"].get("name"))
+    check_section("sweep.sampler", sweep["sampler"], SAMPLER_PARAMS, owner="sweep.sampler")
+    PRUNERS.get(sweep["pruner"].get("name"))
+    check_section("sweep.pruner", sweep["pruner"], PRUNER_PARAMS, owner="sweep.pruner")
+    if sweep["mode"] == "compare" and sweep["n_trials"] < len(sweep["optimizers"]):
+        raise ConfigError("sweep.n_trials", sweep["n_trials"],
+                          f"compare mode needs at least one trial per optimizer "
+                          f"({len(sweep['optimizers'])})")
+
+
+def param_for(key: str, dim: Dimension, base: Mapping[str, Any], optimizer: str) -> Param | None:
+    """The trainer constraint for a dimension's key (None: a list element, checked apart)."""
+    section, _, rest = key.partition(".")
+    name, _, index = rest.partition(".")
+    if section == "trainer":
+        table: Mapping[str, Param] = TRAINER_PARAMS
+        owner = "trainer"
+    elif section == "optimizer":
+        table, owner = OPTIMIZERS.get(optimizer).params, f"optimizer {optimizer}"
+    elif section == "schedule":
+        scheds = condition_values(dim.when.get("schedule", lookup(base, "schedule")))
+        for sched in scheds[1:]:  # a key set under several schedules must exist in each
+            if name not in SCHEDULES.get(sched).params:
+                raise ConfigError("key", key, f"not a setting of schedule {sched}")
+        table, owner = SCHEDULES.get(scheds[0]).params, f"schedule {scheds[0]}"
+    elif section == "model":
+        table, owner = MODELS.get(lookup(base, "model")).params, "model " + lookup(base, "model")
+    elif section == "dataset":
+        table, owner = DATASETS.get(lookup(base, "dataset")).params, "dataset " + lookup(base, "dataset")
+    else:
+        raise ConfigError("key", key, "must start with trainer., optimizer., schedule., model. or dataset.")
+    if name not in table:
+        raise ConfigError("key", key, f"not a setting of {owner}; allowed: {', '.join(sorted(table))}")
+    if index:
+        if table[name].kind != "betas" or index not in ("0", "1"):
+            raise ConfigError("key", key, f"{section}.{name} has no element {index}")
+        return None
+    return table[name]
+
+
+def _check_dimension(path: str, dim: Dimension, base: Mapping[str, Any], optimizer: str,
+                     earlier: set[str]) -> None:
+    for cond in dim.when:
+        if cond not in earlier and cond not in GROUP_KEYS and lookup(base, cond) is None:
+            raise ConfigError(f"{path}.{dim.name}.when", cond,
+                              "must name an earlier dimension or a config key")
+    if dim.key is None:
+        return
+    if dim.key in GROUP_KEYS:
+        registry = {"schedule": SCHEDULES, "model": MODELS, "dataset": DATASETS,
+                    "optimizer": OPTIMIZERS}[dim.key]
+        if dim.type != "categorical":
+            raise ConfigError(f"{path}.{dim.name}.type", dim.type,
+                              f"must be categorical to choose the {dim.key} option")
+        for choice in dim.choices:
+            if choice not in registry:
+                raise ConfigError(f"{path}.{dim.name}.choices", choice,
+                                  f"unknown {dim.key}; allowed: {', '.join(registry.names())}")
+        return
+    try:
+        param = param_for(dim.key, dim, base, optimizer)
+    except ConfigError as err:
+        raise ConfigError(f"{path}.{dim.name}.key", dim.key, err.allowed) from None
+    for value in dim.endpoints():
+        if param is None:  # an element of betas
+            ok = isinstance(value, int | float) and 0.0 <= value < 1.0 and math.isfinite(value)
+            if not ok:
+                raise ConfigError(f"{path}.{dim.name}", value, f"gives {dim.key} outside [0, 1)")
+            continue
+        try:
+            param.check(dim.key, int(value) if dim.type == "int" else value)
+        except ConfigError as err:
+            raise ConfigError(f"{path}.{dim.name}", value, f"range gives {err}") from None
+
+
+def build_space(search: Mapping[str, Any], optimizer: str, base: Mapping[str, Any],
+                *, prefix: str = "", when: Mapping[str, Any] | None = None) -> list[Dimension]:
+    dims: list[Dimension] = []
+    seen: set[str] = set()
+    for section in (optimizer, "common") if not prefix else (optimizer,):
+        spec = search.get(section)
+        if spec is None:
+            raise ConfigError(f"search.{section}", None, "no search space for this optimizer")
+        for name, raw in spec.items():
+            dim = parse_dimension(f"search.{section}", name, raw)
+            _check_dimension(f"search.{section}", dim, base, optimizer, seen)
+            seen.add(dim.name)
+            if prefix:
+                cond = {**(when or {}),
+                        **{(f"{prefix}{k}" if k in spec else k): v for k, v in dim.when.items()}}
+                dim = Dimension(f"{prefix}{dim.name}", dim.type, dim.key, dim.low, dim.high,
+                                dim.log, dim.choices, dim.transform, cond)
+            dims.append(dim)
+    return dims
+
+
+def check_storage_url(storage: Mapping[str, Any]) -> str:
+    url = storage.get("url")
+    if not isinstance(url, str) or not url:
+        raise ConfigError("storage.url", url, "must be a journal file path or a database URL")
+    return url
+
+
+def check_patience(section: str, cfg: Mapping[str, Any]) -> float:
+    value = cfg.get("patience_s", 600)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{section}.patience_s", value, "must be a number of seconds >= 0")
+    return float(value)
+
+
+def tracking_writer(cfg: Mapping[str, Any], local_workers: int) -> str:
+    """`process` or `thread`. `auto`: a writer process where this host has a core beyond one
+    per local worker, else a thread: measured on 2 cores (benchmarks/sweep_scaling.py), one
+    worker runs more trials per hour with a writer process, two workers with threads (a
+    writer process per worker would be a fourth busy process on two cores)."""
+    value = cfg.get("writer", "auto")
+    if value not in TRACKING_WRITERS:
+        raise ConfigError("tracking.writer", value, f"must be one of {', '.join(TRACKING_WRITERS)}")
+    if value == "auto":
+        return "process" if max(local_workers, 1) < (os.cpu_count() or 1) else "thread"
+    return str(value)

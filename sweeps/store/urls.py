@@ -1,0 +1,81 @@
+"""Storage URLs: journal file or database, reachability, passwords kept out of messages.
+
+``storage.url`` (or $SWEEPS_STORAGE) is either a path to a journal file (``sweeps.journal``,
+``journal:///abs/path``) or an SQLAlchemy URL (``postgresql://user@host/db``). Reachability
+is checked before anything is written; passwords never appear in messages, params or tags.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import UserError
+
+_DB_URL = re.compile(r"^[a-z][a-z0-9+]*://", re.IGNORECASE)
+
+
+def redact(url: str) -> str:
+    """Hide the password of a URL (``postgresql://u:***@host/db``)."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def is_database(url: str) -> bool:
+    return bool(_DB_URL.match(url)) and not url.startswith("journal:")
+
+
+def journal_path(url: str) -> Path:
+    path = url[len("journal://"):] if url.startswith("journal://") else url
+    path = path[len("journal:"):] if path.startswith("journal:") else path
+    return Path(path).expanduser().resolve()
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Plain ``postgresql://`` URLs go through psycopg2 (SQLAlchemy 2.1 would pick psycopg 3)."""
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
+
+
+def check_reachable(url: str) -> None:
+    """Raise UserError (one line) unless the storage can be opened; writes nothing."""
+    if is_database(url):
+        import sqlalchemy
+
+        try:
+            engine = sqlalchemy.create_engine(sqlalchemy_url(url), connect_args=connect_args(url))
+            with engine.connect():
+                pass
+            engine.dispose()
+        except Exception as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(f"storage.url={redact(url)}: cannot connect ({reason})") from None
+        return
+    path = journal_path(url)
+    if not path.parent.is_dir():
+        raise UserError(f"storage.url={url}: directory {path.parent} does not exist")
+    if path.exists() and not path.is_file():
+        raise UserError(f"storage.url={url}: {path} is not a file")
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    # application_name names this process's connections in pg_stat_activity (host:pid), so
+    # an operator (or a test) can tell workers apart and terminate exactly one's connections
+    return {"connect_timeout": 5, "application_name": application_name()} \
+        if url.startswith("postgresql") else {}
+
+
+def application_name() -> str:
+    import os
+    import socket
+
+    return f"sweeps {socket.gethostname()}:{os.getpid()}"[:63]
+
+
+def exists(url: str) -> bool:
+    """Whether the storage already holds data (a journal file that is there, or any DB)."""
+    return is_database(url) or journal_path(url).exists()
+
+
+def libpq_url(url: str) -> str:
+    """SQLAlchemy's ``postgresql+psycopg2://`` -> libpq's ``postgresql://``."""
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)

@@ -1,0 +1,85 @@
+"""`TrialLogger`: the trainer callback that streams a trial's curves to its MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeps.tracking.run_writes import RunRef, _op_artifacts, _op_write
+from sweeps.tracking.writer import Background
+from trainer.callbacks import Callback, RunInfo
+
+log = logging.getLogger("sweeps")
+
+if TYPE_CHECKING:
+    from trainer.result import FitResult
+
+
+FLUSH_EVERY_S = 2.0  # a trial's curves go to MLflow at most this often (and at its end)
+
+
+class TrialLogger(Callback):
+    """Streams one trial's curves to its MLflow run through the writer: per-epoch
+    metrics in one batched write at most every FLUSH_EVERY_S seconds (a trial of short
+    epochs writes its curves once, at its end; one of long epochs, every epoch)."""
+
+    def __init__(self, uri: str, run: str | RunRef | None, background: Background | None = None,
+                 *, wait_at_end: bool = True, flush_every_s: float = FLUSH_EVERY_S,
+                 hold_final: bool = False) -> None:
+        self.uri = uri
+        self.ref = run if isinstance(run, RunRef) else RunRef.of(run)
+        self.background = background or Background()
+        self.wait_at_end = wait_at_end  # a worker does not: the next trial need not wait for MLflow
+        self.flush_every_s = flush_every_s
+        # the last curves wait for the run's end (end_trial_async): one request instead of two
+        self.hold_final = hold_final
+        self._pending: list[Any] = []
+        self._last_flush = time.monotonic()
+
+    def on_fit_start(self, run: RunInfo) -> None:
+        """A run resumed from a checkpoint: its earlier epochs go into this run too, so that
+        the retry's run holds the whole curve."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending += [Metric(k, float(v), now, int(m["epoch"])) for m in run.history
+                          for k, v in m.items() if k != "epoch"]
+
+    def on_step(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
+
+    def on_epoch_end(self, run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending += [Metric(k, float(v), now, epoch) for k, v in metrics.items() if k != "epoch"]
+        if time.monotonic() - self._last_flush >= self.flush_every_s:
+            self._flush()
+
+    def _flush(self, hold: bool = False) -> None:
+        batch, self._pending = self._pending, []
+        self._last_flush = time.monotonic()
+        self.background.submit(_op_write, self.ref.key, self.ref.id, self.uri, batch, hold)
+
+    def on_fit_end(self, run: RunInfo, result: FitResult) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending += [Metric(k, float(v), now, len(result.history))
+                          for k, v in result.final.items()]
+        if result.status == "diverged" and result.history:
+            last = result.history[-1]
+            self._pending += [Metric(k, float(v), now, int(last["epoch"])) for k, v in last.items()
+                              if k != "epoch"]
+        self._flush(hold=self.hold_final)
+        self.background.submit(_op_artifacts, self.ref.key, self.ref.id, self.uri,
+                               {"history.json": Path(result.output_dir) / "history.json"})
+        if self.wait_at_end:
+            self.background.wait()

@@ -1,0 +1,60 @@
+"""The MLflow writer process of a sweep worker: one child that sends the worker's MLflow writes.
+
+MLflow's SQLAlchemy store spends ~50 ms of Python per trial run (create, curves, params,
+artifacts, end). On a thread of the worker that Python competes with the training loop for
+the GIL, which a small model's loop needs all the time; in a child process it runs on a
+spare core and the training loop does not wait (benchmarks/sweep_overhead.py).
+
+The child is a one-process ProcessPoolExecutor: writes run one at a time in the order they
+were submitted, results and errors come back as futures. It is started with ``spawn`` (no
+fork of a process that may hold threads, CUDA or open database connections), ignores Ctrl-C
+(the worker decides what to write before it stops) and leaves when its worker is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from sweeps.tracking import outage
+
+log = logging.getLogger("sweeps")
+PARENT_POLL_S = 0.5
+
+
+def start() -> tuple[ProcessPoolExecutor, Any] | None:
+    """The writer's executor and the outage flag it shares with this process, or None where
+    no process can be started (then the writes stay on a thread)."""
+    try:
+        ctx = mp.get_context("spawn")
+        flag = ctx.Value("b", 0, lock=False)
+        pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init,
+                                   initargs=(os.getpid(), flag))
+        pool.submit(int)  # start it now: it imports while the worker warms up
+        return pool, flag
+    except Exception as err:  # e.g. a sandbox without process creation
+        log.warning("no MLflow writer process (%s); writing from a thread", err)
+        return None
+
+
+def _init(parent: int, flag: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    outage.share(flag)
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    threading.Thread(target=_leave_with, args=(parent,), name="sweeps-orphan-watch",
+                     daemon=True).start()
+
+
+def _leave_with(parent: int) -> None:
+    """Exit once the worker is gone (killed: nobody will read the results or send more)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(0)
