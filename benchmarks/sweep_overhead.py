@@ -94,12 +94,12 @@ def main() -> None:
               f"thread(s) on {os.cpu_count()} cores: {args.repeats} rounds of {args.trials} trials "
               "each way, per-trial medians (fixed cost: median and range of the paired differences)")
         print(f"bare trainer                      {b * 1000:7.1f} ms")
-        for writer in ("process", "thread"):
-            fixed = sorted(t[writer] - t["bare"] for t in rounds)
-            rel = statistics.median(t[writer] / t["bare"] - 1 for t in rounds)
+        for which in ("process", "thread"):
+            fixed = sorted(t[which] - t["bare"] for t in rounds)
+            rel = statistics.median(t[which] / t["bare"] - 1 for t in rounds)
             f = statistics.median(fixed)
-            s = statistics.median(t[writer] for t in rounds)
-            print(f"sweep, MLflow writer {writer:8s}     {s * 1000:7.1f} ms   fixed cost "
+            s = statistics.median(t[which] for t in rounds)
+            print(f"sweep, MLflow which {which:8s}     {s * 1000:7.1f} ms   fixed cost "
                   f"{f * 1000:6.1f} ms ({fixed[0] * 1000:.0f} to {fixed[-1] * 1000:.0f}) "
                   f"{'ok' if f <= FIXED_TARGET_S else 'MISSED'}, "
                   f"overhead {rel:+6.1%} {'ok' if rel <= OVERHEAD_TARGET else 'MISSED'}")

@@ -7,7 +7,8 @@ parent run, as a mirror of what it wrote to disk.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -148,55 +149,27 @@ def paths(
 ) -> None:
     """Draw each optimizer's path on Rosenbrock, Beale and a saddle over their contours."""
     from sweeps.report import paths as paths_mod
-    from trainer.optim import list_optimizers
 
     def body() -> int:
-        fn_names = [f.strip() for f in functions.split(",") if f.strip()]
-        unknown = [f for f in fn_names if f not in paths_mod.FUNCTIONS]
-        if unknown or not fn_names:
-            raise UserError(f"--functions {functions}: allowed: {', '.join(paths_mod.FUNCTIONS)}")
+        fn_names = paths_mod.function_names(functions)
         if steps < 1:
             raise UserError(f"--steps {steps}: must be >= 1")
-        names = [a for a in (args or []) if "=" not in a]
-        sections: dict[str, dict[str, Any]] = {}
         chosen = [o.strip() for o in optimizers.split(",")] if optimizers else None
-        if names:
+        if any("=" not in a for a in args or []):
             from sweeps.report import summary
 
-            t = sweep_target(args, storage, None)
-            name, studies = studies_of(t)
-            best = summary.best_per_optimizer(studies)
-            for opt in chosen or summary.sweep_optimizers(studies):
-                if opt not in best:
-                    raise UserError(f"--optimizers: sweep {name!r} has no completed {opt} trial")
-                sections[opt] = dict(best[opt][1].user_attrs["config"]["optimizer"])
+            name, studies = studies_of(sweep_target(args, storage, None))
+            sections = paths_mod.sweep_sections(name, summary.best_per_optimizer(studies),
+                                                chosen or summary.sweep_optimizers(studies))
             out_dir = out or os.path.join("reports", name, "paths")
         else:
-            for opt in chosen or list_optimizers():
-                if opt not in list_optimizers():
-                    raise UserError(f"--optimizers: {opt!r} is not one of "
-                                    f"{', '.join(list_optimizers())}")
-                sections[opt] = paths_mod.optimizer_section(opt)
+            sections = paths_mod.default_sections(chosen)
             out_dir = out or os.path.join("reports", "paths")
         rates = paths_mod.parse_lrs(lr or [], list(sections))
-        from pathlib import Path
-
-        from rich.table import Table
-
         results = paths_mod.draw_all(fn_names, sections, rates, steps, Path(out_dir))
-        table = Table(title=f"optimizer paths, {steps} steps")
-        for col in ("function", "optimizer", "lr", "final f", "distance to a minimum"):
-            table.add_column(col, justify="left" if col in ("function", "optimizer") else "right")
-        for fn_name, (written, found) in results.items():
-            fn = paths_mod.FUNCTIONS[fn_name]
-            for p in found:
-                end = p.points[-1]
-                dist = min(((end[0] - mx) ** 2 + (end[1] - my) ** 2) ** 0.5 for mx, my in fn.minima)
-                table.add_row(fn_name, p.optimizer, f"{p.lr:.3g} ({p.lr_source})",
-                              "diverged" if p.diverged else f"{p.final:.3g}",
-                              "-" if p.diverged else f"{dist:.3g}")
+        for written, _ in results.values():
             console.print(f"wrote {written}", highlight=False)
-        console.print(table)
+        console.print(paths_mod.results_table(results, steps))
         return 0
 
     guard(body)

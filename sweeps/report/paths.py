@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from trainer.errors import UserError
+
 LR_GRID = tuple(10 ** (k / 2) for k in range(-8, 1))  # 1e-4, 3.2e-4, ..., 1: two per decade
 STEPS = 300
 
@@ -170,7 +172,6 @@ def draw(fn: TestFunction, paths: Sequence[Path2D], out: Path, steps: int) -> Pa
 
 def parse_lrs(items: Sequence[str], optimizers: Sequence[str]) -> dict[str, float]:
     """``--lr adam=0.05`` (repeatable) -> {"adam": 0.05}; one clear line on bad input."""
-    from trainer.errors import UserError
 
     out: dict[str, float] = {}
     for item in items:
@@ -222,3 +223,53 @@ def draw_all(functions: Sequence[str], sections: Mapping[str, Mapping[str, Any]]
         by_fn = {f: [p for p in found if p.function == f] for f in functions}
         figures = [_draw(f, by_fn[f], out, steps) for f in functions]
     return {f: (fig, by_fn[f]) for f, fig in zip(functions, figures, strict=True)}
+
+
+def function_names(text: str) -> list[str]:
+    """``--functions rosenbrock,beale``: the test functions, each checked."""
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    if not names or any(f not in FUNCTIONS for f in names):
+        raise UserError(f"--functions {text}: allowed: {', '.join(FUNCTIONS)}")
+    return names
+
+
+def default_sections(chosen: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """Each optimizer's default config section (all eight unless `chosen`)."""
+    from trainer.optim import list_optimizers
+
+    sections: dict[str, dict[str, Any]] = {}
+    for opt in chosen or list_optimizers():
+        if opt not in list_optimizers():
+            raise UserError(f"--optimizers: {opt!r} is not one of {', '.join(list_optimizers())}")
+        sections[opt] = optimizer_section(opt)
+    return sections
+
+
+def sweep_sections(name: str, best: Mapping[str, tuple[Any, Any]], optimizers: Sequence[str]
+                   ) -> dict[str, dict[str, Any]]:
+    """Each optimizer's config section from its best trial in sweep `name` (`best`:
+    optimizer -> (study, trial), as `summary.best_per_optimizer` gives)."""
+    sections: dict[str, dict[str, Any]] = {}
+    for opt in optimizers:
+        if opt not in best:
+            raise UserError(f"--optimizers: sweep {name!r} has no completed {opt} trial")
+        sections[opt] = dict(best[opt][1].user_attrs["config"]["optimizer"])
+    return sections
+
+
+def results_table(results: Mapping[str, tuple[Path, list[Path2D]]], steps: int) -> Any:
+    """Where each path ended: its final value and its distance to the nearest minimum."""
+    from rich.table import Table
+
+    table = Table(title=f"optimizer paths, {steps} steps")
+    for col in ("function", "optimizer", "lr", "final f", "distance to a minimum"):
+        table.add_column(col, justify="left" if col in ("function", "optimizer") else "right")
+    for fn_name, (_, found) in results.items():
+        fn = FUNCTIONS[fn_name]
+        for p in found:
+            end = p.points[-1]
+            dist = min(((end[0] - mx) ** 2 + (end[1] - my) ** 2) ** 0.5 for mx, my in fn.minima)
+            table.add_row(fn_name, p.optimizer, f"{p.lr:.3g} ({p.lr_source})",
+                          "diverged" if p.diverged else f"{p.final:.3g}",
+                          "-" if p.diverged else f"{dist:.3g}")
+    return table

@@ -21,6 +21,7 @@ from sweeps.run import processes as local
 from sweeps.search import confirm_jobs
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
+from sweeps.search.spec import SweepSpec
 from sweeps.store import urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients
@@ -57,7 +58,7 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
     """Queue and run the re-runs; returns the exit code."""
     check_request(seeds, top, workers)
     storage = open_storage(url)
-    latest = max(studies, key=lambda s: s.user_attrs.get("launched_at", 0.0)).user_attrs
+    latest = study_mod.latest_attrs(studies)
     optimizers = summary.sweep_optimizers(studies)
     existing = confirm_jobs.load(storage, name)
     plan = confirm_jobs.plan(studies, existing, top, seeds, optimizers)
@@ -84,36 +85,10 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
                       highlight=False)
         return 0
     if plan.missing or plan.queued:
-        threads = max(1, (os.cpu_count() or 1) // n_workers)
-        run_plan = local.WorkerPlan(url, name, uri, n_workers, (study_mod.CONFIRM_KIND,),
-                                    threads=threads, storage_cfg=dict(spec.storage),
-                                    max_restarts=spec.max_worker_restarts)
-
-        def line() -> str:
-            done, running, waiting = _progress(confirm_study, plan.jobs)
-            return f"[{done}/{len(plan.jobs)}] confirm runs done  running {running}  waiting {waiting}"
-
-        def render() -> Group:
-            return Group(Text(line()), confirm_table(studies, confirm_study))
-
-        while True:
-            outcome = local.run(run_plan, lambda: [confirm_study], render, line, console,
-                                confirm_study.user_attrs.get("parent_run_id"))
-            if outcome.interrupted:
-                return 130
-            if outcome.gave_up:
-                console.print(f"[red]{len(outcome.dead)} worker(s) died[/] and "
-                              f"sweep.max_worker_restarts={spec.max_worker_restarts} is used up; "
-                              "their runs are marked failed. Run the same command again to finish them.")
-                return 1
-            if not outcome.dead:
-                break
-            # runs lost with a dead worker: queue them again (restarts left bound this loop)
-            lost = confirm_jobs.plan(studies, confirm_study, top, seeds, optimizers).missing
-            if not lost:
-                break
-            confirm_jobs.enqueue(confirm_study, lost, studies)
-            console.print(f"re-queued {len(lost)} run(s) lost with a dead worker", highlight=False)
+        code = _run_local(name, studies, confirm_study, plan, url, uri, n_workers, spec, top, seeds,
+                          optimizers, console)
+        if code is not None:
+            return code
     _, running, waiting = _progress(confirm_study, plan.jobs)
     if not console.is_terminal or not (plan.missing or plan.queued):
         console.print(confirm_table(studies, confirm_study))
@@ -121,6 +96,42 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
         console.print(f"{running} run(s) still running and {waiting} waiting on other workers")
     console.print(f"next: sweeps report {name}   (the ranking, paired tests and plots)", highlight=False)
     return 0
+
+
+def _run_local(name: str, studies: Sequence[optuna.Study], confirm_study: optuna.Study,
+               plan: confirm_jobs.Plan, url: str, uri: str, n_workers: int, spec: SweepSpec, top: int,
+               seeds: int, optimizers: Sequence[str], console: Console) -> int | None:
+    """Local workers until every queued run is done; an exit code if they stopped early."""
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    run_plan = local.WorkerPlan(url, name, uri, n_workers, (study_mod.CONFIRM_KIND,),
+                                threads=threads, storage_cfg=dict(spec.storage),
+                                max_restarts=spec.max_worker_restarts)
+
+    def line() -> str:
+        done, running, waiting = _progress(confirm_study, plan.jobs)
+        return f"[{done}/{len(plan.jobs)}] confirm runs done  running {running}  waiting {waiting}"
+
+    def render() -> Group:
+        return Group(Text(line()), confirm_table(studies, confirm_study))
+
+    while True:
+        outcome = local.run(run_plan, lambda: [confirm_study], render, line, console,
+                            confirm_study.user_attrs.get("parent_run_id"))
+        if outcome.interrupted:
+            return 130
+        if outcome.gave_up:
+            console.print(f"[red]{len(outcome.dead)} worker(s) died[/] and "
+                          f"sweep.max_worker_restarts={spec.max_worker_restarts} is used up; "
+                          "their runs are marked failed. Run the same command again to finish them.")
+            return 1
+        if not outcome.dead:
+            return None
+        # runs lost with a dead worker: queue them again (restarts left bound this loop)
+        lost = confirm_jobs.plan(studies, confirm_study, top, seeds, optimizers).missing
+        if not lost:
+            return None
+        confirm_jobs.enqueue(confirm_study, lost, studies)
+        console.print(f"re-queued {len(lost)} run(s) lost with a dead worker", highlight=False)
 
 
 def _seed_text(seeds: Sequence[int]) -> str:

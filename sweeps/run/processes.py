@@ -89,25 +89,7 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
         with Live(render(), console=console, refresh_per_second=2, transient=False) if live_ok \
                 else contextlib.nullcontext() as live:
             while True:
-                for i, proc in enumerate(procs):
-                    if proc.exitcode in (None, 0):
-                        continue
-                    if proc.exitcode in (130, -signal.SIGINT):
-                        # Ctrl-C reached the worker first (this process was inside a call that
-                        # defers signals): an interrupt, not a death to restart
-                        raise KeyboardInterrupt
-                    _fail_dead(proc, dead, studies(), console)
-                    if plan.restarts < plan.max_restarts and proc.exitcode != 2:  # 2: bad input
-                        plan.restarts += 1
-                        procs[i] = spawn(i)
-                        started.append(procs[i])
-                        console.print(f"restarted {proc.name} ({plan.restarts} of "
-                                      f"sweep.max_worker_restarts={plan.max_restarts})", highlight=False)
-                    else:
-                        gave_up = True
-                        procs[i] = _Gone()
-                        console.print(f"[red]{proc.name} not restarted[/]: "
-                                      f"sweep.max_worker_restarts={plan.max_restarts} used up")
+                gave_up = _replace_dead(procs, started, spawn, plan, dead, studies(), console) or gave_up
                 if not any(proc.is_alive() for proc in procs):
                     if any(proc.exitcode not in (None, 0) for proc in procs):
                         continue  # died between the checks: handle it first
@@ -123,15 +105,49 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
             if live is not None:
                 live.update(render())
     except KeyboardInterrupt:
-        pids = [pr.pid for pr in started if pr.pid]
-        _stop([p for p in started if not isinstance(p, _Gone)])
-        n = len(lost_trials.fail_dead_local_trials(studies(), set(pids), "interrupted (Ctrl-C)"))
-        if parent_run_id:
-            tracking_runs.close_orphans(plan.uri, parent_run_id, "interrupted (Ctrl-C)", worker_tags(pids))
-        console.print(f"[yellow]interrupted[/]: {n} running trial(s) marked failed (interrupted); "
-                      "run the same command again to resume")
+        _interrupted(started, plan, studies(), parent_run_id, console)
         return Outcome(True, dead, gave_up)
     return Outcome(False, dead, gave_up)
+
+
+def _replace_dead(procs: list[Any], started: list[Any], spawn: Callable[[int], Any], plan: WorkerPlan,
+                  dead: list[tuple[str, int, int]], studies: Sequence[optuna.Study],
+                  console: Console) -> bool:
+    """Fail the trials of workers that died, and restart them while restarts are left;
+    True if one could not be restarted."""
+    gave_up = False
+    for i, proc in enumerate(procs):
+        if proc.exitcode in (None, 0):
+            continue
+        if proc.exitcode in (130, -signal.SIGINT):
+            # Ctrl-C reached the worker first (this process was inside a call that
+            # defers signals): an interrupt, not a death to restart
+            raise KeyboardInterrupt
+        _fail_dead(proc, dead, studies, console)
+        if plan.restarts < plan.max_restarts and proc.exitcode != 2:  # 2: bad input
+            plan.restarts += 1
+            procs[i] = spawn(i)
+            started.append(procs[i])
+            console.print(f"restarted {proc.name} ({plan.restarts} of "
+                          f"sweep.max_worker_restarts={plan.max_restarts})", highlight=False)
+        else:
+            gave_up = True
+            procs[i] = _Gone()
+            console.print(f"[red]{proc.name} not restarted[/]: "
+                          f"sweep.max_worker_restarts={plan.max_restarts} used up")
+    return gave_up
+
+
+def _interrupted(started: Sequence[Any], plan: WorkerPlan, studies: Sequence[optuna.Study],
+                 parent_run_id: str | None, console: Console) -> None:
+    """Ctrl-C: stop every worker, fail their running trials (interrupted), close their runs."""
+    pids = [pr.pid for pr in started if pr.pid]
+    _stop([p for p in started if not isinstance(p, _Gone)])
+    n = len(lost_trials.fail_dead_local_trials(studies, set(pids), "interrupted (Ctrl-C)"))
+    if parent_run_id:
+        tracking_runs.close_orphans(plan.uri, parent_run_id, "interrupted (Ctrl-C)", worker_tags(pids))
+    console.print(f"[yellow]interrupted[/]: {n} running trial(s) marked failed (interrupted); "
+                  "run the same command again to resume")
 
 
 class _Gone:

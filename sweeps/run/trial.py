@@ -112,7 +112,7 @@ class TrialRunner:
                   cfg: Mapping[str, Any], params: Mapping[str, Any]) -> run_writes.RunRef:
         """The trial's MLflow run (a retry's points at the lost attempt's, which it retires)."""
         device = str(resolve_device(cfg["trainer"]["device"]))
-        old_run = self._retried_run(study, trial)
+        old_run = _retried_run(study, trial)
         ref = run_writes.start_trial_async(
             self.s.uri, background, self.s.sweep, study.user_attrs.get("parent_run_id"),
             study.study_name, trial.number, cfg["optimizer"]["name"], cfg, params, device,
@@ -123,14 +123,6 @@ class TrialRunner:
             run_writes.retire_async(self.s.uri, background, ref, self.s.sweep, study.study_name,
                                     int(retry_of), old_run)
         return ref
-
-    def _retried_run(self, study: optuna.Study, trial: optuna.Trial) -> str | None:
-        """The MLflow run of the trial this one retries (None for a first attempt)."""
-        number = trial.user_attrs.get("retry_of")
-        if number is None:
-            return None
-        old = study.get_trials(deepcopy=False)[int(number)]
-        return study_mod.run_id(study, old)
 
     def _fit_resumable(self, cfg: Mapping[str, Any], trial: optuna.Trial, ref: run_writes.RunRef,
                        background: Background, out: Path) -> tuple[FitResult, OptunaReporter]:
@@ -204,6 +196,15 @@ class TrialRunner:
             print(f"[worker {self.s.index}] {label or f'{study.study_name} #{trial.number}'}: "
                   f"{outcome.state}"
                   f"{value}{'' if not outcome.reason else ' (' + outcome.reason + ')'}", flush=True)
+
+
+def _retried_run(study: optuna.Study, trial: optuna.Trial) -> str | None:
+    """The MLflow run of the trial this one retries (None for a first attempt)."""
+    number = trial.user_attrs.get("retry_of")
+    if number is None:
+        return None
+    old = study.get_trials(deepcopy=False)[int(number)]
+    return study_mod.run_id(study, old)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Outcome:

@@ -68,7 +68,8 @@ class Worker:
         """A study with this worker's sampler (seeded per study and worker) and pruner."""
         spec = self.spec.study(name)
         seed = self.spec.seed + 1000 * i + 7919 * self.index  # distinct per study and worker
-        sampler = build_sampler(self.spec.sampler, seed, spec.space.grid(int(self.spec.sampler["grid_points"])))
+        grid = spec.space.grid(int(self.spec.sampler["grid_points"]))
+        sampler = build_sampler(self.spec.sampler, seed, grid)
         pruner = build_pruner(self.spec.pruner, int(spec.base["trainer"]["epochs"]))
         return optuna.load_study(study_name=name, storage=self.storage, sampler=sampler, pruner=pruner)
 
@@ -194,7 +195,7 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
     import signal
     import sys
 
-    from sweeps.run import devices
+    from sweeps.search import devices
 
     devices.pin(cuda_device)  # before anything uses CUDA in this process
 

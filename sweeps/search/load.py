@@ -18,6 +18,7 @@ from sweeps.search.validate import (
     check_patience,
     check_storage_url,
     check_sweep_section,
+    check_warmup,
     tracking_writer,
 )
 from trainer.config import GROUPS, compose, validate
@@ -62,9 +63,10 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     search = data.get("search") or {}
     check_storage_url(data.get("storage") or {})
     tracking = (data.get("tracking") or {}).get("uri")
-    patience = {section: check_patience(section, data.get(section) or {}) for section in ("storage", "tracking")}
+    patience = {section: check_patience(section, data.get(section) or {})
+                for section in ("storage", "tracking")}
     optimizers = tuple(sweep["optimizers"])
-    from sweeps.run import devices
+    from sweeps.search import devices
 
     per_device = sweep["workers_per_device"]
     gpus = devices.visible_gpus() if per_device is not None else []
@@ -74,13 +76,29 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
 
     bases = {opt: compose_trainer(user, [f"optimizer={opt}"]) for opt in optimizers}
 
-    epochs = int(bases[optimizers[0]]["trainer"]["epochs"])
-    warmup = (search.get("common") or {}).get("warmup_epochs")
-    if isinstance(warmup, Mapping) and isinstance(warmup.get("high"), int | float) \
-            and warmup["high"] >= epochs:
-        raise ConfigError("search.common.warmup_epochs.high", warmup["high"],
-                          f"must be < trainer.epochs ({epochs}): warmup must leave epochs to schedule")
+    check_warmup(search, int(bases[optimizers[0]]["trainer"]["epochs"]))
+    studies = plan_studies(sweep, search, bases)
+    return SweepSpec(
+        name=sweep["name"], mode=sweep["mode"], optimizers=optimizers,
+        n_trials=int(sweep["n_trials"]), timeout=sweep["timeout"], workers=workers,
+        threads_per_worker=int(threads), worker_devices=devices.assignment(per_device, workers, gpus),
+        objective=sweep["objective"], seed=int(sweep["seed"]),
+        sampler=dict(sweep["sampler"]), pruner=dict(sweep["pruner"]),
+        storage=dict(data["storage"]), tracking_uri=tracking, overrides=tuple(user),
+        studies=tuple(studies), raw={"sweep": sweep, "search": search},
+        max_retries=int(sweep["max_retries"]), max_worker_restarts=int(sweep["max_worker_restarts"]),
+        checkpoint_dir=str(sweep["checkpoint_dir"]), keep_checkpoints=bool(sweep["keep_checkpoints"]),
+        checkpoint_every_s=float(sweep["checkpoint_every_s"]),
+        tracking_patience_s=patience["tracking"],
+        tracking_writer=tracking_writer(data.get("tracking") or {}, workers),
+    )
 
+
+def plan_studies(sweep: Mapping[str, Any], search: Mapping[str, Any],
+                 bases: Mapping[str, Mapping[str, Any]]) -> list[StudySpec]:
+    """The sweep's Optuna studies: one per optimizer with equal budgets (compare mode), or
+    one whose first dimension is the optimizer (joint mode)."""
+    optimizers = tuple(sweep["optimizers"])
     studies: list[StudySpec] = []
     if sweep["mode"] == "compare":
         budget = sweep["n_trials"] // len(optimizers)
@@ -98,17 +116,4 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         common = build_space({**search, first: {}}, first, bases[first])
         studies.append(StudySpec(sweep["name"], None, SearchSpace(tuple(dims + common)), (),
                                  bases[first], int(sweep["n_trials"]), bases))
-    return SweepSpec(
-        name=sweep["name"], mode=sweep["mode"], optimizers=optimizers,
-        n_trials=int(sweep["n_trials"]), timeout=sweep["timeout"], workers=workers,
-        threads_per_worker=int(threads), worker_devices=devices.assignment(per_device, workers, gpus),
-        objective=sweep["objective"], seed=int(sweep["seed"]),
-        sampler=dict(sweep["sampler"]), pruner=dict(sweep["pruner"]),
-        storage=dict(data["storage"]), tracking_uri=tracking, overrides=tuple(user),
-        studies=tuple(studies), raw={"sweep": sweep, "search": search},
-        max_retries=int(sweep["max_retries"]), max_worker_restarts=int(sweep["max_worker_restarts"]),
-        checkpoint_dir=str(sweep["checkpoint_dir"]), keep_checkpoints=bool(sweep["keep_checkpoints"]),
-        checkpoint_every_s=float(sweep["checkpoint_every_s"]),
-        tracking_patience_s=patience["tracking"],
-        tracking_writer=tracking_writer(data.get("tracking") or {}, workers),
-    )
+    return studies

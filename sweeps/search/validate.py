@@ -175,3 +175,12 @@ def tracking_writer(cfg: Mapping[str, Any], local_workers: int) -> str:
     if value == "auto":
         return "process" if max(local_workers, 1) < (os.cpu_count() or 1) else "thread"
     return str(value)
+
+
+def check_warmup(search: Mapping[str, Any], epochs: int) -> None:
+    """A warmup range must leave epochs to schedule."""
+    warmup = (search.get("common") or {}).get("warmup_epochs")
+    if isinstance(warmup, Mapping) and isinstance(warmup.get("high"), int | float) \
+            and warmup["high"] >= epochs:
+        raise ConfigError("search.common.warmup_epochs.high", warmup["high"],
+                          f"must be < trainer.epochs ({epochs}): warmup must leave epochs to schedule")

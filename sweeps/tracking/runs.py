@@ -131,7 +131,8 @@ def finish_parent(uri: str, run_id: str, status: str, metrics: Mapping[str, floa
     now = int(time.time() * 1000)
     try:
         if metrics:
-            outage.patiently(c.log_batch, run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+            outage.patiently(c.log_batch, run_id,
+                             metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
         outage.patiently(c.set_terminated, run_id, status)
     except Exception as err:
         if not outage.unreachable(err):

@@ -75,11 +75,13 @@ class Background:
         assert Background._executor is not None
         Background._room.acquire()
         try:
-            future = Background._executor.submit(outage.patiently_with, outage.PATIENCE_S, fn, *args, **kwargs)
+            future = Background._executor.submit(outage.patiently_with, outage.PATIENCE_S, fn,
+                                                 *args, **kwargs)
         except RuntimeError as err:  # the writer process died (BrokenProcessPool): a thread takes over
             log.warning("MLflow writer process lost (%s); writing from this process", err)
             Background._executor = thread_writer()
-            future = Background._executor.submit(outage.patiently_with, outage.PATIENCE_S, fn, *args, **kwargs)
+            future = Background._executor.submit(outage.patiently_with, outage.PATIENCE_S, fn,
+                                                 *args, **kwargs)
         future.add_done_callback(lambda _: Background._room.release())
         self._futures = [f for f in self._futures if not f.done()] + [future]
         Background._all = [f for f in Background._all if not f.done()] + [future]

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sweeps.run import devices
+from sweeps.search import devices
 from sweeps.search.load import load_sweep
 from trainer.errors import UserError
 
