@@ -32,6 +32,7 @@ test-fast: env
 
 lint: env
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: env
 	$(BIN)/python benchmarks/trainer_vs_dataloader.py

@@ -99,7 +99,7 @@ def main() -> None:
             rel = statistics.median(t[which] / t["bare"] - 1 for t in rounds)
             f = statistics.median(fixed)
             s = statistics.median(t[which] for t in rounds)
-            print(f"sweep, MLflow which {which:8s}     {s * 1000:7.1f} ms   fixed cost "
+            print(f"sweep, MLflow writer {which:8s}     {s * 1000:7.1f} ms   fixed cost "
                   f"{f * 1000:6.1f} ms ({fixed[0] * 1000:.0f} to {fixed[-1] * 1000:.0f}) "
                   f"{'ok' if f <= FIXED_TARGET_S else 'MISSED'}, "
                   f"overhead {rel:+6.1%} {'ok' if rel <= OVERHEAD_TARGET else 'MISSED'}")

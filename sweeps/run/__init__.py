@@ -1,0 +1,12 @@
+"""What executes trials: workers, their jobs, and the commands that start them.
+
+The worker loop (`worker`), which job comes next (`claims`: confirm runs, retries, new
+trials, under the budget lock), one job start to end (`trial`: fit, resume from a
+checkpoint, record the outcome), how a fit becomes an outcome (`outcome`), heartbeats
+(`heartbeat`), trials of dead workers (`lost_trials`), local worker processes
+(`processes`), checkpoints (`checkpoints`), and the commands `launch`, `confirm` and
+`reproduce`.
+
+May import `sweeps.report`, `sweeps.tracking`, `sweeps.search`, `sweeps.store` and
+`trainer`; never `cli`.
+"""

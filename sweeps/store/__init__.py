@@ -1,0 +1,10 @@
+"""The Optuna storage: where a sweep's truth is kept.
+
+A storage from a URL (`storages`: a journal file, or PostgreSQL through a storage that
+rides out lost connections, `resilient`), URLs and reachability (`urls`), the journal file
+and its torn-tail healing (`journal`), the budget and launch locks (`locks`), a trial's
+attribute writes in one round trip (`trial_writes`), who runs a trial (`owners`), Optuna
+calls without its experimental warnings (`quiet`).
+
+The bottom layer: imports nothing of `sweeps` (only `trainer.errors`).
+"""
