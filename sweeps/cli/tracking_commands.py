@@ -1,5 +1,4 @@
-"""Commands on the MLflow side of a sweep: `sync` (write what MLflow is missing) and `ui`.
-"""
+"""Commands on the MLflow side of a sweep: `sync` (write what MLflow is missing) and `ui`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Samplers and pruners by config name (``sweep.sampler.name``, ``sweep.pruner.name``).
-"""
+"""Samplers and pruners by config name (``sweep.sampler.name``, ``sweep.pruner.name``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""A trial's resolved trainer config from its overrides, in milliseconds (`TrialConfigs`).
-"""
+"""A trial's resolved trainer config from its overrides, in milliseconds (`TrialConfigs`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The embedded journal file: opened with a lock beside it, a torn last line healed.
-"""
+"""The embedded journal file: opened with a lock beside it, a torn last line healed."""
 
 from __future__ import annotations
 

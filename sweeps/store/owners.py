@@ -1,5 +1,4 @@
-"""Which process runs a trial: the ``host:pid`` a worker records, and whether it still lives.
-"""
+"""Which process runs a trial: the ``host:pid`` a worker records, and whether it still lives."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Optuna calls without its "experimental" warnings, which would repeat in every worker's output.
-"""
+"""Optuna calls without its "experimental" warnings, which would repeat in every worker's output."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""Optuna storage from a URL (`open_storage`): a journal file, or a database with retries.
-"""
+"""Optuna storage from a URL (`open_storage`): a journal file, or a database with retries."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,8 +11,6 @@ from sweeps.store import resilient
 from sweeps.store.journal import open_journal
 from sweeps.store.resilient import ResilientRDBStorage
 from sweeps.store.urls import connect_args, is_database, sqlalchemy_url
-
-log = logging.getLogger("sweeps")
 
 
 def open_storage(url: str, cfg: Mapping[str, Any] | None = None,

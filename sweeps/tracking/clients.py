@@ -1,5 +1,4 @@
-"""MLflow tracking URIs and clients: the default store, reachability, the sweep's experiment.
-"""
+"""MLflow tracking URIs and clients: the default store, reachability, the sweep's experiment."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""`TrialLogger`: the trainer callback that streams a trial's curves to its MLflow run.
-"""
+"""`TrialLogger`: the trainer callback that streams a trial's curves to its MLflow run."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 from sweeps.tracking.run_writes import RunRef, _op_artifacts, _op_write
 from sweeps.tracking.writer import Background
 from trainer.callbacks import Callback, RunInfo
-
-log = logging.getLogger("sweeps")
 
 if TYPE_CHECKING:
     from trainer.result import FitResult

@@ -1,5 +1,4 @@
-"""The report's files logged to the sweep's parent run, from a helper opened in advance.
-"""
+"""The report's files logged to the sweep's parent run, from a helper opened in advance."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The one writer per process that sends MLflow writes in order (`Background`).
-"""
+"""The one writer per process that sends MLflow writes in order (`Background`)."""
 
 from __future__ import annotations
 
