@@ -85,3 +85,14 @@ def test_every_sweeps_package_says_what_it_does_and_may_import() -> None:
     for init in sorted((ROOT / "sweeps").glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc and "import" in doc, f"{init.relative_to(ROOT)}: no docstring on what it may import"
+
+
+def test_the_wheel_lists_every_package() -> None:
+    """pyproject.toml names its packages one by one (conf/ ships as `sweeps_conf`): a new
+    subpackage left out would be missing from an installed (non-editable) copy."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for part in ("sweeps", "trainer") for init in (ROOT / part).rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
