@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from typing import Annotated
 
 import typer
@@ -19,6 +16,7 @@ def sync(args: Args = None, storage: StorageOpt = None, tracking_uri: TrackingOp
     """Write into MLflow what it is missing (runs never created, epochs never sent) from the
     Optuna record, after a tracking outage longer than tracking.patience_s."""
     from sweeps.search import confirm_jobs
+    from sweeps.search.studies import latest_attrs
     from sweeps.store import urls
     from sweeps.store.storages import open_storage
     from sweeps.tracking import clients
@@ -27,7 +25,7 @@ def sync(args: Args = None, storage: StorageOpt = None, tracking_uri: TrackingOp
     def body() -> int:
         t = sweep_target(args, storage, tracking_uri)
         name, studies = studies_of(t)
-        latest = max(studies, key=lambda s: s.user_attrs.get("launched_at", 0.0)).user_attrs
+        latest = latest_attrs(studies)
         uri = clients.resolve_uri(tracking_uri or latest.get("tracking_uri"))
         clients.check_reachable(uri)
         confirm = confirm_jobs.load(open_storage(t.storage_url), name)
@@ -41,9 +39,6 @@ def sync(args: Args = None, storage: StorageOpt = None, tracking_uri: TrackingOp
     guard(body)
 
 
-UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # a variable the user set wins
-
-
 @app.command()
 def ui(
     args: Args = None,
@@ -54,6 +49,7 @@ def ui(
 ) -> None:
     """Start the MLflow UI on the sweep's tracking store and print its URL."""
     from sweeps.tracking import clients
+    from sweeps.tracking.ui import ui_command
 
     def body() -> int:
         t = sweep_target(args, storage, tracking_uri)
@@ -70,18 +66,10 @@ def ui(
             console.print(f"the tracking store is an MLflow server: open {clients.ui_url(uri, uri, sweep)}",
                           highlight=False, soft_wrap=True)
             return 0
-        exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
-        if exe is None:
-            raise UserError("the mlflow command is not installed in this environment")
+        cmd, env = ui_command(uri, host, port)
         url = clients.ui_url(f"http://{host}:{port}", uri, sweep)
         console.print(f"MLflow UI for {uri} at [bold]{url}[/] (Ctrl-C to stop)", highlight=False,
                       soft_wrap=True)
-        # one user's UI: one server process (MLflow's default is 4) and none of the
-        # background job processes MLflow starts for its GenAI features (7 more, ~1 GB):
-        # it starts in about half the time
-        cmd = [exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
-               "--workers", "1"]
-        env = {**UI_ENV, **os.environ}
         return subprocess.call(cmd, env=env)
 
     guard(body)

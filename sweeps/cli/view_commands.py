@@ -94,6 +94,7 @@ def report(
     curves, boundary warnings (report.html + summary.md, also logged to MLflow)."""
     from sweeps.report.document import write_report
     from sweeps.search import confirm_jobs
+    from sweeps.search.studies import latest_attrs
     from sweeps.store.storages import open_storage
     from sweeps.tracking import clients
     from sweeps.tracking.report_upload import ReportUploader
@@ -106,7 +107,7 @@ def report(
         t = sweep_target(args, storage, tracking_uri)
         name, studies = studies_of(t)
         confirm = confirm_jobs.load(open_storage(t.storage_url), name)
-        latest = max(studies, key=lambda s: s.user_attrs.get("launched_at", 0.0)).user_attrs
+        latest = latest_attrs(studies)
         parent = latest.get("parent_run_id")
         uploader = ReportUploader(clients.resolve_uri(tracking_uri or latest.get(
             "tracking_uri"))) if parent else None

@@ -48,7 +48,7 @@ class Worker:
                                     stale_trial_callback=lost_trials.on_stale_trial)
         found = _sweep_studies(self.storage, storage_url, sweep, only_study)
         # the latest launch defines the sweep (a later launch may cover fewer optimizers)
-        attrs = max(found, key=lambda s: s.user_attrs.get("launched_at", 0.0)).user_attrs
+        attrs = study_mod.latest_attrs(found)
         self.sweep = attrs.get("sweep", sweep)
         self.spec: SweepSpec = load_sweep(attrs.get("sweep_overrides", []))
         self.index = index

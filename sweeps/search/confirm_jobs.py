@@ -50,7 +50,7 @@ def open_or_create(storage: optuna.storages.BaseStorage, sweep: str,
     latest launch's parent run and tracking store); writes only what changed."""
     study = load(storage, sweep) or optuna.create_study(
         storage=storage, study_name=study_name(sweep), direction=study_mod.DIRECTION)
-    latest = max(search, key=lambda s: s.user_attrs.get("launched_at", 0.0)).user_attrs
+    latest = study_mod.latest_attrs(search)
     attrs = {"sweep": sweep, "kind": study_mod.CONFIRM_KIND,
              "tracking_uri": latest.get("tracking_uri"),
              "parent_run_id": latest.get("parent_run_id"), "objective": latest.get("objective")}

@@ -4,7 +4,8 @@ URIs, clients and the sweep's experiment (`clients`), the parent and child runs 
 writes (`runs`), a trial's run written through the worker's one writer (`run_writes`,
 `writer`, and `writer_process` where a core is spare), patience with a server that went
 away (`outage`), the `TrialLogger` trainer callback (`logger`), `sweeps sync` (`sync`:
-MLflow rebuilt from the Optuna record), the report's upload (`report_upload`).
+MLflow rebuilt from the Optuna record), the report's upload (`report_upload`), the
+`sweeps ui` command line (`ui`).
 
 May import `sweeps.search`, `sweeps.store` and `trainer`; never `run`, `report` or `cli`.
 """
