@@ -3,7 +3,8 @@
 Every subcommand takes Hydra overrides as trailing arguments (``sweep=mnist``,
 ``storage=postgres``, ``sweep.n_trials=40``); a bare word is the sweep name. Bad input
 exits with one line and status 2, never a traceback. The commands live in three modules
-by what they touch (`run_commands`, `view_commands`, `tracking_commands`); the logic they
+by what they touch (`run_commands`, `view_commands`, `tracking_commands`; what they share is
+`app`); the logic they
 call lives in the packages below (`sweeps.run`, `sweeps.report`, `sweeps.tracking`).
 
 May import every other `sweeps` package; nothing imports it.
