@@ -3,7 +3,7 @@
 Both are read from the Optuna storage alone (search studies and the confirm study) and
 say only what the data supports: the ranking and the paired tests come from confirm
 runs; without them the report says what to run. The HTML file carries plotly.js inline
-(no network needed to open it), the figures of `report_plots` and Optuna's own plots of
+(no network needed to open it), the figures of `plots` and Optuna's own plots of
 every study, and the optimizer-path figures of `sweeps paths` when they exist.
 """
 

@@ -155,7 +155,7 @@ def sync(studies: Sequence[optuna.Study], confirm: optuna.Study | None, uri: str
             run_id = tracking_runs.start_trial(uri, sweep, parent, source_study, number, optimizer,
                                           config, t.params, str(t.user_attrs.get("device", "")),
                                           kind=kind, name=name, extra_tags=tags)
-            study.set_user_attr(f"{study_mod.LATE_RUN_ATTR}{t.number}", run_id)  # see study.run_id
+            study.set_user_attr(f"{study_mod.LATE_RUN_ATTR}{t.number}", run_id)  # see studies.run_id
             _write_run(uri, run_id, t, _missing_points(uri, run_id, curves), state)
             result.created += 1
             continue
