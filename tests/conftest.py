@@ -25,6 +25,20 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_config_dir_left_behind() -> Iterator[None]:
+    """`--config-dir` sets SWEEPS_CONFIG_DIR for the process (its workers inherit it): a test
+    that used one must not hand it to the next."""
+    import os
+
+    before = os.environ.get("SWEEPS_CONFIG_DIR")
+    yield
+    if before is None:
+        os.environ.pop("SWEEPS_CONFIG_DIR", None)
+    else:
+        os.environ["SWEEPS_CONFIG_DIR"] = before
+
+
 @pytest.fixture
 def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose a validated tiny config; extra overrides win."""

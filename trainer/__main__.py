@@ -1,4 +1,5 @@
-"""`python -m trainer key=value ...`: one training run, Hydra-composed from conf/.
+"""`python -m trainer [--config-dir DIR] key=value ...`: one training run, Hydra-composed
+from conf/ (and the user's config dir, whose files win over bundled ones of the same name).
 
 Before Hydra takes over, the overrides are composed and validated once, so a bad
 option, key or value exits with one line (status 2) instead of a traceback.
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
+from trainer import config_dir
 from trainer.config import load_config
 from trainer.errors import UserError
 
@@ -27,11 +29,18 @@ def _fail(err: UserError) -> None:
 
 @hydra.main(config_path="pkg://sweeps_conf", config_name="config", version_base=None)
 def _run(cfg: DictConfig) -> None:
+    from omegaconf import OmegaConf
+
+    from trainer.compose import with_group_names
     from trainer.console import ConsoleReporter
     from trainer.loop import fit
 
     try:
-        out = cfg.trainer.output_dir or HydraConfig.get().runtime.output_dir
+        runtime = HydraConfig.get().runtime
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg))  # not struct: the names may be added
+        choices = {"hydra": {"runtime": {"choices": dict(runtime.choices)}}}
+        cfg = with_group_names(OmegaConf.merge(cfg, choices))
+        out = cfg.trainer.output_dir or runtime.output_dir
         result = fit(cfg, [ConsoleReporter(progress=bool(cfg.trainer.progress))], out)
     except UserError as err:
         _fail(err)
@@ -44,7 +53,17 @@ def _run(cfg: DictConfig) -> None:
 
 
 def _preflight(argv: list[str]) -> None:
-    """Validate plain overrides (not Hydra flags, hydra.* keys or multirun sweeps)."""
+    """Validate plain overrides (not other Hydra flags, hydra.* keys or multirun sweeps)."""
+    from trainer.targets import importable_from_cwd
+
+    importable_from_cwd()
+    given = config_dir.from_argv(argv)
+    try:
+        config_dir.use(given)
+    except UserError as err:
+        _fail(err)
+    config_dir.register()
+    argv = config_dir.without_flag(argv)
     if any(a.startswith("-") for a in argv):
         return
     overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]

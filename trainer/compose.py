@@ -38,17 +38,52 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException, MissingConfigException
 
+    from trainer import config_dir
+
+    config_dir.register()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     # A directory source parses ~2x faster than the pkg:// one; the package is a directory
     # both in a checkout (editable install) and in an installed wheel.
     with initialize_config_dir(config_dir=conf_dir(), version_base=None):
         try:
-            return hydra_compose(config_name=config_name, overrides=list(overrides))
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides),
+                                return_hydra_config=True)
         except MissingConfigException as err:
             raise _missing_option(err, overrides) from None
         except HydraException as err:
             raise _composition_error(err, overrides, config_name) from None
+    return with_group_names(cfg)
+
+
+def with_group_names(cfg: DictConfig) -> DictConfig:
+    """Each group section named by the option chosen (``model=my_net`` -> ``model.name:
+    my_net``) where its file gives no `name`, and Hydra's own node removed: a user's
+    config file need not repeat its file name, and a run's config says what it was."""
+    from omegaconf import open_dict
+
+    choices = OmegaConf.select(cfg, "hydra.runtime.choices") or {}
+    with open_dict(cfg):
+        for group in GROUPS:
+            node = cfg.get(group)
+            if isinstance(node, DictConfig) and node.get("name") is None and choices.get(group):
+                node["name"] = str(choices[group])
+        cfg.pop("hydra", None)
+    return cfg
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group in the search path (bundled and the user's)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from trainer import config_dir
+
+    config_dir.register()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=conf_dir(), version_base=None):
+        return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
 
 
 def _missing_option(err: Any, overrides: Sequence[str]) -> UserError:
@@ -118,8 +153,13 @@ def overrides_for(data: Mapping[str, Any], *, skip: Sequence[str] = ("trainer.ou
     Group choices first, then every value that differs from that group option's default;
     `load_config(overrides_for(cfg))` gives back `cfg` (tested).
     """
+    from trainer.dataset_keys import with_defaults
+    from trainer.legacy import upgrade
+
+    data = upgrade(data)
     groups = [f"{g}={data[g]['name']}" for g in GROUPS]
-    defaults = to_container(compose(groups))
+    defaults = upgrade(to_container(compose(groups)))  # filled in as validation fills them
+    defaults["dataset"] = with_defaults(defaults["dataset"])
     out = list(groups)
 
     def walk(new: Any, old: Any, prefix: str) -> None:

@@ -22,9 +22,10 @@ from trainer.compose import (  # noqa: F401  (re-exported: the config API in one
     overrides_for,
     to_container,
 )
-from trainer.data import DATASETS
+from trainer.dataset_keys import DATASET_PARAMS, LOADER_PARAMS, RESERVED, with_defaults
 from trainer.errors import ConfigError
-from trainer.models import MODELS
+from trainer.legacy import upgrade
+from trainer.models import check_model
 from trainer.optim.factory import validate_optimizer
 from trainer.schedules import SCHEDULES
 from trainer.spec import Param, check_section, count, flag, one_of
@@ -46,6 +47,7 @@ TRAINER_PARAMS: dict[str, Param] = {
     "resume": Param("path", nullable=True),
     "progress": flag(),
     "output_dir": Param("path", nullable=True),
+    "loss": Param("section", nullable=True),  # null: the task's; else {_target_: ..., kwargs}
 }
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
@@ -58,25 +60,24 @@ def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> D
 
 
 def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a whole trainer config; return it as a resolved plain dict."""
+    """Validate a whole trainer config; return it as a resolved plain dict, with the
+    defaults of the trainer's dataset keys filled in (a run's config says all it used)."""
     data = to_container(cfg)
     for section in ("trainer", *GROUPS):
         if not isinstance(data.get(section), dict):
             raise ConfigError(section, data.get(section), "missing section")
+    data = upgrade(data)
     t = data["trainer"]
     check_section("trainer", t, TRAINER_PARAMS, owner="trainer")
     if not _DEVICE.match(t["device"]):
         raise ConfigError("trainer.device", t["device"], "must be auto, cpu, cuda or cuda:N")
+    if t["loss"] is not None:
+        from trainer.targets import check_call
 
-    ds = data["dataset"]
-    check_section("dataset", ds, DATASETS.get(ds.get("name")).params, owner=f"dataset {ds['name']}")
-    if len(ds["mean"]) != len(ds["std"]):
-        raise ConfigError("dataset.std", ds["std"], "needs as many values as dataset.mean")
+        check_call("trainer.loss", t["loss"])
 
-    m = data["model"]
-    check_section("model", m, MODELS.get(m.get("name")).params, owner=f"model {m['name']}")
-    if m["name"] == "cnn" and len(m["channels"]) != 2:
-        raise ConfigError("model.channels", m["channels"], "must be two channel counts [c1, c2]")
+    data["dataset"] = check_dataset(data["dataset"])
+    check_model(data["model"])
 
     validate_optimizer(data["optimizer"])
 
@@ -87,3 +88,22 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("schedule.warmup_epochs", s["warmup_epochs"],
                           f"must be < trainer.epochs ({t['epochs']}) for schedule {info.name}")
     return data
+
+
+def check_dataset(ds: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset section with the trainer's keys checked and defaulted, and the callable's
+    keyword arguments checked against its signature."""
+    from trainer.targets import TARGET, check_call
+
+    if TARGET not in ds:
+        raise ConfigError(f"dataset.{TARGET}", None, "missing: name the callable that returns "
+                          "the data, e.g. my_pkg.data.load")
+    out = with_defaults(ds)
+    owner = f"dataset {out.get('name', out[TARGET])}"
+    check_section("dataset", {k: out[k] for k in DATASET_PARAMS}, DATASET_PARAMS, owner=owner)
+    if not isinstance(out["loader"], Mapping):
+        raise ConfigError("dataset.loader", out["loader"], "must be a mapping: num_workers, "
+                          "pin_memory, persistent_workers")
+    check_section("dataset.loader", out["loader"], LOADER_PARAMS, owner="dataset.loader")
+    check_call("dataset", out, RESERVED)
+    return out

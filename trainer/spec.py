@@ -21,7 +21,7 @@ from trainer.errors import ConfigError
 class Param:
     """What one config key may hold."""
 
-    kind: str  # float | int | bool | str | choice | betas | floats | path
+    kind: str  # float | int | bool | str | choice | betas | floats | path | any
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -41,6 +41,12 @@ class Param:
             text = "a list of positive numbers"
         elif self.kind in ("str", "path"):
             text = "a string"
+        elif self.kind == "any":
+            text = "any value"
+        elif self.kind == "size":
+            text = "a count >= 1 or a fraction in (0, 1)"
+        elif self.kind == "section":
+            text = "a mapping of settings"
         else:
             text = "an integer" if self.kind == "int" else "a number"
             bounds = self._bounds()
@@ -69,6 +75,8 @@ class Param:
 
     def check(self, key: str, value: Any) -> None:
         """Raise ConfigError unless `value` is allowed for `key`."""
+        if self.kind == "any":
+            return
         if value is None:
             if self.nullable:
                 return
@@ -80,6 +88,11 @@ class Param:
             ok = isinstance(value, str) and value != ""
         elif self.kind == "choice":
             ok = value in self.choices
+        elif self.kind == "size":
+            ok = _is_number(value) and (value >= 1 if isinstance(value, int) else 0 < value < 1
+                                        or (float(value).is_integer() and value >= 1))
+        elif self.kind == "section":
+            ok = isinstance(value, Mapping)
         elif self.kind == "int":
             ok = isinstance(value, int) and not isinstance(value, bool) and self.in_bounds(value)
         elif self.kind == "float":

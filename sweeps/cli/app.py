@@ -100,12 +100,44 @@ def studies_of(t: Target) -> tuple[str, list[Any]]:
     return open_sweep(t.storage_url, t.name)
 
 
+@app.callback()
+def _options(config_dir: Annotated[str | None, typer.Option(
+        "--config-dir", help="your config dir: its model/, dataset/, sweep/, search/ files join "
+        "the bundled ones (yours win); also SWEEPS_CONFIG_DIR, and any command's --config-dir")] = None,
+) -> None:
+    """Hyperparameter sweeps for deep-learning optimizers (Optuna + MLflow)."""
+    if config_dir is not None:
+        _use_config_dir(config_dir)
+
+
+def _use_config_dir(path: str) -> None:
+    from trainer import config_dir
+
+    try:
+        config_dir.use(path)
+    except UserError as err:
+        err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        raise SystemExit(err.exit_code) from None
+
+
 def main() -> None:
+    """The `sweeps` entry point: `--config-dir DIR` is taken anywhere on the line (`sweeps
+    launch --config-dir DIR sweep=...`), and the working directory is importable, so a
+    user's package beside their config dir needs no install."""
     import logging
 
     import optuna
 
+    from trainer import config_dir
+    from trainer.targets import importable_from_cwd
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    app()
+    argv = sys.argv[1:]
+    given = config_dir.from_argv(argv)
+    if given is not None:
+        _use_config_dir(given)
+        argv = config_dir.without_flag(argv)
+    importable_from_cwd()
+    app(args=argv, prog_name="sweeps")

@@ -93,6 +93,12 @@ def reproduce(
         comparison, result, run_id = run_reproduce(studies, trial, tolerance, t.tracking_uri)
         console.print(comparison_table(comparison))
         console.print(f"new MLflow run {run_id}; outputs in {result.output_dir}", highlight=False)
+        from sweeps.report.summary import trainer_command
+        from trainer.compose import overrides_for
+
+        console.print(f"the same run without the sweep layer:\n  "
+                      f"{trainer_command(overrides_for(result.config))}", highlight=False,
+                      soft_wrap=True)
         if comparison.ok:
             console.print("[green]reproduced: identical within tolerance[/]")
             return 0

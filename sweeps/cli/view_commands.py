@@ -58,11 +58,13 @@ def best(args: Args = None, storage: StorageOpt = None) -> None:
         final = trial.user_attrs.get("final", {})
         opt = trial.user_attrs.get("optimizer")
         ref = f"{opt}:{trial.number}" if len(studies) > 1 else str(trial.number)
-        se = comp.se(trial.value)
+        task = comp.task
+        se = f" ± {summary.fmt(comp.se(trial.value))} (split SE)" if task.has_accuracy else ""
+        test = "no test split" if "test/loss" not in final else (
+            f"test/acc {summary.fmt(final.get('test/acc'))}  test/loss {summary.fmt(final.get('test/loss'))}"
+            if task.has_accuracy else f"test/loss {summary.fmt(final.get('test/loss'))}")
         console.print(f"\n[bold]best search trial:[/] {study.study_name} #{trial.number} ({opt})  "
-                      f"val/acc {summary.fmt(trial.value)} ± {summary.fmt(se)} (split SE)  "
-                      f"test/acc {summary.fmt(final.get('test/acc'))}"
-                      f"  test/loss {summary.fmt(final.get('test/loss'))}", highlight=False)
+                      f"{task.val_key} {summary.fmt(trial.value)}{se}  {test}", highlight=False)
         for k, v in trial.params.items():
             console.print(f"  {k} = {v}", highlight=False)
         console.print(f"  MLflow run: {study_mod.run_id(study, trial) or '-'}", highlight=False)

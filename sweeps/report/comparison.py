@@ -5,7 +5,9 @@ everything here: say only what the data supports. A search gives one seed per
 configuration, so its ranking is shown as search results with the validation split's
 standard error beside every accuracy, never as the answer. The answer comes from the
 confirm runs: each optimizer's configuration over K shared seeds, ranked by mean
-validation accuracy, compared with the best one by paired tests over those seeds.
+validation accuracy, compared with the best one by paired tests over those seeds. A
+regression sweep is ranked the same way by validation loss, lowest first, with no accuracy
+and no binomial standard error anywhere (there is no such error for a loss).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps.report import stats, summary
 from sweeps.report import tuning_budget as budget
 from sweeps.search import boundary, confirm_jobs
+from sweeps.search.studies import sweep_task
+from trainer.tasks import CLASSIFICATION, Task
 
 # Fewer seeds than this: a bootstrap over seeds has only a handful of distinct resamples.
 COARSE_BELOW = 5
 
-TARGET_FRACTION = 0.99  # default target: 99 % of the best optimizer's mean validation accuracy
+TARGET_FRACTION = 0.99  # default target: 99 % of the best mean validation accuracy (loss: / 0.99)
 
 
 @dataclass
@@ -44,6 +48,8 @@ class ConfirmedConfig:
     gap_acc: stats.SeedSummary | None  # at the best-validation epoch
     gap_loss: stats.SeedSummary | None
     diverged: int
+    val: stats.SeedSummary | None = None  # the objective: val_acc, or val_loss for regression
+    test: stats.SeedSummary | None = None  # test_acc, or test_loss for regression
     adam_share: stats.SeedSummary | None = None  # adam_to_sgd: share of steps run by Adam
     switched: int = 0  # adam_to_sgd: runs that switched to SGD
     by_seed: dict[int, FrozenTrial] = field(default_factory=dict)
@@ -69,12 +75,14 @@ class OptimizerRow:
     configs: list[ConfirmedConfig]
     boundary: dict[int, list[boundary.BoundaryHit]]  # trial number -> hits (best / top-N)
     reach: Reach | None = None
+    task: Task = CLASSIFICATION
 
     @property
     def representative(self) -> ConfirmedConfig | None:
-        """The confirmed configuration with the best mean validation accuracy."""
-        scored = [c for c in self.configs if c.val_acc is not None]
-        return max(scored, key=lambda c: c.val_acc.mean) if scored else None  # type: ignore[union-attr]
+        """The confirmed configuration with the best mean validation value."""
+        scored = [c for c in self.configs if c.val is not None]
+        sign = 1.0 if self.task.maximize else -1.0
+        return max(scored, key=lambda c: sign * c.val.mean) if scored else None  # type: ignore[union-attr]
 
 
 @dataclass
@@ -82,31 +90,37 @@ class Pair:
     optimizer: str
     best: str
     seeds: list[int]
-    test_acc: stats.PairedComparison
-    val_acc: stats.PairedComparison
-    p_adjusted: float  # Holm over the comparisons with the best (test accuracy)
+    test: stats.PairedComparison  # best minus this one, on the test metric of the task
+    val: stats.PairedComparison
+    p_adjusted: float  # Holm over the comparisons with the best (test metric)
+    task: Task = CLASSIFICATION
 
     @property
     def significant(self) -> bool:
         """Both the (Holm-adjusted) paired t-test and the bootstrap interval exclude no difference."""
-        c = self.test_acc
+        c = self.test
         return (math.isfinite(self.p_adjusted) and self.p_adjusted < stats.ALPHA
                 and (c.ci_low > 0 or c.ci_high < 0))
 
+    @property
+    def behind(self) -> bool:
+        """This optimizer is worse than the best on test (lower accuracy, higher loss)."""
+        return self.test.mean_diff > 0 if self.task.maximize else self.test.mean_diff < 0
+
     def sentence(self) -> str:
-        c = self.test_acc
+        c, diff, name = self.test, _diff_fmt(self.task), f"test {self.task.metric}"
         k = len(self.seeds)
         if c.n == 0:
-            return f"{self.best} vs {self.optimizer}: no shared seed with a finite test accuracy"
+            return f"{self.best} vs {self.optimizer}: no shared seed with a finite {name}"
         if c.n < 2 or not math.isfinite(c.p_value):
-            same = "identical on every seed" if c.identical else f"{_pp(c.mean_diff)} on every seed"
-            return f"{self.best} vs {self.optimizer}: test acc difference {same} (K={k}): no spread to test"
+            same = "identical on every seed" if c.identical else f"{diff(c.mean_diff)} on every seed"
+            return f"{self.best} vs {self.optimizer}: {name} difference {same} (K={k}): no spread to test"
         verdict = (f"significant at K={k} ({stats.ALPHA:g}, Holm-corrected)" if self.significant
                    else f"not significant at K={k}")
         coarse = (f"; with {c.n} seeds the bootstrap interval is coarse: rerun "
                   "`sweeps confirm --seeds 5` or more" if c.n < COARSE_BELOW else "")
-        return (f"{self.best} vs {self.optimizer}: test acc difference {_pp(c.mean_diff)} "
-                f"(95 % CI {_pp(c.ci_low)}…{_pp(c.ci_high)}), {verdict} "
+        return (f"{self.best} vs {self.optimizer}: {name} difference {diff(c.mean_diff)} "
+                f"(95 % CI {diff(c.ci_low)}…{diff(c.ci_high)}), {verdict} "
                 f"(paired t-test p = {c.p_value:.2g}, Holm-adjusted {self.p_adjusted:.2g}{coarse})")
 
 
@@ -122,13 +136,15 @@ class Comparison:
     target: float | None
     budget: dict[str, list[budget.BudgetPoint]]
     target_given: bool = False  # --target, rather than the default
+    task: Task = CLASSIFICATION
 
     @property
     def confirmed(self) -> bool:
         return bool(self.ranking)
 
     def se(self, accuracy: float | None) -> float:
-        if accuracy is None or not self.n_val:
+        """The validation split's binomial standard error (none for a loss)."""
+        if accuracy is None or not self.n_val or not self.task.has_accuracy:
             return math.nan
         return stats.validation_se(accuracy, self.n_val)
 
@@ -136,7 +152,7 @@ class Comparison:
         """Optimizers whose best search value is within one validation SE of the top one."""
         scored = [(r.optimizer, r.search_best.value) for r in self.rows
                   if r.search_best is not None and r.search_best.value is not None]
-        if len(scored) < 2:
+        if len(scored) < 2 or not self.task.has_accuracy:
             return []
         top = max(v for _, v in scored)
         se = self.se(top)
@@ -145,6 +161,11 @@ class Comparison:
 
 def _pp(x: float) -> str:
     return f"{100 * x:+.1f} pp"
+
+
+def _diff_fmt(task: Task) -> Any:
+    """How a difference of the task's metric is written: accuracy points, or loss units."""
+    return _pp if task.has_accuracy else (lambda x: f"{x:+.4g}")
 
 
 def fmt_summary(s: stats.SeedSummary | None, digits: int = 4, ci: bool = True) -> str:
@@ -182,7 +203,8 @@ def adam_share(t: FrozenTrial) -> float | None:
     return 1.0 if switch is None else min(1.0, switch / epochs)
 
 
-def _confirmed(optimizer: str, study: str, trial: FrozenTrial, runs: list[FrozenTrial]) -> ConfirmedConfig:
+def _confirmed(optimizer: str, study: str, trial: FrozenTrial, runs: list[FrozenTrial],
+               task: Task = CLASSIFICATION) -> ConfirmedConfig:
     ok = [r for r in runs if r.state == TrialState.COMPLETE]
     by_seed = {int(r.user_attrs["seed"]): r for r in runs}
 
@@ -192,27 +214,33 @@ def _confirmed(optimizer: str, study: str, trial: FrozenTrial, runs: list[Frozen
 
     unit, positive = (0.0, 1.0), (0.0, math.inf)  # what accuracies and losses can be
     shares = [adam_share(r) for r in ok]
+    # a user's loss need not be positive: the interval is only clipped for the built-in ones
+    losses = positive if task.has_accuracy else (-math.inf, math.inf)
+    val_acc = summ([_final(r, "best/val_acc") for r in ok], unit)
+    test_acc = summ([_final(r, "test/acc") for r in ok], unit)
+    val_loss = summ([_at_best_epoch(r, "val/loss") for r in ok], losses)
+    test_loss = summ([_final(r, "test/loss") for r in ok], losses)
     return ConfirmedConfig(
         optimizer, study, trial, runs, sorted(by_seed),
-        val_acc=summ([_final(r, "best/val_acc") for r in ok], unit),
-        test_acc=summ([_final(r, "test/acc") for r in ok], unit),
-        val_loss=summ([_at_best_epoch(r, "val/loss") for r in ok], positive),
-        test_loss=summ([_final(r, "test/loss") for r in ok], positive),
+        val_acc=val_acc, test_acc=test_acc, val_loss=val_loss, test_loss=test_loss,
         gap_acc=summ([_at_best_epoch(r, "gap/acc") for r in ok], (-1.0, 1.0)),
         gap_loss=summ([_at_best_epoch(r, "gap/loss") for r in ok]),
         diverged=len(runs) - len(ok),
+        val=val_acc if task.has_accuracy else summ([_final(r, "best/val_loss") for r in ok], losses),
+        test=test_acc if task.has_accuracy else test_loss,
         adam_share=summ(shares, unit) if any(s is not None for s in shares) else None,
         switched=sum(_final(r, "switch/step") is not None for r in ok), by_seed=by_seed)
 
 
-def reach(runs: Sequence[FrozenTrial], target: float) -> Reach:
-    """First epoch (and training seconds until then) at which val/acc >= target, per run."""
+def reach(runs: Sequence[FrozenTrial], target: float, task: Task = CLASSIFICATION) -> Reach:
+    """First epoch (and training seconds until then) at which the validation value reached
+    the target (val/acc >= target; val/loss <= target for regression), per run."""
     epochs, seconds = [], []
     for r in runs:
         curves = r.user_attrs.get("curves") or {}
-        acc, times = curves.get("val/acc") or [], curves.get("time/epoch_s") or []
+        acc, times = curves.get(task.val_key) or [], curves.get("time/epoch_s") or []
         for i, v in enumerate(acc):
-            if v is not None and v >= target:
+            if v is not None and (v >= target if task.maximize else v <= target):
                 epochs.append(float(i + 1))
                 seconds.append(float(sum(x or 0.0 for x in times[:i + 1])))
                 break
@@ -220,6 +248,14 @@ def reach(runs: Sequence[FrozenTrial], target: float) -> Reach:
 
 
 def _split_sizes(studies: Sequence[optuna.Study]) -> tuple[int | None, int | None]:
+    """The validation and test split sizes: as a finished trial measured them, else (a sweep
+    of an earlier release) from the bundled dataset's config."""
+    for study in studies:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            final = t.user_attrs.get("final") or {}
+            if final.get("data/val_size"):
+                n_test = final.get("data/test_size")
+                return int(final["data/val_size"]), int(n_test) if n_test else None
     ds = (studies[0].user_attrs.get("base_config") or {}).get("dataset") or {}
     n_test = ds.get("test_size") if ds.get("name") == "mnist_5k" else {
         "mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000}.get(ds.get("name"))
@@ -230,9 +266,11 @@ def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top:
           target: float | None = None) -> Comparison:
     """Everything the report shows, computed once."""
     reruns = confirm_jobs.results(confirm)
+    task = sweep_task(studies)
+    sign = 1.0 if task.maximize else -1.0  # values compared as sign * value: higher is better
     optimizers = summary.sweep_optimizers(studies)
     rows: dict[str, OptimizerRow] = {o: OptimizerRow(o, [], {s: 0 for s in summary.STATE_COLUMNS},
-                                                     None, None, [], {}) for o in optimizers}
+                                                     None, None, [], {}, task=task) for o in optimizers}
     values: dict[str, list[float]] = {o: [] for o in optimizers}
     for study in studies:
         for t in study.get_trials(deepcopy=False):
@@ -246,7 +284,7 @@ def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top:
             row.counts[state] = row.counts.get(state, 0) + 1
             if t.state == TrialState.COMPLETE and t.value is not None:
                 values[opt].append(float(t.value))
-                if row.search_best is None or t.value > row.search_best.value:  # type: ignore[operator]
+                if row.search_best is None or sign * t.value > sign * row.search_best.value:  # type: ignore[operator]
                     row.search_best, row.search_study = t, study
     # boundary warnings for each optimizer's top trials; confirmed configs: trials with re-runs
     for opt, chosen in confirm_jobs.top_trials(studies, top or 1).items():
@@ -259,36 +297,53 @@ def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top:
         study, t = trials[key]
         opt = confirm_jobs.optimizer_of(study, t)
         if opt in rows:
-            rows[opt].configs.append(_confirmed(opt, study.study_name, t, runs))
+            rows[opt].configs.append(_confirmed(opt, study.study_name, t, runs, task))
             rows[opt].boundary.setdefault(t.number, boundary.trial_hits(study.user_attrs, t.params, opt))
     for row in rows.values():
-        row.configs.sort(key=lambda c: (-(c.trial.value or 0.0), c.trial.number))
+        row.configs.sort(key=lambda c: (-sign * (c.trial.value or 0.0), c.trial.number))
     ordered = list(rows.values())
     ranking = sorted([r for r in ordered if r.representative is not None],
-                     key=lambda r: -r.representative.val_acc.mean)  # type: ignore[union-attr]
+                     key=lambda r: -sign * r.representative.val.mean)  # type: ignore[union-attr]
     seeds = sorted({s for r in ranking for s in r.representative.seeds})  # type: ignore[union-attr]
-    pairs = _pairs(ranking)
+    pairs = _pairs(ranking, task)
     given = target is not None
-    if target is None:  # 99 % of the best optimizer's typical (mean) run, else its search best
-        peaks = [r.representative.val_acc.mean for r in ranking] or \
-            [v for vs in values.values() for v in vs]  # type: ignore[union-attr]
-        target = TARGET_FRACTION * max(peaks) if peaks else None
+    if target is None:
+        target = _default_target(ranking, values, task)
     for r in ordered:
         rep = r.representative
         runs = ([x for x in rep.runs if x.state == TrialState.COMPLETE] if rep is not None
                 else [r.search_best] if r.search_best is not None else [])
-        r.reach = reach(runs, target) if target is not None and runs else None
+        r.reach = reach(runs, target, task) if target is not None and runs else None
     n_val, n_test = _split_sizes(studies)
-    curves = {o: budget.budget_curve(v) for o, v in values.items() if v}
+    curves = {o: _budget_curve(v, task) for o, v in values.items() if v}
     return Comparison(_sweep_name(studies), n_val, n_test, ordered, seeds, ranking, pairs, target,
-                      curves, given)
+                      curves, given, task)
+
+
+def _default_target(ranking: Sequence[OptimizerRow], values: Mapping[str, list[float]],
+                    task: Task) -> float | None:
+    """99 % of the best optimizer's typical (mean) run, else of its search best; for a loss,
+    the lowest divided by 0.99 (within about 1 % of it)."""
+    peaks = [r.representative.val.mean for r in ranking] or \
+        [v for vs in values.values() for v in vs]  # type: ignore[union-attr]
+    if not peaks:
+        return None
+    return TARGET_FRACTION * max(peaks) if task.maximize else min(peaks) / TARGET_FRACTION
+
+
+def _budget_curve(values: Sequence[float], task: Task) -> list[budget.BudgetPoint]:
+    """Expected best value after n trials: the maximum, or for a loss the minimum."""
+    if task.maximize:
+        return budget.budget_curve(values)
+    return [budget.BudgetPoint(p.n, -p.expected, p.std)
+            for p in budget.budget_curve([-v for v in values])]
 
 
 def _sweep_name(studies: Sequence[optuna.Study]) -> str:
     return str(studies[0].user_attrs.get("sweep", studies[0].study_name))
 
 
-def _pairs(ranking: Sequence[OptimizerRow]) -> list[Pair]:
+def _pairs(ranking: Sequence[OptimizerRow], task: Task = CLASSIFICATION) -> list[Pair]:
     if len(ranking) < 2:
         return []
     best = ranking[0].representative
@@ -304,10 +359,10 @@ def _pairs(ranking: Sequence[OptimizerRow]) -> list[Pair]:
             return [_final(cfg.by_seed[s], key) or math.nan for s in seeds]
 
         raw.append((row.optimizer, shared,
-                    stats.paired(metric(best, "test/acc"), metric(other, "test/acc")),
-                    stats.paired(metric(best, "best/val_acc"), metric(other, "best/val_acc"))))
+                    stats.paired(metric(best, task.test_key), metric(other, task.test_key)),
+                    stats.paired(metric(best, task.best_key), metric(other, task.best_key))))
     adjusted = stats.holm([p[2].p_value for p in raw])
-    return [Pair(opt, ranking[0].optimizer, shared, test, val, adj)
+    return [Pair(opt, ranking[0].optimizer, shared, test, val, adj, task)
             for (opt, shared, test, val), adj in zip(raw, adjusted, strict=True)]
 
 

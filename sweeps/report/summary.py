@@ -46,7 +46,8 @@ def study_rows(studies: Sequence[optuna.Study]) -> list[StudyRow]:
             state = trial_state(t)
             counts[state] = counts.get(state, 0) + 1
         complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        best = max(complete, key=lambda t: t.value) if complete else None  # type: ignore[arg-type,return-value]
+        sign = _sign(study)
+        best = max(complete, key=lambda t: sign * t.value) if complete else None  # type: ignore[arg-type,operator,return-value]
         rows.append(StudyRow(study.study_name, str(study.user_attrs.get("optimizer") or "joint"),
                              counts, int(study.user_attrs.get("budget", 0)), best))
     return rows
@@ -70,7 +71,7 @@ def best_per_optimizer(studies: Sequence[optuna.Study]) -> dict[str, tuple[optun
             opt = str(t.user_attrs.get("optimizer") or study.user_attrs.get("optimizer"))
             if t.value is None:
                 continue
-            if opt not in best or t.value > best[opt][1].value:  # type: ignore[operator]
+            if opt not in best or _sign(study) * t.value > _sign(study) * best[opt][1].value:  # type: ignore[operator]
                 best[opt] = (study, t)
     return best
 
@@ -79,7 +80,12 @@ def overall_best(studies: Sequence[optuna.Study]) -> tuple[optuna.Study, FrozenT
     per = best_per_optimizer(studies)
     if not per:
         return None
-    return max(per.values(), key=lambda st: st[1].value)  # type: ignore[arg-type,return-value]
+    return max(per.values(), key=lambda st: _sign(st[0]) * st[1].value)  # type: ignore[arg-type,operator,return-value]
+
+
+def _sign(study: optuna.Study) -> float:
+    """+1 where higher values are better (accuracy), -1 where lower are (a loss)."""
+    return -1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else 1.0
 
 
 def finished_count(studies: Sequence[optuna.Study]) -> int:
@@ -102,7 +108,9 @@ def status_table(studies: Sequence[optuna.Study], title: str) -> Table:
     for s in STATE_COLUMNS:
         table.add_column(s, justify="right")
     table.add_column("budget", justify="right")
-    table.add_column("best val/acc", justify="right")
+    from sweeps.search.studies import sweep_task
+
+    table.add_column(f"best {sweep_task(studies).val_key}", justify="right")
     table.add_column("best trial", justify="right")
     for row in study_rows(studies):
         table.add_row(row.study, row.optimizer, *(str(row.counts[s]) for s in STATE_COLUMNS),
@@ -118,25 +126,29 @@ def best_table(c: Any) -> Table:
     title = ("best search trial per optimizer (one seed each: not a ranking"
              + ("" if confirmed else "; run `sweeps confirm` for one") + ")")
     table = Table(title=title)
-    cols = ["optimizer", "trial", "val/acc", "± split SE", "test/acc", "gap/acc", "epochs"]
+    task, acc = c.task, c.task.has_accuracy
+    cols = ["optimizer", "trial", task.val_key, *(["± split SE"] if acc else []), task.test_key,
+            task.gap_key, "epochs"]
     if confirmed:
-        cols += ["confirmed val/acc (mean ± std)", "seeds"]
+        cols += [f"confirmed {task.val_key} (mean ± std)", "seeds"]
     cols.append("boundary")
     for col in cols:
         table.add_column(col, justify="left" if col in ("optimizer", "boundary") else "right")
+    sign = 1.0 if task.maximize else -1.0
     rows = sorted([r for r in c.rows if r.search_best is not None],
-                  key=lambda r: -(r.search_best.value or 0.0))
+                  key=lambda r: -sign * (r.search_best.value or 0.0))
     for row in rows:
         t = row.search_best
         final = t.user_attrs.get("final", {})
-        gap = (t.user_attrs.get("curves", {}).get("gap/acc") or [None])[-1]
-        cells = [row.optimizer, f"#{t.number}", fmt(t.value), fmt(c.se(t.value)),
-                 fmt(final.get("test/acc")), fmt(gap), str(t.user_attrs.get("epochs", "-"))]
+        gap = (t.user_attrs.get("curves", {}).get(task.gap_key) or [None])[-1]
+        test = fmt(final.get(task.test_key)) if task.test_key in final else "no test split"
+        cells = [row.optimizer, f"#{t.number}", fmt(t.value), *([fmt(c.se(t.value))] if acc else []),
+                 test, fmt(gap), str(t.user_attrs.get("epochs", "-"))]
         if confirmed:
             rep = row.representative
-            cells += ["-" if rep is None or rep.val_acc is None else
-                      (f"{rep.val_acc.mean:.4f} ± {rep.val_acc.std:.4f}" if rep.val_acc.n > 1
-                       else f"{rep.val_acc.mean:.4f}"),
+            cells += ["-" if rep is None or rep.val is None else
+                      (f"{rep.val.mean:.4f} ± {rep.val.std:.4f}" if rep.val.n > 1
+                       else f"{rep.val.mean:.4f}"),
                       "-" if rep is None else str(len(rep.seeds))]
         hits = row.boundary.get(t.number, [])
         cells.append(",".join(f"{h.dim}:{h.edge}" for h in hits) or "-")
@@ -181,7 +193,12 @@ def retried_count(studies: Sequence[optuna.Study]) -> int:
 
 
 def trainer_command(overrides: Sequence[str]) -> str:
-    """The `python -m trainer` command that runs a config without the sweep layer."""
+    """The `python -m trainer` command that runs a config without the sweep layer (with the
+    user's config dir, where the sweep has one)."""
     import shlex
 
-    return "python -m trainer " + " ".join(shlex.quote(o) for o in overrides)
+    from trainer import config_dir
+
+    user = config_dir.current()
+    where = f"--config-dir {shlex.quote(str(user))} " if user is not None else ""
+    return f"python -m trainer {where}" + " ".join(shlex.quote(o) for o in overrides)

@@ -2,7 +2,8 @@
 
 Every validation accuracy is printed with the validation split's standard error beside
 it; a search value is labelled as one seed; without confirm runs the report says so and
-what to run, and shows no ranking.
+what to run, and shows no ranking. A regression sweep's tables show losses only: no
+accuracy column and no binomial standard error.
 """
 
 from __future__ import annotations
@@ -59,16 +60,33 @@ def _summ(s: SeedSummary | None, digits: int = 4, ci: bool = True) -> str:
     return cmp.fmt_summary(s, digits, ci)
 
 
+def _metric(c: cmp.Comparison) -> str:
+    """The objective's name in prose: accuracy, or loss."""
+    return "accuracy" if c.task.has_accuracy else "loss"
+
+
+def _short(c: cmp.Comparison) -> str:
+    return c.task.metric  # acc | loss
+
+
+def _diff(c: cmp.Comparison, x: float) -> str:
+    return f"{100 * x:+.1f}" if c.task.has_accuracy else f"{x:+.4g}"
+
+
 def context(c: cmp.Comparison, studies_attrs: dict) -> list[str]:
     """What the numbers are measured on: data, splits, budget, seeds."""
     base = studies_attrs.get("base_config") or {}
     ds, model, t = base.get("dataset", {}), base.get("model", {}), base.get("trainer", {})
-    lines = [f"Data: {ds.get('name', '?')}, validation split {c.n_val or '?'} images "
-             f"(split seed {ds.get('split_seed', '?')}), test split {c.n_test or '?'} images. "
-             f"Model: {model.get('name', '?')}. {t.get('epochs', '?')} epochs per run. "
-             f"Objective: validation accuracy ({studies_attrs.get('objective', 'best')} epoch); "
+    loss = "the model's loss" if (t.get("loss") or {}) else (
+        "mean cross-entropy" if c.task.has_accuracy else "mean squared error")
+    test = f"test split {c.n_test} examples" if c.n_test else "no test split"
+    lines = [f"Data: {ds.get('name', '?')} ({c.task.name}), validation split {c.n_val or '?'} "
+             f"examples (split seed {ds.get('split_seed', '?')}), {test}. "
+             f"Model: {model.get('name', '?')}. {t.get('epochs', '?')} epochs per run. Loss: {loss}. "
+             f"Objective: validation {_metric(c)} ({studies_attrs.get('objective', 'best')} epoch, "
+             f"{'highest' if c.task.maximize else 'lowest'} wins); "
              "the test split is never used for selection."]
-    if c.n_val:
+    if c.n_val and c.task.has_accuracy:
         lines.append(f"A validation accuracy near 0.90 measured on {c.n_val} images has a standard "
                      f"error of ±{cmp.stats.validation_se(0.9, c.n_val):.4f} (sqrt(p(1-p)/n)); "
                      "differences smaller than that cannot be told apart on this split.")
@@ -82,11 +100,11 @@ def verdict(c: cmp.Comparison) -> list[str]:
                 f"its order is not a ranking: run `sweeps confirm {c.sweep}` (each optimizer's best "
                 f"configuration with 5 new seeds), then `sweeps report {c.sweep}`."]
     best = c.ranking[0]
-    lines = [f"Ranked by mean validation accuracy over the confirm seeds "
+    lines = [f"Ranked by mean validation {_metric(c)} over the confirm seeds "
              f"({', '.join(map(str, c.seeds))}; the search used its own seed, not among them). "
              f"Each optimizer is compared with the best one, {best.optimizer}, over the seeds they "
              "share: a paired t-test (Holm-corrected over the comparisons) and a bootstrap 95 % "
-             "interval of the mean test-accuracy difference; \"significant\" needs both."]
+             f"interval of the mean test-{_metric(c)} difference; \"significant\" needs both."]
     lines += [p.sentence() for p in c.pairs]
     if c.pairs:
         lines.append(bottom_line(c))
@@ -99,17 +117,18 @@ def bottom_line(c: cmp.Comparison) -> str:
     """The pairs in one sentence: who is behind, who cannot be told apart, who is ahead on test."""
     best, k = c.ranking[0].optimizer, len(c.seeds)
     tied = [p.optimizer for p in c.pairs if not p.significant]
-    behind = [p.optimizer for p in c.pairs if p.significant and p.test_acc.mean_diff > 0]
-    ahead = [p.optimizer for p in c.pairs if p.significant and p.test_acc.mean_diff < 0]
-    parts = [f"In short: {best} ranks first on validation accuracy over {k} seeds"]
+    behind = [p.optimizer for p in c.pairs if p.significant and p.behind]
+    ahead = [p.optimizer for p in c.pairs if p.significant and not p.behind]
+    m = _metric(c)
+    parts = [f"In short: {best} ranks first on validation {m} over {k} seeds"]
     if tied:
-        parts.append(f"{', '.join(tied)} cannot be told apart from it on test accuracy at K={k}")
+        parts.append(f"{', '.join(tied)} cannot be told apart from it on test {m} at K={k}")
     if behind:
         parts.append(f"{', '.join(behind)} {'is' if len(behind) == 1 else 'are'} significantly "
-                     "behind it on test accuracy")
+                     f"behind it on test {m}")
     if ahead:
         parts.append(f"{', '.join(ahead)} {'is' if len(ahead) == 1 else 'are'} significantly ahead "
-                     "of it on test accuracy although behind on validation: the splits disagree")
+                     f"of it on test {m} although behind on validation: the splits disagree")
     return "; ".join(parts) + "."
 
 
@@ -120,37 +139,46 @@ def ranking_table(c: cmp.Comparison) -> Table:
         rep = row.representative
         assert rep is not None
         p = pairs.get(row.optimizer)
-        diff = "-" if p is None or p.test_acc.n == 0 else (
-            f"{100 * p.test_acc.mean_diff:+.1f} pp [{100 * p.test_acc.ci_low:+.1f}, "
-            f"{100 * p.test_acc.ci_high:+.1f}]")
+        unit = " pp" if c.task.has_accuracy else ""
+        diff = "-" if p is None or p.test.n == 0 else (
+            f"{_diff(c, p.test.mean_diff)}{unit} [{_diff(c, p.test.ci_low)}, {_diff(c, p.test.ci_high)}]")
+        se = [_se(c, rep.val.mean if rep.val else None)] if c.task.has_accuracy else []
         rows.append([str(i), row.optimizer, f"#{rep.trial.number}", str(len(rep.seeds)),
-                     _summ(rep.val_acc), _se(c, rep.val_acc.mean if rep.val_acc else None),
-                     _summ(rep.test_acc), diff,
+                     _summ(rep.val), *se, _summ(rep.test), diff,
                      "-" if p is None else _f(p.p_adjusted, 3),
                      "best" if p is None else ("significant" if p.significant else "not significant")])
-    return Table("Ranking (confirm runs: mean ± std [95 % CI over seeds])",
-                 ["rank", "optimizer", "trial", "seeds", "val acc", "split SE", "test acc",
-                  "test acc vs best [95 % CI]", "p (Holm)", "verdict"], rows,
-                 right={0, 3, 4, 5, 6, 7, 8})
+    m = _short(c)
+    se_col = ["split SE"] if c.task.has_accuracy else []
+    columns = ["rank", "optimizer", "trial", "seeds", f"val {m}", *se_col, f"test {m}",
+               f"test {m} vs best [95 % CI]", "p (Holm)", "verdict"]
+    return Table("Ranking (confirm runs: mean ± std [95 % CI over seeds])", columns, rows,
+                 right=set(range(3, len(columns) - 1)) | {0})
 
 
 def confirmed_table(c: cmp.Comparison) -> Table:
     rows = []
+    acc = c.task.has_accuracy
     for row in c.rows:
         for cfg in row.configs:
+            accs = [_summ(cfg.val_acc), _summ(cfg.test_acc)] if acc else []
+            losses = [_summ(cfg.val_loss, ci=not acc), _summ(cfg.test_loss, ci=not acc)]
+            gaps = [_summ(cfg.gap_acc, ci=False)] if acc else []
             rows.append([row.optimizer, f"#{cfg.trial.number}", str(len(cfg.seeds)), str(cfg.diverged),
-                         _summ(cfg.val_acc), _summ(cfg.test_acc), _summ(cfg.val_loss, ci=False),
-                         _summ(cfg.test_loss, ci=False), _summ(cfg.gap_acc, ci=False),
-                         _summ(cfg.gap_loss, ci=False),
-                         _share(cfg)])
-    notes = ["Gaps are train minus validation accuracy (gap/acc) and validation minus train loss "
-             "(gap/loss) at each run's best-validation epoch; losses are mean cross-entropy; test "
-             "metrics use the best-validation weights. Adam share: the share of optimizer steps "
-             "Adam ran before the switch to SGD (1 = never switched)."]
-    return Table("Confirmed configurations (mean ± std over seeds; [95 % CI] for accuracies)",
-                 ["optimizer", "trial", "seeds", "diverged", "val acc", "test acc", "val loss",
-                  "test loss", "gap/acc", "gap/loss", "Adam share"], rows, notes,
-                 right=set(range(2, 11)))
+                         *accs, *losses, *gaps, _summ(cfg.gap_loss, ci=False), _share(cfg)])
+    if acc:
+        notes = ["Gaps are train minus validation accuracy (gap/acc) and validation minus train loss "
+                 "(gap/loss) at each run's best-validation epoch; test metrics use the "
+                 "best-validation weights. Adam share: the share of optimizer steps "
+                 "Adam ran before the switch to SGD (1 = never switched)."]
+    else:
+        notes = ["gap/loss is validation minus train loss at each run's best-validation epoch; "
+                 "test metrics use the best-validation weights. Adam share: the share of "
+                 "optimizer steps Adam ran before the switch to SGD (1 = never switched)."]
+    columns = ["optimizer", "trial", "seeds", "diverged", *(["val acc", "test acc"] if acc else []),
+               "val loss", "test loss", *(["gap/acc"] if acc else []), "gap/loss", "Adam share"]
+    return Table(f"Confirmed configurations (mean ± std over seeds; [95 % CI] for "
+                 f"{'accuracies' if acc else 'losses'})", columns, rows, notes,
+                 right=set(range(2, len(columns))))
 
 
 def _share(cfg: cmp.ConfirmedConfig) -> str:
@@ -175,7 +203,10 @@ def reach_table(c: cmp.Comparison) -> Table:
     how = "--target" if c.target_given else (
         f"{cmp.TARGET_FRACTION:.0%} of the best optimizer's mean" if c.confirmed else
         f"{cmp.TARGET_FRACTION:.0%} of the best search value")
-    return Table(f"Time to reach validation accuracy {target} ({how})",
+    if not c.task.maximize and not c.target_given:
+        how = how.replace(f"{cmp.TARGET_FRACTION:.0%} of", f"the lowest loss / {cmp.TARGET_FRACTION:g}:"
+                          " within 1 % of")
+    return Table(f"Time to reach validation {_metric(c)} {target} ({how})",
                  ["optimizer", "reached", "epochs", "training seconds", "from"], rows,
                  ["Training seconds are the training part of each epoch (evaluation excluded), "
                   "summed up to the first epoch at the target; means are over the runs that reached it."],
@@ -184,25 +215,29 @@ def reach_table(c: cmp.Comparison) -> Table:
 
 def search_table(c: cmp.Comparison) -> Table:
     rows = []
-    for row in sorted(c.rows, key=lambda r: -(r.search_best.value if r.search_best and
-                                               r.search_best.value is not None else -1.0)):
+    sign = 1.0 if c.task.maximize else -1.0
+    acc = c.task.has_accuracy
+    for row in sorted(c.rows, key=lambda r: -(sign * r.search_best.value if r.search_best and
+                                               r.search_best.value is not None else -math.inf)):
         t = row.search_best
         final = (t.user_attrs.get("final") or {}) if t is not None else {}
         warn = len(row.boundary.get(t.number, [])) if t is not None else 0
+        se = [_se(c, t.value if t else None)] if acc else []
         rows.append([row.optimizer, *(str(row.counts.get(s, 0)) for s in
                                       ("complete", "pruned", "failed", "diverged")),
-                     _f(t.value if t else None), _se(c, t.value if t else None),
-                     "-" if t is None else f"#{t.number}", _f(final.get("test/acc")),
+                     _f(t.value if t else None), *se,
+                     "-" if t is None else f"#{t.number}", _f(final.get(c.task.test_key)),
                      str(warn) if warn else "-"])
     notes = ["One seed per trial: this order is a search result, not a ranking."]
     close = c.indistinguishable_from_search_best()
     if len(close) > 1:
         notes.append(f"{', '.join(close)}: best values within one standard error of the top one: "
                      "indistinguishable on this validation split.")
-    return Table("Search (one seed per trial)",
-                 ["optimizer", "complete", "pruned", "failed", "diverged", "best val acc",
-                  "split SE", "trial", "test acc", "boundary"], rows, notes,
-                 right=set(range(1, 10)))
+    m = _short(c)
+    columns = ["optimizer", "complete", "pruned", "failed", "diverged", f"best val {m}",
+               *(["split SE"] if acc else []), "trial", f"test {m}", "boundary"]
+    return Table("Search (one seed per trial)", columns, rows, notes,
+                 right=set(range(1, len(columns))))
 
 
 def boundary_lines(c: cmp.Comparison) -> list[str]:
@@ -221,7 +256,8 @@ def budget_table(c: cmp.Comparison, points: Sequence[int] = (1, 2, 4, 8, 16, 32,
         rows.append([opt, str(len(curve))] + [
             f"{curve[n - 1].expected:.4f} ± {curve[n - 1].std:.4f}" if n <= len(curve) else "-"
             for n in ns])
-    return Table("Tuning budget: expected best validation accuracy after n trials (Dodge et al. 2019)",
+    return Table(f"Tuning budget: expected best validation {_metric(c)} after n trials "
+                 "(Dodge et al. 2019)",
                  ["optimizer", "trials"] + [f"n={n}" for n in ns], rows,
                  ["From each optimizer's completed trials (pruned ones excluded), as if drawn at "
                   "random with replacement; ± is the spread of that best value. A curve that rises "

@@ -144,11 +144,13 @@ def confirm_table(studies: Sequence[optuna.Study], confirm: optuna.Study | None)
     """Per confirmed configuration: seeds done, val and test accuracy mean ± std [95 % CI]."""
     comp = comparison.build(studies, confirm)
     table = Table(title="confirm runs: each configuration over its seeds (mean ± std [95 % CI])")
-    for col in ("optimizer", "trial", "seeds", "val/acc", "test/acc", "diverged"):
+    task = comp.task
+    for col in ("optimizer", "trial", "seeds", task.val_key, task.test_key, "diverged"):
         table.add_column(col, justify="left" if col == "optimizer" else "right")
     for row in comp.rows:
         for cfg in row.configs:
+            test = comparison.fmt_summary(cfg.test) if cfg.test is not None or comp.n_test \
+                else "no test split"
             table.add_row(row.optimizer, f"#{cfg.trial.number}", str(len(cfg.seeds)),
-                          comparison.fmt_summary(cfg.val_acc), comparison.fmt_summary(cfg.test_acc),
-                          str(cfg.diverged))
+                          comparison.fmt_summary(cfg.val), test, str(cfg.diverged))
     return table

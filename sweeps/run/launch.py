@@ -40,8 +40,9 @@ class Prepared:
 
 
 def prepare(overrides: Sequence[str]) -> Prepared:
-    """Validate everything; write nothing."""
+    """Validate everything, including one batch through each model; write nothing."""
     spec = load_sweep(overrides)
+    check_models(spec)
     checkpoint_dir = str(checkpoints.check_writable(spec.checkpoint_dir))
     url = str(spec.storage["url"])
     urls.check_reachable(url)
@@ -50,6 +51,35 @@ def prepare(overrides: Sequence[str]) -> Prepared:
     if urls.exists(url):
         study_mod.check_compatible(open_storage(url, spec.storage), spec)
     return Prepared(spec, url, uri, checkpoint_dir)
+
+
+def check_models(spec: SweepSpec) -> None:
+    """Load the data, build the model and run one batch forward on CPU, once per distinct
+    model and data of the sweep: a user's model or dataset that cannot work fails here, in
+    one line, before a study, a run or an output directory exists."""
+    import json
+
+    from trainer.preflight import check_config
+
+    seen: set[str] = set()
+    for st in spec.studies:
+        for base in (st.base, *st.bases.values()):
+            key = json.dumps([base["model"], base["dataset"], base["trainer"]["loss"]],
+                             sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                check_config(base)
+
+
+def _say_shadowed(console: Console) -> None:
+    """Name the user's config files that replace bundled ones (the user's win)."""
+    from trainer import config_dir
+    from trainer.compose import conf_dir
+
+    user = config_dir.current()
+    for name in config_dir.shadowed(conf_dir()):
+        console.print(f"note: {name} from the config dir {user} replaces the bundled {name}",
+                      highlight=False)
 
 
 def _parent_params(p: Prepared) -> dict[str, Any]:
@@ -82,7 +112,8 @@ def _progress_line(studies: Sequence[optuna.Study], total: int, restarts: int = 
         text += f"  retried {retried}  worker restarts {restarts}"
     if best is not None:
         study, t = best
-        text += f"  | best val/acc {t.value:.4f} ({study.study_name} #{t.number})"
+        key = study_mod.sweep_task(studies).val_key
+        text += f"  | best {key} {t.value:.4f} ({study.study_name} #{t.number})"
     return text
 
 
@@ -92,10 +123,11 @@ def _render(studies: Sequence[optuna.Study], title: str, total: int, restarts: i
 
 def _best_metrics(studies: Sequence[optuna.Study]) -> dict[str, float]:
     best = summary.best_per_optimizer(studies)
-    metrics = {f"best/val_acc/{opt}": t.value for opt, (_, t) in best.items() if t.value is not None}
+    key = study_mod.sweep_task(studies).best_key
+    metrics = {f"{key}/{opt}": t.value for opt, (_, t) in best.items() if t.value is not None}
     overall = summary.overall_best(studies)
     if overall is not None and overall[1].value is not None:
-        metrics["best/val_acc"] = overall[1].value
+        metrics[key] = overall[1].value
     return metrics
 
 
@@ -115,6 +147,7 @@ def launch(overrides: Sequence[str], console: Console | None = None) -> int:
     """
     console = console or Console()
     p = prepare(overrides)
+    _say_shadowed(console)
     with locks.launch_lock(p.url, p.spec.name):
         storage, studies = _open_studies(p, console)
         parent = _open_parent(p, studies, console)

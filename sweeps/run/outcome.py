@@ -1,8 +1,9 @@
 """How a finished fit becomes a trial's outcome: its state, objective and what it records.
 
-`OptunaReporter` reports each epoch's val/acc and asks the trainer to stop when the
-pruner says so; `outcome_of` turns the fit's result into complete, pruned, failed or
-diverged; `result_attrs` is what the trial stores for the report, `best` and `reproduce`.
+`OptunaReporter` reports each epoch's objective (val/acc, or val/loss for regression) and
+asks the trainer to stop when the pruner says so; `outcome_of` turns the fit's result
+into complete, pruned, failed or diverged; `result_attrs` is what the trial stores for the
+report, `best` and `reproduce`.
 """
 
 from __future__ import annotations
@@ -16,25 +17,28 @@ import optuna
 
 from trainer.callbacks import Callback, RunInfo
 from trainer.result import FitResult
+from trainer.tasks import task_of
 
 
 class OptunaReporter(Callback):
-    """Reports val/acc each epoch; asks the trainer to stop when the pruner says so."""
+    """Reports the objective each epoch; asks the trainer to stop when the pruner says so."""
 
     def __init__(self, trial: optuna.Trial) -> None:
         self.trial = trial
         self.pruned_at: int | None = None
         self.resumed_from = 0
+        self.key = "val/acc"
 
     def on_fit_start(self, run: RunInfo) -> None:
         """Resumed from a checkpoint: report the epochs trained before, without pruning."""
+        self.key = task_of(run.cfg).val_key
         self.resumed_from = len(run.history)
         for m in run.history:
-            if math.isfinite(m.get("val/acc", math.nan)):
-                self.trial.report(m["val/acc"], int(m["epoch"]))
+            if math.isfinite(m.get(self.key, math.nan)):
+                self.trial.report(m[self.key], int(m["epoch"]))
 
     def on_epoch_end(self, run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
-        value = metrics["val/acc"]
+        value = metrics[self.key]
         if not math.isfinite(value):
             return
         self.trial.report(value, epoch)
@@ -44,9 +48,10 @@ class OptunaReporter(Callback):
 
 
 def objective_value(result: FitResult, objective: str) -> float:
+    task = task_of(result.config)
     if objective == "last":
-        return float(result.history[-1]["val/acc"])
-    return float(result.final["best/val_acc"])
+        return float(result.history[-1][task.val_key])
+    return float(result.final[task.best_key])
 
 
 @dataclass
@@ -64,7 +69,8 @@ CURVE_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/acc", "gap/
 
 def _curves(result: FitResult) -> dict[str, list[float | None]]:
     """Per-epoch curves as stored with the trial (JSON: NaN/inf become null)."""
-    return {k: [_finite(h.get(k)) for h in result.history] for k in CURVE_KEYS}
+    return {k: [_finite(h.get(k)) for h in result.history] for k in CURVE_KEYS
+            if any(k in h for h in result.history)}
 
 
 def _step_lrs(result: FitResult) -> dict[str, list[float | None]]:

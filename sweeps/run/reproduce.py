@@ -28,6 +28,7 @@ from trainer.callbacks import Callback, RunInfo
 from trainer.errors import UserError
 from trainer.loop import fit
 from trainer.result import FitResult
+from trainer.tasks import task_of
 
 COMPARED = ("best/val_acc", "best/epoch", "test/acc", "test/loss")
 CURVES = ("train/loss", "train/acc", "val/loss", "val/acc")
@@ -94,11 +95,17 @@ def _diff(a: float, b: float) -> float:
 def compare(trial: FrozenTrial, result: FitResult, tolerance: float) -> Comparison:
     original = trial.user_attrs.get("final", {})
     rows = []
-    for key in COMPARED:
+    task = task_of(result.config)
+    if not task.has_accuracy:  # a regression run has losses only
+        compared, curve_keys = ("best/val_loss", "best/epoch", "test/loss"), ("train/loss", "val/loss")
+    else:
+        compared, curve_keys = COMPARED, CURVES
+    compared = tuple(k for k in compared if k in original or k in result.final)
+    for key in compared:
         a, b = _num(original.get(key)), _num(result.final.get(key))
         rows.append((key, a, b, _diff(a, b)))
     curves = trial.user_attrs.get("curves", {})
-    for key in CURVES:
+    for key in curve_keys:
         old = [_num(v) for v in curves.get(key, [])]
         new = [float(h[key]) for h in result.history]
         if len(old) != len(new):

@@ -50,7 +50,7 @@ class Worker:
         # the latest launch defines the sweep (a later launch may cover fewer optimizers)
         attrs = study_mod.latest_attrs(found)
         self.sweep = attrs.get("sweep", sweep)
-        self.spec: SweepSpec = load_sweep(attrs.get("sweep_overrides", []))
+        self.spec: SweepSpec = _load_spec(found, attrs)
         self.index = index
         self.uri = clients.resolve_uri(tracking_uri or attrs.get("tracking_uri"))
         outage.set_patience(self.spec.tracking_patience_s)
@@ -120,6 +120,21 @@ class Worker:
                 else:
                     self.runner.run_trial(study, trial)
             count += 1
+
+
+def _load_spec(found: Sequence[optuna.Study], attrs: Mapping[str, Any]) -> SweepSpec:
+    """The sweep as launched, checked on this machine before any trial is claimed: a model
+    or dataset target that does not import here is one line naming the module."""
+    from trainer import config_dir
+
+    recorded = study_mod.use_recorded_config_dir(found)
+    try:
+        return load_sweep(attrs.get("sweep_overrides", []))
+    except UserError as err:
+        if recorded and config_dir.current() is None:
+            raise UserError(f"{err} (the sweep was launched with --config-dir {recorded}, which "
+                            "is not on this machine: pass --config-dir with your copy)") from None
+        raise
 
 
 def _sweep_studies(storage: Any, url: str, sweep: str, only_study: str | None) -> list[optuna.Study]:

@@ -48,16 +48,18 @@ def open_or_create(storage: optuna.storages.BaseStorage, sweep: str,
                    search: Sequence[optuna.Study]) -> optuna.Study:
     """The confirm study, created if needed, carrying what a remote worker needs to join (the
     latest launch's parent run and tracking store); writes only what changed."""
+    task = study_mod.sweep_task(search)
     study = load(storage, sweep) or optuna.create_study(
-        storage=storage, study_name=study_name(sweep), direction=study_mod.DIRECTION)
+        storage=storage, study_name=study_name(sweep), direction=task.direction)
     latest = study_mod.latest_attrs(search)
     attrs = {"sweep": sweep, "kind": study_mod.CONFIRM_KIND,
              "tracking_uri": latest.get("tracking_uri"),
-             "parent_run_id": latest.get("parent_run_id"), "objective": latest.get("objective")}
+             "parent_run_id": latest.get("parent_run_id"), "objective": latest.get("objective"),
+             "task": task.name}
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
-    study_mod.name_objective(study)
+    study_mod.name_objective(study, task)
     return study
 
 

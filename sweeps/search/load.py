@@ -21,8 +21,10 @@ from sweeps.search.validate import (
     check_warmup,
     tracking_writer,
 )
+from trainer import config_dir
 from trainer.config import GROUPS, compose, validate
 from trainer.errors import ConfigError
+from trainer.tasks import task_of
 
 
 def trainer_part(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,6 +79,9 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     bases = {opt: compose_trainer(user, [f"optimizer={opt}"]) for opt in optimizers}
 
     check_warmup(search, int(bases[optimizers[0]]["trainer"]["epochs"]))
+    tasks = {task_of(b).name for b in bases.values()}
+    if len(tasks) > 1:
+        raise ConfigError("dataset.task", sorted(tasks), "must be one task for every optimizer")
     studies = plan_studies(sweep, search, bases)
     return SweepSpec(
         name=sweep["name"], mode=sweep["mode"], optimizers=optimizers,
@@ -91,6 +96,8 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         checkpoint_every_s=float(sweep["checkpoint_every_s"]),
         tracking_patience_s=patience["tracking"],
         tracking_writer=tracking_writer(data.get("tracking") or {}, workers),
+        task=task_of(bases[optimizers[0]]),
+        config_dir=str(config_dir.current()) if config_dir.current() else None,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sweeps.search.space import SearchSpace
 from trainer.config import GROUPS
 from trainer.spec import Param, count, flag, one_of
+from trainer.tasks import CLASSIFICATION, Task
 
 SWEEP_CONFIG = "sweeps"
 
@@ -99,6 +100,8 @@ class SweepSpec:
     checkpoint_every_s: float = 10.0
     tracking_patience_s: float = 600.0
     tracking_writer: str = "process"  # resolved: process or thread
+    task: Task = CLASSIFICATION  # what every study optimises (all share one dataset task)
+    config_dir: str | None = None  # the user's config dir (--config-dir), recorded for workers
 
     def study(self, name: str) -> StudySpec:
         for s in self.studies:

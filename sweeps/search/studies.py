@@ -19,15 +19,16 @@ from sweeps.store import urls
 from sweeps.store.quiet import quietly
 from sweeps.store.storages import open_storage
 from trainer.errors import UserError
+from trainer.tasks import TASKS, Task
 
 if TYPE_CHECKING:  # the read-only commands import this module: keep torch out of it
     from sweeps.search.spec import SweepSpec
 
 
-DIRECTION = "maximize"
-
-
-METRIC_NAMES = ["val/acc"]  # optuna-dashboard labels the objective with it, not "Objective 0"
+def sweep_task(studies: Sequence[Any]) -> Task:
+    """What the sweep's studies optimise (a study of an earlier release: classification)."""
+    name = next((s.user_attrs.get("task") for s in studies if s.user_attrs.get("task")), None)
+    return TASKS[name or "classification"]
 
 
 # config keys that may change between launches of the same study without invalidating it
@@ -61,9 +62,9 @@ def check_compatible(storage: optuna.storages.BaseStorage, spec: SweepSpec) -> N
             continue
         frozen = existing[st.name]
         direction = frozen.direction.name.lower()
-        if direction != DIRECTION:
+        if direction != spec.task.direction:
             raise UserError(f"study {st.name!r} exists with direction {direction}; this sweep "
-                            f"{DIRECTION}s val/acc: use another sweep.name")
+                            f"{spec.task.direction}s {spec.task.val_key}: use another sweep.name")
         attrs = frozen.user_attrs
         diffs = _differences(attrs.get("search_space", {}), _jsonable(st.space.describe()))
         if diffs:
@@ -72,10 +73,24 @@ def check_compatible(storage: optuna.storages.BaseStorage, spec: SweepSpec) -> N
         if attrs.get("objective", spec.objective) != spec.objective:
             raise UserError(f"study {st.name!r} exists with objective {attrs['objective']!r}, "
                             f"not {spec.objective!r}: use another sweep.name")
-        diffs = _differences(attrs.get("base_config", {}), _jsonable(st.base), NEUTRAL_KEYS)
+        diffs = _differences(_today(attrs.get("base_config", {})), _jsonable(st.base), NEUTRAL_KEYS)
         if diffs:
             raise UserError(f"study {st.name!r} exists with a different fixed trainer config "
                             f"({'; '.join(diffs[:3])}): use another sweep.name")
+
+
+def _today(base: Mapping[str, Any]) -> Any:
+    """A stored base config in today's shape (one of an earlier release has no `_target_`s
+    and no defaults filled in), so that only real differences refuse a resumed launch."""
+    from trainer.compose import GROUPS
+    from trainer.dataset_keys import with_defaults
+    from trainer.legacy import upgrade
+
+    if not all(isinstance(base.get(g), Mapping) for g in ("trainer", *GROUPS)):
+        return base
+    data = upgrade(base)
+    data["dataset"] = with_defaults(data["dataset"])
+    return _jsonable(data)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -89,19 +104,20 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
 
     launched_at = time.time()
     for index, st in enumerate(spec.studies):
-        study = optuna.create_study(storage=storage, study_name=st.name, direction=DIRECTION,
-                                    load_if_exists=True)
+        study = optuna.create_study(storage=storage, study_name=st.name,
+                                    direction=spec.task.direction, load_if_exists=True)
         attrs = {
             "optimizer": st.optimizer, "mode": spec.mode, "index": index,
             "search_space": _jsonable(st.space.describe()), "objective": spec.objective,
             "base_config": _jsonable(st.base), "budget": st.budget,
             "sweep_overrides": list(spec.overrides), "tracking_uri": tracking_uri,
             "launched_at": launched_at, "checkpoint_dir": checkpoint_dir,
+            "task": spec.task.name, "config_dir": spec.config_dir,
             "deadline": launched_at + spec.timeout if spec.timeout else None,
             "fixed_edges": boundary.fixed_edges_of(st.space.dims, st.base, str(st.optimizer),
                                                    st.bases),
         }
-        name_objective(study)
+        name_objective(study, spec.task)
         # "sweep" last: it is what makes the study part of the sweep for `sweep_studies`, so a
         # worker that joins while the launch is still writing never sees half a record
         for key, value in [*attrs.items(), ("sweep", spec.name)]:
@@ -109,9 +125,10 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
                 study.set_user_attr(key, value)
 
 
-def name_objective(study: optuna.Study) -> None:
-    if study.metric_names != METRIC_NAMES:
-        quietly(study.set_metric_names, METRIC_NAMES)  # "experimental" since Optuna 3.2
+def name_objective(study: optuna.Study, task: Task) -> None:
+    """optuna-dashboard labels the objective with it (val/acc, val/loss), not "Objective 0"."""
+    if study.metric_names != [task.val_key]:
+        quietly(study.set_metric_names, [task.val_key])  # "experimental" since Optuna 3.2
 
 
 SEARCH_KIND, CONFIRM_KIND = "search", "confirm"
@@ -186,4 +203,18 @@ def open_sweep(url: str, name: str | None) -> tuple[str, list[optuna.Study]]:
     if not studies:
         raise UserError(f"no sweep {name!r} in {urls.redact(url)} "
                         f"(sweeps there: {', '.join(names) or 'none'})")
+    use_recorded_config_dir(studies)
     return name, studies
+
+
+def use_recorded_config_dir(studies: Sequence[optuna.Study]) -> str | None:
+    """The config dir the sweep was launched with, used from now on where none was given and
+    it exists here; returns the recorded one (None: the sweep has none)."""
+    from pathlib import Path
+
+    from trainer import config_dir
+
+    recorded = latest_attrs(studies).get("config_dir") if studies else None
+    if recorded and config_dir.current() is None and Path(recorded).is_dir():
+        config_dir.use(recorded)
+    return recorded

@@ -17,9 +17,9 @@ from sweeps.search.samplers import PRUNERS, SAMPLERS
 from sweeps.search.space import GROUP_KEYS, Dimension, condition_values, lookup, parse_dimension
 from sweeps.search.spec import PRUNER_PARAMS, SAMPLER_PARAMS, SWEEP_DEFAULTS, SWEEP_PARAMS, TRACKING_WRITERS
 from trainer.config import TRAINER_PARAMS
-from trainer.data import DATASETS
+from trainer.dataset_keys import DATASET_PARAMS, RESERVED
 from trainer.errors import ConfigError
-from trainer.models import MODELS
+from trainer.models import model_params
 from trainer.optim.factory import OPTIMIZERS
 from trainer.schedules import SCHEDULES
 from trainer.spec import Param, check_section
@@ -80,9 +80,10 @@ def param_for(key: str, dim: Dimension, base: Mapping[str, Any], optimizer: str)
                 raise ConfigError("key", key, f"not a setting of schedule {sched}")
         table, owner = SCHEDULES.get(scheds[0]).params, f"schedule {scheds[0]}"
     elif section == "model":
-        table, owner = MODELS.get(lookup(base, "model")).params, "model " + lookup(base, "model")
+        table, owner = model_params(base["model"]), f"model {base['model'].get('name')}"
     elif section == "dataset":
-        table, owner = DATASETS.get(lookup(base, "dataset")).params, "dataset " + lookup(base, "dataset")
+        kwargs = {k: Param("any") for k in base["dataset"] if k not in RESERVED and k != "_target_"}
+        table, owner = {**DATASET_PARAMS, **kwargs}, f"dataset {base['dataset'].get('name')}"
     else:
         raise ConfigError("key", key, "must start with trainer., optimizer., schedule., model. or dataset.")
     if name not in table:
@@ -103,15 +104,19 @@ def _check_dimension(path: str, dim: Dimension, base: Mapping[str, Any], optimiz
     if dim.key is None:
         return
     if dim.key in GROUP_KEYS:
-        registry = {"schedule": SCHEDULES, "model": MODELS, "dataset": DATASETS,
-                    "optimizer": OPTIMIZERS}[dim.key]
         if dim.type != "categorical":
             raise ConfigError(f"{path}.{dim.name}.type", dim.type,
                               f"must be categorical to choose the {dim.key} option")
+        if dim.key in ("schedule", "optimizer"):
+            allowed = {"schedule": SCHEDULES, "optimizer": OPTIMIZERS}[dim.key].names()
+        else:  # the options in the config search path: bundled and the user's config dir
+            from trainer.compose import group_options
+
+            allowed = group_options(dim.key)
         for choice in dim.choices:
-            if choice not in registry:
+            if choice not in allowed:
                 raise ConfigError(f"{path}.{dim.name}.choices", choice,
-                                  f"unknown {dim.key}; allowed: {', '.join(registry.names())}")
+                                  f"unknown {dim.key}; allowed: {', '.join(allowed)}")
         return
     try:
         param = param_for(dim.key, dim, base, optimizer)

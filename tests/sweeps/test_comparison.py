@@ -95,7 +95,7 @@ def test_confirm_runs_rank_and_pair_over_shared_seeds(studies) -> None:
     pairs = {p.optimizer: p for p in c.pairs}
     assert not pairs["rmsprop"].significant and "not significant at K=5" in pairs["rmsprop"].sentence()
     assert pairs["sgd"].significant and "significant at K=5 (0.05, Holm" in pairs["sgd"].sentence()
-    assert pairs["sgd"].test_acc.mean_diff == pytest.approx(0.9260 - 0.8908)
+    assert pairs["sgd"].test.mean_diff == pytest.approx(0.9260 - 0.8908)
     assert pairs["sgd"].sentence().startswith("adam vs sgd: test acc difference +3.5 pp (95 % CI")
     assert "coarse" not in pairs["sgd"].sentence()  # K=5: no caveat
     assert report_tables.verdict(c)[-1] == (
@@ -128,7 +128,7 @@ def test_a_diverged_seed_drops_out_of_the_pairing(studies) -> None:
     sgd = next(r for r in c.rows if r.optimizer == "sgd").representative
     assert sgd is not None and sgd.diverged == 1 and sgd.val_acc.n == 2
     (pair,) = c.pairs
-    assert pair.seeds == [1, 2] and pair.test_acc.n == 2
+    assert pair.seeds == [1, 2] and pair.test.n == 2
 
 
 def test_report_files_say_what_the_data_supports(studies, tmp_path: Path) -> None:

@@ -10,12 +10,13 @@ import pytest
 import torch
 import torchvision.datasets.cifar
 
+from trainer.config import check_dataset
 from trainer.data import (
-    _load_raw_cached,
+    _load_cached,
     _splits_cached,
     augment_batch,
     iterate_batches,
-    load_raw,
+    load_output,
     make_splits,
     num_batches,
 )
@@ -24,16 +25,23 @@ from trainer.errors import DatasetUnavailableError
 
 
 def _section(name: str, root: Path | str = "data", **kw: object) -> dict:
-    base = {"name": name, "data_root": str(root), "download": False, "val_size": 20,
+    base = {"_target_": f"trainer.datasets.{name}", "name": name, "val_size": 20,
             "split_seed": 7, "augment": False, "crop_padding": 0, "hflip": False,
             "mean": [0.5], "std": [0.25]}
+    if name != "mnist_5k":
+        base.update(data_root=str(root), download=False)
     base.update(kw)
-    return base
+    return check_dataset(base)
+
+
+def load_raw(section: dict) -> tuple:
+    splits = load_output(section)
+    return (*splits["train"], *(splits["test"] or (None, None)))
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
-    _load_raw_cached.cache_clear()
+    _load_cached.cache_clear()
     _splits_cached.cache_clear()
 
 
@@ -61,10 +69,10 @@ def test_torchvision_mnist_format_files_load(tmp_path: Path, name: str, cls: str
     train = (rng.integers(0, 256, (120, 28, 28), dtype=np.uint8), rng.integers(0, 10, 120))
     test = (rng.integers(0, 256, (30, 28, 28), dtype=np.uint8), rng.integers(0, 10, 30))
     write_mnist(tmp_path, train, test, class_name=cls)
-    raw = load_raw(_section(name, tmp_path))
-    assert raw.train_x.shape == (120, 1, 28, 28) and raw.train_x.dtype == torch.uint8
-    assert np.array_equal(raw.train_x[:, 0].numpy(), train[0])
-    assert np.array_equal(raw.test_y.numpy(), test[1])
+    train_x, _, _, test_y = load_raw(_section(name, tmp_path))
+    assert train_x.shape == (120, 1, 28, 28) and train_x.dtype == torch.uint8
+    assert np.array_equal(train_x[:, 0].numpy(), train[0])
+    assert np.array_equal(test_y.numpy(), test[1])
     s = make_splits(_section(name, tmp_path))
     assert (len(s.train_x), len(s.val_x), len(s.test_x)) == (100, 20, 30)
 
@@ -79,9 +87,9 @@ def test_torchvision_cifar10_format_files_load(tmp_path: Path,
     train = (rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 50))
     test = (rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 10))
     write_cifar10(tmp_path, train, test)
-    raw = load_raw(_section("cifar10", tmp_path))
-    assert raw.train_x.shape == (50, 3, 32, 32)
-    assert np.array_equal(raw.train_x.permute(0, 2, 3, 1).numpy(), train[0])
+    train_x, *_ = load_raw(_section("cifar10", tmp_path))
+    assert train_x.shape == (50, 3, 32, 32)
+    assert np.array_equal(train_x.permute(0, 2, 3, 1).numpy(), train[0])
     s = make_splits(_section("cifar10", tmp_path, val_size=10, mean=[0.5] * 3, std=[0.2] * 3))
     assert s.input_shape == (3, 32, 32) and len(s.test_x) == 10
 
@@ -124,7 +132,7 @@ def test_batched_augmentation_crops_and_flips_each_image_independently() -> None
 
 
 def test_mnist_5k_is_cached_as_arrays_and_a_bad_cache_is_rebuilt(tmp_path: Path, monkeypatch) -> None:
-    from trainer.data import _mnist_5k_arrays
+    from trainer.datasets import _mnist_5k_arrays
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     images, labels = _mnist_5k_arrays()

@@ -20,7 +20,7 @@ BASE = {
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_models_map_images_to_class_logits(name: str, shape: tuple[int, ...]) -> None:
-    model = build_model({"name": name, **BASE[name], "init": "default", "init_scale": 0.05},
+    model = build_model({"_target_": f"trainer.models.{name}", **BASE[name], "init": "default", "init_scale": 0.05},
                         shape, 10)
     out = model(torch.randn(4, *shape))
     assert out.shape == (4, 10)
@@ -29,7 +29,7 @@ def test_models_map_images_to_class_logits(name: str, shape: tuple[int, ...]) ->
 
 
 def test_resnet20_has_the_published_depth() -> None:
-    model = build_model({"name": "resnet", "blocks": 3, "width": 16, "init": "he_normal",
+    model = build_model({"_target_": "trainer.models.resnet", "blocks": 3, "width": 16, "init": "he_normal",
                          "init_scale": 0.05}, (3, 32, 32), 10)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -40,7 +40,7 @@ def test_resnet20_has_the_published_depth() -> None:
 @pytest.mark.parametrize("init", INITS)
 def test_init_schemes(init: str) -> None:
     torch.manual_seed(0)
-    model = build_model({"name": "mlp", "depth": 1, "width": 400, "activation": "relu",
+    model = build_model({"_target_": "trainer.models.mlp", "depth": 1, "width": 400, "activation": "relu",
                          "dropout": 0.0, "init": init, "init_scale": 0.05}, (1, 28, 28), 10)
     layer = model[1]
     w, fan_in, fan_out = layer.weight.detach(), 784, 400

@@ -1,0 +1,1 @@
+"""A user project: images in class folders, read by torchvision's ImageFolder."""

@@ -1,0 +1,1 @@
+"""A user project: disease progression from 10 clinical measurements (regression)."""

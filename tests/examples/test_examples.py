@@ -1,0 +1,88 @@
+"""The three user projects in examples/ run end to end, as a user runs them: from the
+project's folder, with its config dir, `sweeps launch` -> `confirm` -> `report` ->
+`reproduce`. Only the launch names the config dir: the later commands take it from the
+sweep's record. Tiny budgets; nothing is downloaded."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def sweeps(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI", "SWEEPS_CONFIG_DIR")}
+    return subprocess.run([sys.executable, "-m", "sweeps", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=timeout, env=env)
+
+
+def project(name: str, tmp_path: Path) -> Path:
+    """A copy of the example, as a user's own folder would be."""
+    dest = tmp_path / name
+    shutil.copytree(EXAMPLES / name, dest, ignore=shutil.ignore_patterns("__pycache__", "digit_pngs"))
+    return dest
+
+
+def run_all(where: Path, sweep: str, *overrides: str) -> dict[str, str]:
+    """launch, confirm (2 seeds), report, reproduce; each must succeed. Their outputs."""
+    launch = sweeps("launch", "--config-dir", "conf", f"sweep={sweep}", "sweep.workers=1",
+                    "sweep.threads_per_worker=1", *overrides, cwd=where)
+    assert launch.returncode == 0, launch.stdout + launch.stderr
+    confirm = sweeps("confirm", sweep, "--seeds", "2", cwd=where)
+    assert confirm.returncode == 0, confirm.stdout + confirm.stderr
+    report = sweeps("report", sweep, cwd=where)
+    assert report.returncode == 0, report.stdout + report.stderr
+    reproduce = sweeps("reproduce", sweep, "--trial", "best", cwd=where)
+    assert reproduce.returncode == 0, reproduce.stdout + reproduce.stderr
+    assert "reproduced: identical" in reproduce.stdout
+    assert f"python -m trainer --config-dir {where / 'conf'}" in reproduce.stdout
+    return {"launch": launch.stdout, "confirm": confirm.stdout, "report": report.stdout,
+            "reproduce": reproduce.stdout,
+            "summary": (where / "reports" / sweep / "summary.md").read_text()}
+
+
+def test_tabular_classification_with_the_users_mlp(tmp_path: Path) -> None:
+    where = project("tabular", tmp_path)
+    out = run_all(where, "tabular", "sweep.optimizers=[sgd,adam]", "sweep.n_trials=4",
+                  "trainer.epochs=3")
+    assert "best val/acc" in out["launch"]
+    summary = out["summary"]
+    assert "breast_cancer (classification)" in summary and "Model: tabular_mlp" in summary
+    assert "val acc" in summary and "test acc" in summary and "K=2" in summary
+    # the user's printed command runs the same config without the sweep layer
+    line = next(ln.strip() for ln in out["reproduce"].splitlines() if ln.strip().startswith("python -m trainer"))
+    run = subprocess.run([*line.replace("python", sys.executable, 1).split(), "trainer.epochs=1",
+                          f"hydra.run.dir={tmp_path / 'run'}"], cwd=where, text=True,
+                         capture_output=True, timeout=300)
+    assert run.returncode == 0 and "model tabular_mlp" in run.stdout + run.stderr, run.stderr
+
+
+def test_regression_reports_losses_and_no_accuracy(tmp_path: Path) -> None:
+    where = project("regression", tmp_path)
+    out = run_all(where, "diabetes", "sweep.optimizers=[sgd,adam]", "sweep.n_trials=4",
+                  "trainer.epochs=4")
+    summary = out["summary"]
+    assert "diabetes (regression)" in summary and "mean squared error" in summary
+    assert "lowest wins" in summary and "val loss" in summary and "test loss" in summary
+    assert "acc" not in summary.replace("accuracy", "").lower().replace("according", ""), summary
+    assert "split SE" not in summary
+    assert "best val/loss" in out["launch"] and "val/acc" not in out["launch"]
+    assert "val/loss" in out["confirm"] and "val/acc" not in out["confirm"]
+
+
+def test_image_folder_through_dataloader_workers(tmp_path: Path) -> None:
+    where = project("image_folder", tmp_path)
+    out = run_all(where, "digit_folders", "sweep.n_trials=4", "trainer.epochs=2",
+                  "dataset.per_class=40")
+    assert sorted(p.name for p in (where / "digit_pngs").iterdir()) == ["done", "test", "train", "val"]
+    assert len(list((where / "digit_pngs" / "train" / "3").glob("*.png"))) == 28
+    assert "digit_folders (classification)" in out["summary"]
