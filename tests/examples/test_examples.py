@@ -59,7 +59,8 @@ def test_tabular_classification_with_the_users_mlp(tmp_path: Path) -> None:
     assert "breast_cancer (classification)" in summary and "Model: tabular_mlp" in summary
     assert "val acc" in summary and "test acc" in summary and "K=2" in summary
     # the user's printed command runs the same config without the sweep layer
-    line = next(ln.strip() for ln in out["reproduce"].splitlines() if ln.strip().startswith("python -m trainer"))
+    line = next(ln.strip() for ln in out["reproduce"].splitlines()
+                if ln.strip().startswith("python -m trainer"))
     run = subprocess.run([*line.replace("python", sys.executable, 1).split(), "trainer.epochs=1",
                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=where, text=True,
                          capture_output=True, timeout=300)

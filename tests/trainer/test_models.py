@@ -20,8 +20,8 @@ BASE = {
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
 def test_models_map_images_to_class_logits(name: str, shape: tuple[int, ...]) -> None:
-    model = build_model({"_target_": f"trainer.models.{name}", **BASE[name], "init": "default", "init_scale": 0.05},
-                        shape, 10)
+    model = build_model({"_target_": f"trainer.models.{name}", **BASE[name], "init": "default",
+                         "init_scale": 0.05}, shape, 10)
     out = model(torch.randn(4, *shape))
     assert out.shape == (4, 10)
     out.sum().backward()
