@@ -47,13 +47,30 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
     # both in a checkout (editable install) and in an installed wheel.
     with initialize_config_dir(config_dir=conf_dir(), version_base=None):
         try:
-            cfg = hydra_compose(config_name=config_name, overrides=list(overrides),
+            cfg = hydra_compose(config_name=config_name, overrides=trainer_keys_added(overrides),
                                 return_hydra_config=True)
         except MissingConfigException as err:
             raise _missing_option(err, overrides) from None
         except HydraException as err:
             raise _composition_error(err, overrides, config_name) from None
     return with_group_names(cfg)
+
+
+def trainer_keys_added(overrides: Sequence[str]) -> list[str]:
+    """``dataset.num_outputs=3`` works on a dataset file that leaves the key out: the
+    trainer's own dataset keys (`trainer.dataset_keys`) have defaults that validation fills
+    in, so an override of one adds it where the file has none (Hydra's ``++``)."""
+    from trainer.dataset_keys import DATASET_DEFAULTS
+
+    out = []
+    for o in overrides:
+        key = o.split("=", 1)[0]
+        parts = key.split(".")
+        if "=" in o and parts[0] == "dataset" and len(parts) >= 2 and parts[1] in DATASET_DEFAULTS \
+                and not key.startswith(("+", "~")):
+            o = "++" + o
+        out.append(o)
+    return out
 
 
 def with_group_names(cfg: DictConfig) -> DictConfig:

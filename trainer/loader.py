@@ -77,6 +77,7 @@ class Loaders:
         blocking = not (loader.pin_memory and self.device.type == "cuda")
         for x, y in loader:
             y = targets(torch.as_tensor(y), self.task, "batch")
+            x = x.float() if x.dtype == torch.float64 else x  # NumPy's default; the model's is fp32
             yield (x.to(self.device, non_blocking=not blocking),
                    y.to(self.device, non_blocking=not blocking))
 

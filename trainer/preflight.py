@@ -31,6 +31,7 @@ def first_batch(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Te
     n = min(BATCH, data.sizes()[0])
     with rng_untouched():
         x, y = default_collate([data.train[i] for i in range(n)])
+    x = x.float() if x.dtype == torch.float64 else x  # as the loader path feeds it
     return x.to(device), targets(torch.as_tensor(y), data.task, "train").to(device)
 
 

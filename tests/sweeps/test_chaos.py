@@ -57,10 +57,13 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
              f"tracking.uri={server.uri}", *pg]
     procs: list[subprocess.Popen[str]] = []
     try:
-        launch = subprocess.Popen([sys.executable, "-m", "sweeps", "launch", *sweep, "sweep.workers=1"],
-                                  cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(launch)
+        # The sweep is created first without a local worker, the remote workers join it, and
+        # only once both train does the launch with its own worker start (a resume of the same
+        # sweep). Started together, on a loaded machine one side could take the whole budget
+        # before the other had started, or the outage could pass before the launch's worker did.
+        created = subprocess.run([sys.executable, "-m", "sweeps", "launch", *sweep, "sweep.workers=0"],
+                                 cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
+        assert created.returncode == 0, created.stdout + created.stderr
 
         storage = open_storage(PG_URL)  # one pool for the whole test: polling must not leak connections
 
@@ -78,13 +81,23 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
             except Exception:
                 return False
 
-        # the remote workers join as soon as the studies exist, warming up beside the local
-        # one: on a loaded machine, a later start found the whole budget already trained
         wait_for(launched, timeout=180, interval=0.1)
+        first_parent = sweep_studies(storage, pg_sweep)[0].user_attrs.get("parent_run_id")
         remote = [subprocess.Popen([sys.executable, "-m", "sweeps", "worker", "--study", pg_sweep, *pg],
                                    cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT) for _ in range(2)]
         procs += remote
+        remote_tags = {f"{socket.gethostname()}:{w.pid}" for w in remote}
+
+        def remotes_training() -> bool:
+            return {t.user_attrs.get("worker") for t in trials()
+                    if t.state == TrialState.RUNNING} >= remote_tags
+
+        wait_for(remotes_training, timeout=240, interval=0.2)
+        launch = subprocess.Popen([sys.executable, "-m", "sweeps", "launch", *sweep, "sweep.workers=1"],
+                                  cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(launch)
 
         def kill_mid_trial(candidates: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
             """SIGKILL whichever of `candidates` first has a trial that trained an epoch (which
@@ -108,13 +121,12 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
         def epochs_done() -> int:
             return sum(len(t.intermediate_values) for t in trials())
 
-        def parent_opened() -> bool:  # else the launch's own worker waits out the outage unstarted
+        def parent_opened() -> bool:  # the resuming launch's run, recorded in every study
             try:
-                return all(s.user_attrs.get("parent_run_id") for s in sweep_studies(storage, pg_sweep))
+                return all(s.user_attrs.get("parent_run_id") not in (None, first_parent)
+                           for s in sweep_studies(storage, pg_sweep))
             except Exception:
                 return False
-
-        remote_tags = {f"{socket.gethostname()}:{w.pid}" for w in remote}
 
         def launch_worker_training() -> bool:
             """The launch's own worker has a trial: it is warm, so the outage tests whether

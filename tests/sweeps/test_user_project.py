@@ -1,0 +1,95 @@
+"""A user's own model and data through the sweep layer: bad input fails before anything is
+written, a user file with a bundled name wins and the launch says so, a remote worker that
+cannot import the user's package says so before it claims a trial."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sweeps.cli import app
+
+from .conftest import run_sweeps
+from .helpers import journal_trials
+
+PROJECT = Path(__file__).parents[1] / "fixtures" / "user_project"
+
+
+@pytest.fixture
+def project(workdir: Path) -> Path:
+    """The user's folder: their package and config dir; the tests run from it."""
+    shutil.copy(PROJECT / "userpkg.py", workdir / "userpkg.py")
+    shutil.copytree(PROJECT / "conf", workdir / "conf")
+    return workdir
+
+
+def _nothing_written(where: Path) -> None:
+    assert not (where / "sweeps.journal").exists() and not (where / "mlflow.db").exists()
+    assert not (where / "outputs").exists() and not (where / "mlruns").exists()
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["model._target_=nopkg.nets.Net"], "model._target_='nopkg.nets.Net': cannot import module 'nopkg'"),
+    (["model._target_=userpkg.Missing"], "module 'userpkg' has no attribute 'Missing'"),
+    (["model._target_=userpkg.NOT_CALLABLE"], "is a int, not a callable"),
+    (["+model.widht=3"], "model.widht=3: not a parameter of userpkg.Net; it takes: hidden"),
+    (["model._target_=userpkg.not_a_module"], "returned a str; expected a torch.nn.Module"),
+    (["model._target_=userpkg.WrongWidth"], "returns outputs of shape (4, 4) for a batch of 4; "
+                                            "classification needs class logits of shape (4, 3)"),
+    (["model._target_=userpkg.BadShape"], "forward on a batch of shape (4, 6)"),
+    (["dataset._target_=userpkg.returns_list"], "returned a list of 4"),
+    (["dataset._target_=userpkg.nan_inputs"], "its 'train' inputs hold NaN or infinite values"),
+    (["dataset._target_=userpkg.real_targets"], "a real-valued target needs task: regression"),
+    (["dataset._target_=userpkg.labels_too_big", "dataset.num_outputs=3"],
+     "dataset.num_outputs=3: labels must lie in [0, 3); the data has labels from 2 to 4"),
+    (["+dataset.bogus=1"], "dataset.bogus=1: not a parameter of userpkg.blobs"),
+    (["dataset.task=ranking"], "dataset.task='ranking': must be one of classification, regression"),
+    (["dataset.val_size=300"], "dataset.val_size=300: must leave at least one of the 300"),
+])
+def test_bad_user_model_or_data_fails_in_one_line_and_writes_nothing(
+        project: Path, cli: CliRunner, overrides: list[str], expected: str) -> None:
+    result = cli.invoke(app, ["--config-dir", "conf", "launch", "sweep=user", *overrides])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert expected in lines[0], result.output
+    _nothing_written(project)
+
+
+def test_an_unknown_config_dir_is_one_line(project: Path) -> None:
+    out = run_sweeps("launch", "--config-dir", "no/such/dir", "sweep=user", cwd=project)
+    assert out.returncode == 2 and out.stderr.strip() == "error: --config-dir no/such/dir: no such directory"
+    _nothing_written(project)
+
+
+@pytest.mark.slow
+def test_user_sweep_runs_shadowing_is_said_and_a_worker_without_the_package_stops_first(
+        project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # the user's model/mlp.yaml replaces the bundled one, and the launch says so
+    out = run_sweeps("launch", "--config-dir", "conf", "sweep=user", "model=mlp", cwd=project)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"note: model/mlp.yaml from the config dir {project / 'conf'} replaces the bundled" in out.stdout
+    trials = journal_trials(project / "sweeps.journal", "user")
+    assert sum(len(ts) for ts in trials.values()) == 2
+    assert {t.user_attrs["config"]["model"]["_target_"] for ts in trials.values() for t in ts} == {"userpkg.Net"}
+
+    # a second sweep for a worker to join; then a worker on a "machine" without userpkg
+    queued = run_sweeps("launch", "--config-dir", "conf", "sweep=user", "sweep.name=queued",
+                        "sweep.workers=0", cwd=project)
+    assert queued.returncode == 0, queued.stdout + queued.stderr
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    worker = run_sweeps("worker", "--study", "queued", "--storage", str(project / "sweeps.journal"),
+                        cwd=elsewhere)
+    assert worker.returncode == 2, worker.stdout + worker.stderr
+    assert "_target_='userpkg.blobs': cannot import module 'userpkg'" in worker.stderr
+    assert len(worker.stderr.strip().splitlines()) == 1, worker.stderr
+    assert all(not ts for ts in journal_trials(project / "sweeps.journal", "queued").values()), \
+        "the worker claimed a trial"
+    # with the package importable (PYTHONPATH) the same worker runs the sweep
+    joined = run_sweeps("worker", "--study", "queued", "--storage", str(project / "sweeps.journal"),
+                        cwd=elsewhere, env={"PYTHONPATH": str(project)})
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert "ran 2 trial(s)" in joined.stdout
