@@ -37,6 +37,7 @@ lint: env
 bench: env
 	$(BIN)/python benchmarks/trainer_vs_dataloader.py
 	$(BIN)/python benchmarks/trainer_step.py
+	$(BIN)/python benchmarks/user_data.py
 	$(BIN)/python benchmarks/sweep_overhead.py
 	$(BIN)/python benchmarks/sweep_overhead.py --threads 1
 	$(BIN)/python benchmarks/sweep_overhead.py --epochs 20 --trials 5 --repeats 5

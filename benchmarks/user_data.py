@@ -12,7 +12,8 @@
 
 Interleaved `--repeats` times, one thread; prints medians and ratios.
 
-    python benchmarks/user_data.py [--repeats 3] [--workers 1] [--rows 60000]
+    python benchmarks/user_data.py [--repeats 5] [--epochs 3] [--workers 1] [--rows 60000]
+                                   [--batch-sizes 32 128]
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def write_folder(root: Path) -> Path:
     return root
 
 
-def _transform():  # noqa: ANN202
+def _transform():
     from torchvision import transforms
 
     return transforms.Compose([transforms.Grayscale(), transforms.ToTensor(),
@@ -80,23 +81,25 @@ def digits(rows: int, as_dataset: bool = False) -> dict:
     return {"train": (x, y)}
 
 
-def trainer_epoch(dataset: dict, workers: int) -> float:
+def trainer_epoch(dataset: dict, workers: int, batch: int = BATCH, epochs: int = 1) -> float:
+    """Seconds per training epoch through `fit` (its `time/epoch_s`, averaged)."""
     from trainer import fit, load_config
     from trainer.config import validate
 
     cfg = validate(load_config([
         "model=mlp", "model.width=256", "optimizer=momentum", f"optimizer.lr={LR}",
-        f"optimizer.momentum={MOMENTUM}", "trainer.epochs=1", f"trainer.batch_size={BATCH}",
+        f"optimizer.momentum={MOMENTUM}", f"trainer.epochs={epochs}", f"trainer.batch_size={batch}",
         "trainer.progress=false", "trainer.checkpoint=never", "trainer.threads=1"]))
     cfg["dataset"] = {"name": "bench", "val_size": 1000, **dataset,
                       "loader": {"num_workers": workers, "pin_memory": False, "persistent_workers": False}}
     with tempfile.TemporaryDirectory() as out:
         result = fit(cfg, output_dir=out)
-    return float(result.history[-1]["time/epoch_s"])
+    return statistics.fmean(float(h["time/epoch_s"]) for h in result.history)
 
 
-def tutorial_epoch(root: Path, workers: int) -> float:
-    """What an optimizer tutorial writes: ImageFolder + DataLoader, then the loop."""
+def tutorial_epoch(root: Path, workers: int, epochs: int = 1) -> float:
+    """What an optimizer tutorial writes: ImageFolder + DataLoader, then the loop; seconds
+    per epoch, averaged."""
     from torchvision import datasets
 
     torch.manual_seed(0)
@@ -106,38 +109,44 @@ def tutorial_epoch(root: Path, workers: int) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     model.train()
     start = time.perf_counter()
-    for x, y in loader:
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return time.perf_counter() - start
+    for _ in range(epochs):
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return (time.perf_counter() - start) / epochs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per measurement in part 1")
     parser.add_argument("--workers", type=int, default=1, help="DataLoader workers in part 1")
     parser.add_argument("--rows", type=int, default=60_000, help="rows of the tensor dataset (part 2)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128], help="part 2")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         root = write_folder(Path(tmp))
         ours, tutorial = [], []
         for _ in range(args.repeats):
-            ours.append(trainer_epoch({"_target_": "user_data.folder", "root": str(root)}, args.workers))
-            tutorial.append(tutorial_epoch(root, args.workers))
+            ours.append(trainer_epoch({"_target_": "user_data.folder", "root": str(root)}, args.workers,
+                                      epochs=args.epochs))
+            tutorial.append(tutorial_epoch(root, args.workers, args.epochs))
         o, t = statistics.median(ours), statistics.median(tutorial)
-        print(f"1. image folder, {args.workers} DataLoader worker(s), batch {BATCH}: trainer's DataLoader "
+        print(f"1. image folder of 5,000 PNGs, {args.workers} DataLoader worker(s), batch {BATCH}, median "
+              f"of {args.repeats} x {args.epochs} epochs: trainer's DataLoader "
               f"path {o:.2f} s/epoch, tutorial loop {t:.2f} s/epoch: {t / o:.2f}x the tutorial's speed")
-    memory, loader = [], []
-    for _ in range(args.repeats):
-        memory.append(trainer_epoch({"_target_": "user_data.digits", "rows": args.rows}, 0))
-        loader.append(trainer_epoch({"_target_": "user_data.digits", "rows": args.rows,
-                                     "as_dataset": True}, 0))
-    m, d = statistics.median(memory), statistics.median(loader)
-    print(f"2. tensor dataset of {args.rows} rows, batch {BATCH}: in-memory path {m:.2f} s/epoch, "
-          f"DataLoader path {d:.2f} s/epoch: in-memory {d / m:.1f}x faster")
+    for batch in args.batch_sizes:
+        memory, loader = [], []
+        for _ in range(args.repeats):
+            memory.append(trainer_epoch({"_target_": "user_data.digits", "rows": args.rows}, 0, batch))
+            loader.append(trainer_epoch({"_target_": "user_data.digits", "rows": args.rows,
+                                         "as_dataset": True}, 0, batch))
+        m, d = statistics.median(memory), statistics.median(loader)
+        print(f"2. tensor dataset of {args.rows} rows, batch {batch}: in-memory path {m:.2f} s/epoch, "
+              f"DataLoader path {d:.2f} s/epoch: in-memory {d / m:.1f}x faster")
 
 
 if __name__ == "__main__":

@@ -75,9 +75,13 @@ def _band(fig: go.Figure, x: list[int], data: np.ndarray, name: str, i: int, row
 
 
 def curves_figure(c: cmp.Comparison) -> go.Figure:
-    """Train/val loss (log scale) and accuracy per epoch, mean ± std over seeds, overlaid."""
-    panels = (("train/loss", 1, 1), ("val/loss", 1, 2), ("train/acc", 2, 1), ("val/acc", 2, 2))
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[p[0] for p in panels],
+    """Train/val loss (log scale) and accuracy per epoch, mean ± std over seeds, overlaid
+    (a regression sweep: the losses only)."""
+    panels: tuple[tuple[str, int, int], ...] = (("train/loss", 1, 1), ("val/loss", 1, 2))
+    if c.task.has_accuracy:
+        panels += (("train/acc", 2, 1), ("val/acc", 2, 2))
+    rows = 2 if c.task.has_accuracy else 1
+    fig = make_subplots(rows=rows, cols=2, subplot_titles=[p[0] for p in panels],
                         horizontal_spacing=0.08, vertical_spacing=0.12)
     for i, row in enumerate(c.rows):
         runs, confirmed = _runs(row)
@@ -86,18 +90,19 @@ def curves_figure(c: cmp.Comparison) -> go.Figure:
             _band(fig, list(range(1, data.shape[1] + 1)) if data.size else [], data, row.optimizer,
                   i, r, col, confirmed, legend=j == 0)
     fig.update_yaxes(type="log", row=1)
-    fig.update_xaxes(title_text="epoch", row=2)
-    fig.update_layout(height=720, title="Learning curves of each optimizer's configuration "
+    fig.update_xaxes(title_text="epoch", row=rows)
+    fig.update_layout(height=360 * rows, title="Learning curves of each optimizer's configuration "
                                         "(mean ± std over confirm seeds)")
     return fig
 
 
 def gap_figure(c: cmp.Comparison) -> go.Figure:
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "gap/acc = train acc - val acc", "gap/loss = val loss - train loss"))
+    keys = ("gap/acc", "gap/loss") if c.task.has_accuracy else ("gap/loss",)
+    titles = {"gap/acc": "gap/acc = train acc - val acc", "gap/loss": "gap/loss = val loss - train loss"}
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[titles[k] for k in keys])
     for i, row in enumerate(c.rows):
         runs, confirmed = _runs(row)
-        for j, key in enumerate(("gap/acc", "gap/loss")):
+        for j, key in enumerate(keys):
             data = _stack(runs, key)
             _band(fig, list(range(1, data.shape[1] + 1)) if data.size else [], data, row.optimizer,
                   i, 1, j + 1, confirmed, legend=j == 0)
@@ -146,8 +151,9 @@ def budget_figure(c: cmp.Comparison) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=opt, legendgroup=opt,
                                  line={"color": _color(i)}))
     fig.update_xaxes(title_text="trials (n)", type="log")
-    fig.update_yaxes(title_text="expected best val acc")
-    fig.update_layout(height=460, title="Tuning budget: expected best validation accuracy after n "
+    metric = "accuracy" if c.task.has_accuracy else "loss"
+    fig.update_yaxes(title_text=f"expected best val {c.task.metric}")
+    fig.update_layout(height=460, title=f"Tuning budget: expected best validation {metric} after n "
                                         "trials (Dodge et al. 2019), ±1 std")
     return fig
 
@@ -159,15 +165,16 @@ def trials_figure(c: cmp.Comparison, studies: Sequence[optuna.Study]) -> go.Figu
     for study in studies:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             opt = confirm_jobs.optimizer_of(study, t)
-            acc = [v for v in (t.user_attrs.get("curves") or {}).get("val/acc") or [] if v is not None]
-            value = t.value if t.value is not None else (max(acc) if acc else None)
+            seen = [v for v in (t.user_attrs.get("curves") or {}).get(c.task.val_key) or [] if v is not None]
+            best = max if c.task.maximize else min
+            value = t.value if t.value is not None else (best(seen) if seen else None)
             if value is None or opt not in names:
                 continue
             fig.add_trace(go.Scatter(
                 x=[opt], y=[value], mode="markers", showlegend=False, name=f"{opt} #{t.number}",
                 marker={"color": _color(names.index(opt)), "size": 9,
                         "symbol": "circle" if t.state == TrialState.COMPLETE else "x"}))
-    fig.update_yaxes(title_text="val acc (best epoch)")
+    fig.update_yaxes(title_text=f"val {c.task.metric} (best epoch)")
     fig.update_layout(height=420, title="Every finished search trial (x: pruned, its best epoch so far)")
     return fig
 

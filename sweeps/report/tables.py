@@ -87,7 +87,7 @@ def context(c: cmp.Comparison, studies_attrs: dict) -> list[str]:
              f"{'highest' if c.task.maximize else 'lowest'} wins); "
              "the test split is never used for selection."]
     if c.n_val and c.task.has_accuracy:
-        lines.append(f"A validation accuracy near 0.90 measured on {c.n_val} images has a standard "
+        lines.append(f"A validation accuracy near 0.90 measured on {c.n_val} examples has a standard "
                      f"error of ±{cmp.stats.validation_se(0.9, c.n_val):.4f} (sqrt(p(1-p)/n)); "
                      "differences smaller than that cannot be told apart on this split.")
     return lines
@@ -120,7 +120,15 @@ def bottom_line(c: cmp.Comparison) -> str:
     behind = [p.optimizer for p in c.pairs if p.significant and p.behind]
     ahead = [p.optimizer for p in c.pairs if p.significant and not p.behind]
     m = _metric(c)
-    parts = [f"In short: {best} ranks first on validation {m} over {k} seeds"]
+    top = c.ranking[0].representative
+    tie = [r.optimizer for r in c.ranking
+           if r.representative is not None and top is not None and top.val is not None
+           and r.representative.val is not None and r.representative.val.mean == top.val.mean]
+    if len(tie) > 1:  # equal means: the order among them says nothing
+        parts = [f"In short: {', '.join(tie)} tie on mean validation {m} over {k} seeds ({best} "
+                 "is listed first and compared with the others only as the reference)"]
+    else:
+        parts = [f"In short: {best} ranks first on validation {m} over {k} seeds"]
     if tied:
         parts.append(f"{', '.join(tied)} cannot be told apart from it on test {m} at K={k}")
     if behind:

@@ -74,7 +74,8 @@ def test_user_sweep_runs_shadowing_is_said_and_a_worker_without_the_package_stop
     assert f"note: model/mlp.yaml from the config dir {project / 'conf'} replaces the bundled" in out.stdout
     trials = journal_trials(project / "sweeps.journal", "user")
     assert sum(len(ts) for ts in trials.values()) == 2
-    assert {t.user_attrs["config"]["model"]["_target_"] for ts in trials.values() for t in ts} == {"userpkg.Net"}
+    targets = {t.user_attrs["config"]["model"]["_target_"] for ts in trials.values() for t in ts}
+    assert targets == {"userpkg.Net"}
 
     # a second sweep for a worker to join; then a worker on a "machine" without userpkg
     queued = run_sweeps("launch", "--config-dir", "conf", "sweep=user", "sweep.name=queued",
