@@ -94,6 +94,7 @@ class Pair:
     val: stats.PairedComparison
     p_adjusted: float  # Holm over the comparisons with the best (test metric)
     task: Task = CLASSIFICATION
+    split: str = "test"  # what `test` compares: the test split, or "val" where there is none
 
     @property
     def significant(self) -> bool:
@@ -108,7 +109,7 @@ class Pair:
         return self.test.mean_diff > 0 if self.task.maximize else self.test.mean_diff < 0
 
     def sentence(self) -> str:
-        c, diff, name = self.test, _diff_fmt(self.task), f"test {self.task.metric}"
+        c, diff, name = self.test, _diff_fmt(self.task), f"{self.split} {self.task.metric}"
         k = len(self.seeds)
         if c.n == 0:
             return f"{self.best} vs {self.optimizer}: no shared seed with a finite {name}"
@@ -348,6 +349,10 @@ def _pairs(ranking: Sequence[OptimizerRow], task: Task = CLASSIFICATION) -> list
         return []
     best = ranking[0].representative
     assert best is not None
+    # without a test split the runs are compared on the validation split (and say so)
+    split = "test" if any(task.test_key in (r.user_attrs.get("final") or {}) for r in best.runs) \
+        else "val"
+    key = task.test_key if split == "test" else task.best_key
     raw = []
     for row in ranking[1:]:
         other = row.representative
@@ -359,10 +364,10 @@ def _pairs(ranking: Sequence[OptimizerRow], task: Task = CLASSIFICATION) -> list
             return [_final(cfg.by_seed[s], key) or math.nan for s in seeds]
 
         raw.append((row.optimizer, shared,
-                    stats.paired(metric(best, task.test_key), metric(other, task.test_key)),
+                    stats.paired(metric(best, key), metric(other, key)),
                     stats.paired(metric(best, task.best_key), metric(other, task.best_key))))
     adjusted = stats.holm([p[2].p_value for p in raw])
-    return [Pair(opt, ranking[0].optimizer, shared, test, val, adj, task)
+    return [Pair(opt, ranking[0].optimizer, shared, test, val, adj, task, split)
             for (opt, shared, test, val), adj in zip(raw, adjusted, strict=True)]
 
 

@@ -100,17 +100,26 @@ def verdict(c: cmp.Comparison) -> list[str]:
                 f"its order is not a ranking: run `sweeps confirm {c.sweep}` (each optimizer's best "
                 f"configuration with 5 new seeds), then `sweeps report {c.sweep}`."]
     best = c.ranking[0]
+    on = _split(c)
     lines = [f"Ranked by mean validation {_metric(c)} over the confirm seeds "
              f"({', '.join(map(str, c.seeds))}; the search used its own seed, not among them). "
              f"Each optimizer is compared with the best one, {best.optimizer}, over the seeds they "
              "share: a paired t-test (Holm-corrected over the comparisons) and a bootstrap 95 % "
-             f"interval of the mean test-{_metric(c)} difference; \"significant\" needs both."]
+             f"interval of the mean {on}-{_metric(c)} difference; \"significant\" needs both."]
+    if on == "validation":
+        lines.append("The data has no test split: the comparisons are on the validation split "
+                     "that also chose the configurations, so they favour the chosen ones.")
     lines += [p.sentence() for p in c.pairs]
     if c.pairs:
         lines.append(bottom_line(c))
     if len(c.ranking) == 1:
         lines.append("Only one optimizer has confirm runs: there is nothing to compare it with.")
     return lines
+
+
+def _split(c: cmp.Comparison) -> str:
+    """What the pairs compare on: "test", or "validation" where the data has no test split."""
+    return "validation" if c.pairs and c.pairs[0].split == "val" else "test"
 
 
 def bottom_line(c: cmp.Comparison) -> str:
@@ -129,11 +138,12 @@ def bottom_line(c: cmp.Comparison) -> str:
                  "is listed first and compared with the others only as the reference)"]
     else:
         parts = [f"In short: {best} ranks first on validation {m} over {k} seeds"]
+    on = _split(c)
     if tied:
-        parts.append(f"{', '.join(tied)} cannot be told apart from it on test {m} at K={k}")
+        parts.append(f"{', '.join(tied)} cannot be told apart from it on {on} {m} at K={k}")
     if behind:
         parts.append(f"{', '.join(behind)} {'is' if len(behind) == 1 else 'are'} significantly "
-                     f"behind it on test {m}")
+                     f"behind it on {on} {m}")
     if ahead:
         parts.append(f"{', '.join(ahead)} {'is' if len(ahead) == 1 else 'are'} significantly ahead "
                      f"of it on test {m} although behind on validation: the splits disagree")
@@ -158,7 +168,8 @@ def ranking_table(c: cmp.Comparison) -> Table:
     m = _short(c)
     se_col = ["split SE"] if c.task.has_accuracy else []
     columns = ["rank", "optimizer", "trial", "seeds", f"val {m}", *se_col, f"test {m}",
-               f"test {m} vs best [95 % CI]", "p (Holm)", "verdict"]
+               f"{'val' if _split(c) == 'validation' else 'test'} {m} vs best [95 % CI]", "p (Holm)",
+               "verdict"]
     return Table("Ranking (confirm runs: mean ± std [95 % CI over seeds])", columns, rows,
                  right=set(range(3, len(columns) - 1)) | {0})
 

@@ -115,8 +115,12 @@ def top_trials(studies: Sequence[optuna.Study], top: int) -> Ranked:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if t.value is not None and isinstance(t.user_attrs.get("config"), dict):
                 per.setdefault(optimizer_of(study, t), []).append((study, t))
-    return {opt: sorted(ts, key=lambda st: (-st[1].value, st[1].number))[:top]  # type: ignore[operator]
-            for opt, ts in per.items()}
+
+    def rank(st: tuple[optuna.Study, FrozenTrial]) -> tuple[float, int]:
+        better_first = -1.0 if st[0].direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        return better_first * float(st[1].value), st[1].number  # type: ignore[arg-type]
+
+    return {opt: sorted(ts, key=rank)[:top] for opt, ts in per.items()}
 
 
 def job_state(t: FrozenTrial) -> str:

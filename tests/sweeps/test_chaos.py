@@ -108,9 +108,21 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
                     outs = "\n".join(w.communicate()[0][-1500:] for w in candidates)
                     raise AssertionError(f"the workers exited ({[w.returncode for w in candidates]}) "
                                          f"before one trained an epoch; {len(trials())} trials:\n{outs}")
-                return next(((t, alive[t.user_attrs["worker"]]) for t in trials()
-                             if t.state == TrialState.RUNNING and t.user_attrs.get("worker") in alive
-                             and len(t.intermediate_values) >= 1), None)
+                # mid-trial: epochs left to train, or (during the outage) done training but
+                # still waiting for its MLflow run before it is told, for over a second; a
+                # trial that just reported its last epoch may complete before the signal lands
+                now = time.time()
+                for t in trials():
+                    if t.state != TrialState.RUNNING or t.user_attrs.get("worker") not in alive:
+                        continue
+                    done = len(t.intermediate_values)
+                    if done == EPOCHS:
+                        waiting.setdefault(t._trial_id, now)
+                    if 1 <= done < EPOCHS or (done == EPOCHS and now - waiting[t._trial_id] > 1.0):
+                        return t, alive[t.user_attrs["worker"]]
+                return None
+
+            waiting: dict[int, float] = {}  # trial id -> when first seen with every epoch reported
 
             victim, worker = wait_for(mid_trial, timeout=240, interval=0.1)
             worker.send_signal(signal.SIGKILL)

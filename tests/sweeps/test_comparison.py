@@ -151,3 +151,36 @@ def test_few_seeds_get_a_caveat_beside_the_verdict(studies) -> None:
     pair = next(p for p in comparison.build(studies, confirm).pairs if p.optimizer == "sgd")
     assert "not significant at K=2" in pair.sentence()
     assert "with 2 seeds the bootstrap interval is coarse" in pair.sentence()
+
+
+def test_a_regression_sweep_ranks_and_confirms_the_lowest_losses() -> None:
+    """Minimised studies: the best search trial, the trials `confirm` takes, the ranking and
+    the budget curve are the lowest values, and nothing speaks of accuracy."""
+    from sweeps.search.confirm_jobs import top_trials
+
+    def study(optimizer: str, losses: list[float]) -> optuna.Study:
+        s = optuna.create_study(study_name=f"r.{optimizer}", direction="minimize")
+        for attr, value in {"sweep": "r", "optimizer": optimizer, "base_config": BASE, "task": "regression",
+                            "search_space": SPACE, "objective": "best",
+                            "fixed_edges": {"lr": [False, False]}}.items():
+            s.set_user_attr(attr, value)
+        for v in losses:
+            s.add_trial(create_trial(value=v, params={"lr": 0.01},
+                                     distributions={"lr": FloatDistribution(1e-4, 1e-1, log=True)},
+                                     user_attrs={"final": {"best/val_loss": v, "best/epoch": 1.0,
+                                                           "test/loss": v + 0.01},
+                                                 "curves": {"val/loss": [v]}, "epochs": 1,
+                                                 "optimizer": optimizer, "config": BASE}))
+        return s
+
+    studies = [study("sgd", [0.9, 0.4, 0.7]), study("adam", [0.5, 0.6, 0.3])]
+    top = top_trials(studies, 2)
+    assert [t.number for _, t in top["sgd"]] == [1, 2] and [t.number for _, t in top["adam"]] == [2, 0]
+    c = comparison.build(studies, None)
+    assert not c.task.maximize
+    assert {r.optimizer: r.search_best.number for r in c.rows} == {"sgd": 1, "adam": 2}
+    assert c.budget["adam"][0].expected == pytest.approx((0.5 + 0.6 + 0.3) / 3)
+    assert c.budget["adam"][-1].expected < c.budget["adam"][0].expected  # more trials: a lower best
+    assert c.indistinguishable_from_search_best() == [] and math.isnan(c.se(0.3))
+    text = report_tables.search_table(c).markdown()
+    assert "best val loss" in text and "acc" not in text and "split SE" not in text

@@ -60,7 +60,7 @@ BAD = [
     (["sweep.objective=test"], "sweep.objective", "best, last"),
     (["search.adam.lr.key=optimizer.learning_rate"], "search.adam.lr.key", "not a setting of"),
     (["search.adam.one_minus_beta1.high=2.0"], "search.adam.one_minus_beta1", "outside [0, 1)"),
-    (["sweep=nope"], "sweep", "allowed: cifar10, mnist, quick"),
+    (["sweep=nope"], "sweep", "allowed: base, cifar10, mnist, quick"),
     (["optimizer.lr=-1"], "optimizer.lr", "> 0"),
     (["trainer.epochs=1"], "search.common.warmup_epochs.high", "< trainer.epochs (1)"),
 ]

@@ -59,6 +59,19 @@ def test_bad_user_model_or_data_fails_in_one_line_and_writes_nothing(
     _nothing_written(project)
 
 
+def test_a_user_models_keys_are_searchable(project: Path) -> None:
+    from sweeps.search.load import load_sweep
+    from trainer import config_dir
+    from trainer.errors import ConfigError
+
+    config_dir.use(project / "conf")
+    dim = "+search.common.hidden={type:int,low:8,high:32,key:model.hidden}"
+    spec = load_sweep(["sweep=user", dim])
+    assert "hidden" in {d.name for d in spec.studies[0].space.dims}
+    with pytest.raises(ConfigError, match="not a setting of model user_net; allowed: hidden"):
+        load_sweep(["sweep=user", "+search.common.w={type:int,low:8,high:32,key:model.width}"])
+
+
 def test_an_unknown_config_dir_is_one_line(project: Path) -> None:
     out = run_sweeps("launch", "--config-dir", "no/such/dir", "sweep=user", cwd=project)
     assert out.returncode == 2 and out.stderr.strip() == "error: --config-dir no/such/dir: no such directory"
@@ -76,6 +89,15 @@ def test_user_sweep_runs_shadowing_is_said_and_a_worker_without_the_package_stop
     assert sum(len(ts) for ts in trials.values()) == 2
     targets = {t.user_attrs["config"]["model"]["_target_"] for ts in trials.values() for t in ts}
     assert targets == {"userpkg.Net"}
+    # the data has no test split: said so, never a NaN; the pairs are on the validation split
+    assert "no test split" in out.stdout and "nan" not in out.stdout
+    confirm = run_sweeps("confirm", "user", "--seeds", "2", cwd=project)
+    assert confirm.returncode == 0 and "no test split" in confirm.stdout, confirm.stdout + confirm.stderr
+    report = run_sweeps("report", "user", cwd=project)
+    assert report.returncode == 0, report.stdout + report.stderr
+    summary = (project / "reports" / "user" / "summary.md").read_text()
+    assert "no test split" in summary and "comparisons are on the validation split" in summary
+    assert "validation acc difference" in summary and "nan" not in summary.lower()
 
     # a second sweep for a worker to join; then a worker on a "machine" without userpkg
     queued = run_sweeps("launch", "--config-dir", "conf", "sweep=user", "sweep.name=queued",
