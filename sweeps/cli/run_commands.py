@@ -14,7 +14,8 @@ from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, s
 
 @app.command(context_settings={"allow_extra_args": True})
 def launch(args: Args = None) -> None:
-    """Validate, create or resume the sweep's studies, and run local workers to the budget."""
+    """Validate, create or resume the sweep's studies, and run local workers to the budget
+    (`--config-dir DIR`: your model/, dataset/, sweep/ files join the bundled ones)."""
     from sweeps.run.launch import launch as run_launch
 
     guard(lambda: run_launch(list(args or []), console))

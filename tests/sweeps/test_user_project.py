@@ -14,6 +14,7 @@ from sweeps.cli import app
 
 from .conftest import run_sweeps
 from .helpers import journal_trials
+from .test_scale_out import PG_URL, pg_sweep  # noqa: F401  (the fixture)
 
 PROJECT = Path(__file__).parents[1] / "fixtures" / "user_project"
 
@@ -116,3 +117,20 @@ def test_user_sweep_runs_shadowing_is_said_and_a_worker_without_the_package_stop
                         cwd=elsewhere, env={"PYTHONPATH": str(project)})
     assert joined.returncode == 0, joined.stdout + joined.stderr
     assert "ran 2 trial(s)" in joined.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_user_sweep_on_postgresql_with_a_remote_worker(project: Path, pg_sweep: str) -> None:  # noqa: F811
+    """The scale-out storage: the launch queues nothing locally, a `sweeps worker` given the
+    config dir by flag runs the trials, `best` prints the trainer line with the config dir."""
+    pg = ["storage=postgres", f"storage.url={PG_URL}"]
+    created = run_sweeps("launch", "--config-dir", "conf", "sweep=user", f"sweep.name={pg_sweep}",
+                         "sweep.workers=0", *pg, cwd=project)
+    assert created.returncode == 0, created.stdout + created.stderr
+    worker = run_sweeps("worker", "--study", pg_sweep, "--config-dir", str(project / "conf"), *pg,
+                        cwd=project, env={"SWEEPS_CONFIG_DIR": ""})
+    assert worker.returncode == 0 and "ran 2 trial(s)" in worker.stdout, worker.stdout + worker.stderr
+    best = run_sweeps("best", pg_sweep, "--storage", PG_URL, cwd=project)
+    assert best.returncode == 0, best.stdout + best.stderr
+    assert f"python -m trainer --config-dir {project / 'conf'} dataset=blobs model=user_net" in best.stdout
