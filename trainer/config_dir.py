@@ -22,7 +22,7 @@ PROVIDER = "sweeps-config-dir"
 def current() -> Path | None:
     """The config dir in use, or None."""
     value = os.environ.get(ENV, "").strip()
-    return Path(value) if value else None
+    return Path(value).expanduser().resolve() if value else None  # recorded by a sweep: absolute
 
 
 def use(path: str | os.PathLike[str] | None) -> Path | None:
