@@ -84,8 +84,8 @@ def context(c: cmp.Comparison, studies_attrs: dict) -> list[str]:
              f"examples (split seed {ds.get('split_seed', '?')}), {test}. "
              f"Model: {model.get('name', '?')}. {t.get('epochs', '?')} epochs per run. Loss: {loss}. "
              f"Objective: validation {_metric(c)} ({studies_attrs.get('objective', 'best')} epoch, "
-             f"{'highest' if c.task.maximize else 'lowest'} wins); "
-             "the test split is never used for selection."]
+             f"{'highest' if c.task.maximize else 'lowest'} wins)"
+             + ("; the test split is never used for selection." if c.n_test else ".")]
     if c.n_val and c.task.has_accuracy:
         lines.append(f"A validation accuracy near 0.90 measured on {c.n_val} examples has a standard "
                      f"error of ±{cmp.stats.validation_se(0.9, c.n_val):.4f} (sqrt(p(1-p)/n)); "
@@ -152,6 +152,7 @@ def bottom_line(c: cmp.Comparison) -> str:
 
 def ranking_table(c: cmp.Comparison) -> Table:
     pairs = {p.optimizer: p for p in c.pairs}
+    has_test = _split(c) == "test"  # no test split: no test column
     rows = []
     for i, row in enumerate(c.ranking, 1):
         rep = row.representative
@@ -161,13 +162,15 @@ def ranking_table(c: cmp.Comparison) -> Table:
         diff = "-" if p is None or p.test.n == 0 else (
             f"{_diff(c, p.test.mean_diff)}{unit} [{_diff(c, p.test.ci_low)}, {_diff(c, p.test.ci_high)}]")
         se = [_se(c, rep.val.mean if rep.val else None)] if c.task.has_accuracy else []
+        test = [_summ(rep.test)] if has_test else []
         rows.append([str(i), row.optimizer, f"#{rep.trial.number}", str(len(rep.seeds)),
-                     _summ(rep.val), *se, _summ(rep.test), diff,
+                     _summ(rep.val), *se, *test, diff,
                      "-" if p is None else _f(p.p_adjusted, 3),
                      "best" if p is None else ("significant" if p.significant else "not significant")])
     m = _short(c)
     se_col = ["split SE"] if c.task.has_accuracy else []
-    columns = ["rank", "optimizer", "trial", "seeds", f"val {m}", *se_col, f"test {m}",
+    columns = ["rank", "optimizer", "trial", "seeds", f"val {m}", *se_col,
+               *([f"test {m}"] if has_test else []),
                f"{'val' if _split(c) == 'validation' else 'test'} {m} vs best [95 % CI]", "p (Holm)",
                "verdict"]
     return Table("Ranking (confirm runs: mean ± std [95 % CI over seeds])", columns, rows,

@@ -102,7 +102,12 @@ def _launch_in_background(cwd: Path, *extra: str) -> subprocess.Popen[str]:
 def test_ctrl_c_leaves_nothing_running_and_the_next_launch_resumes(tmp_path: Path) -> None:
     proc = _launch_in_background(tmp_path, "sweep.workers=2", "sweep.threads_per_worker=1")
     journal = tmp_path / "sweeps.journal"
-    wait_for(lambda: running_trial(journal), timeout=180)
+    try:
+        wait_for(lambda: running_trial(journal), timeout=180)
+    except AssertionError:  # say what the launch printed (once seen in CI: no trial in 180 s)
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"no trial running after 180 s; the launch printed:\n"
+                             f"{proc.communicate(timeout=30)[0][-4000:]}") from None
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
