@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sweeps.store import resilient
 from sweeps.store.urls import connect_args, is_database, journal_path, libpq_url
@@ -48,11 +49,22 @@ def budget_lock(url: str, key: str) -> Iterator[None]:
         import psycopg2
 
         lock_id = _lock_id(key)
-        conn = resilient.patiently("budget lock", lambda: psycopg2.connect(
-            libpq_url(url), **connect_args(url)), resilient.PATIENCE_S)
+
+        def acquire() -> Any:
+            """Connect and lock as one retried step: a connection terminated between the two
+            (pg_terminate_backend, a restart) is retried, not raised."""
+            conn = psycopg2.connect(libpq_url(url), **connect_args(url))
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
+            except Exception:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                raise
+            return conn
+
+        conn = resilient.patiently("budget lock", acquire, resilient.PATIENCE_S)
         try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
             yield
         finally:
             with contextlib.suppress(Exception), conn.cursor() as cur:

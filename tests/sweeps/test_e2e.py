@@ -91,10 +91,16 @@ def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path,
     assert [len(ts) for ts in journal_trials(tmp_path / "sweeps.journal").values()] == [2, 2]
 
 
+# Trials long enough (a few seconds) that a test polling the journal sees one running with
+# its MLflow run, and that a launch is still running when the test interrupts it, on a
+# loaded machine too (15 epochs of this tiny sweep took under a second: CI once missed it).
+LONG = "trainer.epochs=60"
+
+
 def _launch_in_background(cwd: Path, *extra: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
     return subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "launch", *SMALL, "trainer.epochs=15", *extra],
+        [sys.executable, "-m", "sweeps", "launch", *SMALL, LONG, *extra],
         cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True)
 
@@ -126,8 +132,8 @@ def test_ctrl_c_leaves_nothing_running_and_the_next_launch_resumes(tmp_path: Pat
 
     # resume with short trials: interrupted trials do not use up the budget
     resumed = run_sweeps("launch", *SMALL, "sweep.workers=2", "sweep.threads_per_worker=1",
-                         "trainer.epochs=15", "trainer.epochs=2", cwd=tmp_path)
-    assert resumed.returncode == 2 and "trainer.epochs: 15 there, 2 now" in resumed.stderr
+                         LONG, "trainer.epochs=2", cwd=tmp_path)
+    assert resumed.returncode == 2 and "trainer.epochs: 60 there, 2 now" in resumed.stderr
     proc = _launch_in_background(tmp_path, "sweep.workers=2", "sweep.threads_per_worker=1",
                                  "sweep.pruner.name=none")
     assert proc.wait(timeout=600) == 0, proc.stdout.read() if proc.stdout else ""
@@ -219,7 +225,7 @@ def test_ctrl_c_during_confirm_and_the_next_call_finishes_only_what_is_missing(t
     from sweeps.search import confirm_jobs
     from sweeps.store.storages import open_storage
 
-    search = run_sweeps("launch", *SMALL, "sweep.n_trials=2", "trainer.epochs=15",
+    search = run_sweeps("launch", *SMALL, "sweep.n_trials=2", LONG,
                         "sweep.pruner.name=none", "sweep.workers=0", cwd=tmp_path)
     assert search.returncode == 0, search.stderr
     cwd = os.getcwd()
@@ -264,7 +270,7 @@ def test_a_second_launch_of_a_running_sweep_is_refused_and_writes_nothing(tmp_pa
     journal = tmp_path / "sweeps.journal"
     wait_for(lambda: running_trial(journal), timeout=180)
     before = journal.read_bytes()
-    second = run_sweeps("launch", *SMALL, "trainer.epochs=15", "sweep.workers=1", cwd=tmp_path)
+    second = run_sweeps("launch", *SMALL, LONG, "sweep.workers=1", cwd=tmp_path)
     assert second.returncode == 2, second.stdout + second.stderr
     assert "is being launched by another `sweeps launch`" in second.stderr
     assert "Traceback" not in second.stderr
@@ -274,5 +280,5 @@ def test_a_second_launch_of_a_running_sweep_is_refused_and_writes_nothing(tmp_pa
     assert first.returncode == 130, out
     runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert len([r for r in runs if r.data.tags.get("sweeps.kind") == "launch"]) == 1
-    again = run_sweeps("launch", *SMALL, "trainer.epochs=15", "sweep.workers=0", cwd=tmp_path)
+    again = run_sweeps("launch", *SMALL, LONG, "sweep.workers=0", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
