@@ -135,3 +135,49 @@ def test_a_user_sweep_on_postgresql_with_a_remote_worker(project: Path, pg_sweep
     best = run_sweeps("best", pg_sweep, "--storage", PG_URL, cwd=project)
     assert best.returncode == 0, best.stdout + best.stderr
     assert f"python -m trainer --config-dir {project / 'conf'} dataset=blobs model=user_net" in best.stdout
+
+
+@pytest.mark.slow
+def test_a_killed_worker_s_user_trial_is_retried_from_its_checkpoint(project: Path) -> None:
+    """A retry of a user model's trial resolves the config from the recorded config dir and
+    resumes from the checkpoint, as a bundled model's does."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from optuna.trial import TrialState
+
+    from .helpers import wait_for
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI", "SWEEPS_CONFIG_DIR")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "launch", "--config-dir", "conf", "sweep=user",
+         "trainer.epochs=60", "sweep.pruner.name=none", "sweep.checkpoint_every_s=0",
+         "sweep.threads_per_worker=1"],
+        cwd=project, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    journal = project / "sweeps.journal"
+
+    def mid_trial() -> object:
+        try:
+            trials = [t for ts in journal_trials(journal, "user").values() for t in ts]
+        except Exception:
+            return None
+        return next((t for t in trials if t.state == TrialState.RUNNING
+                     and 2 <= len(t.intermediate_values) < 30), None)
+
+    try:
+        victim = wait_for(mid_trial, timeout=180, interval=0.1)
+        os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out
+    trials = [t for ts in journal_trials(journal, "user").values() for t in ts]
+    retry = next(t for t in trials if victim.number in (t.user_attrs.get("retry_history") or [])
+                 and t.user_attrs.get("optimizer") == victim.user_attrs["optimizer"])
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["resumed_from_epoch"] >= 2
+    assert retry.user_attrs["config"]["model"]["_target_"] == "userpkg.Net"
