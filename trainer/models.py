@@ -118,20 +118,21 @@ def _initialised(model: nn.Module, init: str, scale: float) -> nn.Module:
 
 
 _ACT = {"activation": one_of(*ACTIVATIONS), "dropout": unit()}
-# The range checks of the bundled models' keys, by `_target_` (and their option names, which
-# a config written before `_target_` existed names them by).
+# The range checks of the bundled models' keys, by `_target_` (their option names are
+# `trainer.legacy.MODEL_TARGETS`, which configs written before `_target_` name them by).
 BUNDLED: dict[str, Mapping[str, Param]] = {
     "trainer.models.mlp": {"depth": count(0), "width": count(1), **_ACT, **_INIT},
     "trainer.models.cnn": {"channels": Param("floats", doc="[c1, c2]"), "hidden": count(1),
                            **_ACT, **_INIT},
     "trainer.models.resnet": {"blocks": count(1), "width": count(1), **_INIT},
 }
-BUNDLED_BY_NAME = {target.rsplit(".", 1)[1]: target for target in BUNDLED}
 
 
 def list_models() -> list[str]:
     """The bundled model options (conf/model/)."""
-    return sorted(BUNDLED_BY_NAME)
+    from trainer.legacy import MODEL_TARGETS
+
+    return sorted(MODEL_TARGETS)
 
 
 def check_model(m: Mapping[str, Any]) -> None:
