@@ -1,6 +1,6 @@
 """Chaos on the real scale-out topology, as processes on loopback: PostgreSQL, an `mlflow
 server` with basic auth, a launch with its own local worker and two `sweeps worker`
-processes. During a 24-trial sweep both remote workers are SIGKILLed mid-trial, the MLflow
+processes. During a 40-trial sweep both remote workers are SIGKILLed mid-trial, the MLflow
 server is killed and restarted 20 s later (training goes on meanwhile), and the PostgreSQL
 connections of every worker are terminated once.
 Afterwards the budget is complete, nothing is left RUNNING, the killed trials finished as
@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..servers import MlflowServer
 from .helpers import recovery_figures, wait_for
 from .test_scale_out import PG_URL, pg_sweep  # noqa: F401  (the fixture)
 
-EPOCHS, TRIALS = 3, 24
+EPOCHS, TRIALS = 3, 40
 ADMIN_PASSWORD = "chaos-admin-password-1"
 
 
@@ -57,10 +58,12 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
              f"tracking.uri={server.uri}", *pg]
     procs: list[subprocess.Popen[str]] = []
     try:
-        # The sweep is created first without a local worker, the remote workers join it, and
-        # only once both train does the launch with its own worker start (a resume of the same
-        # sweep). Started together, on a loaded machine one side could take the whole budget
-        # before the other had started, or the outage could pass before the launch's worker did.
+        # The sweep is created first without a local worker; then the launch resumes it with
+        # its own worker, and the two remote workers start once the launch has opened its run,
+        # i.e. while the launch's worker process starts: all three workers start at about the
+        # same time, and the faults begin only once all three train. (Remotes first, on a
+        # loaded CI machine they once took the whole budget while the launch was starting; the
+        # launch's worker first, under load it once took the budget while the remotes started.)
         created = subprocess.run([sys.executable, "-m", "sweeps", "launch", *sweep, "sweep.workers=0"],
                                  cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
         assert created.returncode == 0, created.stdout + created.stderr
@@ -73,31 +76,40 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
             except Exception:
                 return []
 
-        def launched() -> bool:
+        first_parent = sweep_studies(storage, pg_sweep)[0].user_attrs.get("parent_run_id")
+        launch = subprocess.Popen([sys.executable, "-m", "sweeps", "launch", *sweep, "sweep.workers=1"],
+                                  cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(launch)
+
+        def parent_opened() -> bool:  # the resuming launch's run, recorded in every study
             try:
-                studies = sweep_studies(storage, pg_sweep)  # created, with every attribute
-                return len(studies) == 2 and all("fixed_edges" in s.user_attrs and s.metric_names
-                                                 for s in studies)
+                return all(s.user_attrs.get("parent_run_id") not in (None, first_parent)
+                           for s in sweep_studies(storage, pg_sweep))
             except Exception:
                 return False
 
-        wait_for(launched, timeout=180, interval=0.1)
-        first_parent = sweep_studies(storage, pg_sweep)[0].user_attrs.get("parent_run_id")
+        wait_for(parent_opened, timeout=180, interval=0.2)
         remote = [subprocess.Popen([sys.executable, "-m", "sweeps", "worker", "--study", pg_sweep, *pg],
                                    cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT) for _ in range(2)]
         procs += remote
         remote_tags = {f"{socket.gethostname()}:{w.pid}" for w in remote}
 
-        def remotes_training() -> bool:
-            return {t.user_attrs.get("worker") for t in trials()
-                    if t.state == TrialState.RUNNING} >= remote_tags
+        def all_training() -> bool:
+            """Both remote workers and the launch's own worker have a trial at once."""
+            if launch.poll() is not None:
+                tail = launch.communicate()[0][-3000:]
+                raise AssertionError(f"the launch exited ({launch.returncode}):\n{tail}")
+            now = trials()
+            running = {t.user_attrs.get("worker") for t in now if t.state == TrialState.RUNNING} - {None}
+            if sum(t.state == TrialState.COMPLETE for t in now) >= TRIALS:
+                by_worker = Counter(t.user_attrs.get("worker") for t in now)
+                raise AssertionError(f"the budget was spent before all three workers trained: "
+                                     f"remotes {sorted(remote_tags)}, trials by worker {dict(by_worker)}")
+            return running >= remote_tags and bool(running - remote_tags)
 
-        wait_for(remotes_training, timeout=240, interval=0.2)
-        launch = subprocess.Popen([sys.executable, "-m", "sweeps", "launch", *sweep, "sweep.workers=1"],
-                                  cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(launch)
+        wait_for(all_training, timeout=240, interval=0.2)
 
         def kill_mid_trial(candidates: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
             """SIGKILL whichever of `candidates` first has a trial that trained an epoch (which
@@ -133,22 +145,6 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
         def epochs_done() -> int:
             return sum(len(t.intermediate_values) for t in trials())
 
-        def parent_opened() -> bool:  # the resuming launch's run, recorded in every study
-            try:
-                return all(s.user_attrs.get("parent_run_id") not in (None, first_parent)
-                           for s in sweep_studies(storage, pg_sweep))
-            except Exception:
-                return False
-
-        def launch_worker_training() -> bool:
-            """The launch's own worker has a trial: it is warm, so the outage tests whether
-            training goes on without MLflow, not how fast a process starts on a loaded machine
-            (in CI it once was still starting when the whole outage had passed)."""
-            return any(t.state == TrialState.RUNNING and t.user_attrs.get("worker")
-                       and t.user_attrs["worker"] not in remote_tags for t in trials())
-
-        wait_for(parent_opened, timeout=180, interval=0.2)
-        wait_for(launch_worker_training, timeout=240, interval=0.2)
         killed: list[tuple[int, str]] = []  # (trial number, optimizer)
         first = kill_mid_trial(remote)
         second = remote[1] if first is remote[0] else remote[0]
