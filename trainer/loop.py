@@ -342,8 +342,8 @@ class _Trainer:
         self.callbacks.on_fit_start(self.run)
         try:
             status, reason = self._run_epochs()
-        except KeyboardInterrupt:
-            self._write_history("interrupted", "KeyboardInterrupt", {},
+        except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C, SIGTERM, a scheduler's requeue
+            self._write_history("interrupted", type(err).__name__, {},
                                 time.perf_counter() - started)
             raise
         final = self._final_metrics()

@@ -55,9 +55,11 @@ def guard(fn: Callable[[], int | None]) -> None:
     except UserError as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (sweeps.run.stopping)
+        from sweeps.run import stopping
+
+        err_console.print(stopping.reason(err))
+        raise typer.Exit(stopping.exit_code(err)) from None
     except Exception as err:
         if os.environ.get("SWEEPS_DEBUG") == "1":
             raise
@@ -140,4 +142,7 @@ def main() -> None:
         _use_config_dir(given)
         argv = config_dir.without_flag(argv)
     importable_from_cwd()
+    from sweeps.run import stopping
+
+    stopping.install()  # SIGTERM (a scheduler's stop) takes the path Ctrl-C takes
     app(args=argv, prog_name="sweeps")

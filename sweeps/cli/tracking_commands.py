@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from typing import Annotated
 
 import typer
@@ -49,7 +48,7 @@ def ui(
 ) -> None:
     """Start the MLflow UI on the sweep's tracking store and print its URL."""
     from sweeps.tracking import clients
-    from sweeps.tracking.ui import ui_command
+    from sweeps.tracking.ui import serve, ui_command
 
     def body() -> int:
         t = sweep_target(args, storage, tracking_uri)
@@ -70,6 +69,6 @@ def ui(
         url = clients.ui_url(f"http://{host}:{port}", uri, sweep)
         console.print(f"MLflow UI for {uri} at [bold]{url}[/] (Ctrl-C to stop)", highlight=False,
                       soft_wrap=True)
-        return subprocess.call(cmd, env=env)
+        return serve(cmd, env)
 
     guard(body)

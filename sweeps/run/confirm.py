@@ -118,7 +118,7 @@ def _run_local(name: str, studies: Sequence[optuna.Study], confirm_study: optuna
         outcome = local.run(run_plan, lambda: [confirm_study], render, line, console,
                             confirm_study.user_attrs.get("parent_run_id"))
         if outcome.interrupted:
-            return 130
+            return outcome.stop_code
         if outcome.gave_up:
             console.print(f"[red]{len(outcome.dead)} worker(s) died[/] and "
                           f"sweep.max_worker_restarts={spec.max_worker_restarts} is used up; "

@@ -240,7 +240,7 @@ def _finish(p: Prepared, storage: Any, studies: Sequence[optuna.Study], outcome:
         _complete_tracking(studies, storage, spec.name, p.uri, console)
     code = 0
     if outcome.interrupted:
-        code = 130
+        code = outcome.stop_code
     elif outcome.gave_up:
         console.print(f"[red]{len(outcome.dead)} worker(s) died[/] and sweep.max_worker_restarts="
                       f"{spec.max_worker_restarts} is used up; their trials are marked failed. "

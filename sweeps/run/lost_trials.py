@@ -62,3 +62,10 @@ def fail_dead_local_trials(studies: Sequence[optuna.Study], pids: set[int] | Non
                 fail_trial(study, t, reason)
                 failed.append(t)
     return failed
+
+
+def interrupted_by(studies: Sequence[optuna.Study], workers: set[str]) -> list[FrozenTrial]:
+    """The trials these workers (``host:pid`` tags) left failed as interrupted."""
+    return [t for study in studies for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.user_attrs.get("worker") in workers
+            and str(t.user_attrs.get("failure_reason", "")).startswith("interrupted")]

@@ -22,7 +22,7 @@ import optuna
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from sweeps.run import lost_trials
+from sweeps.run import lost_trials, stopping
 from sweeps.run.worker import run_worker
 from sweeps.tracking import runs as tracking_runs
 
@@ -50,6 +50,7 @@ class Outcome:
     interrupted: bool
     dead: list[tuple[str, int, int]]  # (name, pid, exit code) of workers that died
     gave_up: bool = False  # a worker died with no restart left: the budget may be unfinished
+    stop_code: int = 130  # interrupted: the exit code its signal asks for (SIGTERM 143)
 
 
 def worker_tags(pids: Sequence[int]) -> set[str]:
@@ -104,9 +105,9 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
                 time.sleep(1.0)
             if live is not None:
                 live.update(render())
-    except KeyboardInterrupt:
-        _interrupted(started, plan, studies(), parent_run_id, console)
-        return Outcome(True, dead, gave_up)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM to this process (run.stopping)
+        _interrupted(started, plan, studies(), parent_run_id, console, err)
+        return Outcome(True, dead, gave_up, stopping.exit_code(err))
     return Outcome(False, dead, gave_up)
 
 
@@ -139,15 +140,18 @@ def _replace_dead(procs: list[Any], started: list[Any], spawn: Callable[[int], A
 
 
 def _interrupted(started: Sequence[Any], plan: WorkerPlan, studies: Sequence[optuna.Study],
-                 parent_run_id: str | None, console: Console) -> None:
-    """Ctrl-C: stop every worker, fail their running trials (interrupted), close their runs."""
+                 parent_run_id: str | None, console: Console, err: BaseException) -> None:
+    """Ctrl-C or SIGTERM: stop every worker with the same signal (each marks its running trial
+    interrupted and closes its run), then fail what a worker could not mark, close its runs."""
     pids = [pr.pid for pr in started if pr.pid]
-    _stop([p for p in started if not isinstance(p, _Gone)])
-    n = len(lost_trials.fail_dead_local_trials(studies, set(pids), "interrupted (Ctrl-C)"))
+    _stop([p for p in started if not isinstance(p, _Gone)], stopping.signum_of(err))
+    why = stopping.reason(err)
+    lost_trials.fail_dead_local_trials(studies, set(pids), why)
     if parent_run_id:
-        tracking_runs.close_orphans(plan.uri, parent_run_id, "interrupted (Ctrl-C)", worker_tags(pids))
-    console.print(f"[yellow]interrupted[/]: {n} running trial(s) marked failed (interrupted); "
-                  "run the same command again to resume")
+        tracking_runs.close_orphans(plan.uri, parent_run_id, why, worker_tags(pids))
+    n = len(lost_trials.interrupted_by(studies, worker_tags(pids)))
+    console.print(f"[yellow]{why}[/]: {n} running trial(s) marked failed (interrupted); "
+                  "run the same command again to resume", highlight=False)
 
 
 class _Gone:
@@ -169,12 +173,14 @@ def _fail_dead(proc: Any, dead: list[tuple[str, int, int]], studies: Sequence[op
                   f"{proc.exitcode}[/]; {len(failed)} running trial(s) marked failed", highlight=False)
 
 
-def _stop(procs: Sequence[Any], timeout: float = 30.0) -> None:
-    """Workers get SIGINT from the terminal too; make sure, then wait, then force."""
+def _stop(procs: Sequence[Any], signum: int = signal.SIGINT,
+          timeout: float = stopping.GRACE_S - 8) -> None:
+    """Pass the stop on (workers get Ctrl-C from the terminal too, never a SIGTERM sent to
+    this PID alone), wait, then force: within the grace period, with time left to close runs."""
     for proc in procs:
         if proc.is_alive() and proc.pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGINT)
+                os.kill(proc.pid, signum)
     end = time.time() + timeout
     for proc in procs:
         proc.join(max(0.0, end - time.time()))

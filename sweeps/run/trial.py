@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.run import checkpoints
+from sweeps.run import checkpoints, stopping
 from sweeps.run.outcome import OptunaReporter, Outcome, outcome_of, result_attrs
 from sweeps.search import boundary, confirm_jobs
 from sweeps.search import studies as study_mod
@@ -93,8 +93,8 @@ class TrialRunner:
                 if found:
                     tags["sweeps.boundary"] = boundary.tag(found)
             outcome.tags = tags
-        except KeyboardInterrupt:
-            self._finish(study, trial, ref, Outcome("interrupted", None, "interrupted (Ctrl-C)"),
+        except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C, SIGTERM, submitit's requeue exit
+            self._finish(study, trial, ref, Outcome("interrupted", None, stopping.reason(err)),
                          background)
             raise
         except UserError as err:
@@ -166,8 +166,8 @@ class TrialRunner:
             result = fit(cfg, [logger], output_dir=out)
             outcome = outcome_of(result, None, self.s.spec.objective)
             outcome.attrs = result_attrs(result)
-        except KeyboardInterrupt:
-            self._finish(study, trial, ref, Outcome("interrupted", None, "interrupted (Ctrl-C)"),
+        except (KeyboardInterrupt, SystemExit) as err:
+            self._finish(study, trial, ref, Outcome("interrupted", None, stopping.reason(err)),
                          background, label)
             raise
         except UserError as err:

@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from sweeps.run import checkpoints, heartbeat, lost_trials
+from sweeps.run import checkpoints, heartbeat, lost_trials, stopping
 from sweeps.run.claims import CONFIRM, SEARCH, Claims
 from sweeps.run.trial import RunSettings, TrialRunner
 from sweeps.search import studies as study_mod
@@ -220,13 +220,14 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
         logging.getLogger(name).setLevel(logging.WARNING)
     # Do not leave the worker's own process group: Ctrl-C in the terminal reaches it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    stopping.install()  # and the launch passes a SIGTERM on
     try:
         worker = Worker(storage_url, sweep, only_study=only_study, index=index,
                         tracking_uri=tracking_uri, deadline=deadline, output_root=output_root,
                         quiet=quiet, storage_cfg=storage_cfg, kinds=kinds, threads=threads)
         return worker.run(start_gate)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as err:
+        sys.exit(stopping.exit_code(err))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         os._exit(2)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+from typing import Any
 
 from trainer.errors import UserError
 
@@ -23,3 +25,38 @@ def ui_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str
         raise UserError("the mlflow command is not installed in this environment")
     cmd = [exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
     return cmd, {**UI_ENV, **os.environ}
+
+
+def serve(cmd: list[str], env: dict[str, str], grace_s: float = 10.0) -> int:
+    """Run the UI until it exits or this process is stopped (Ctrl-C, SIGTERM).
+
+    `mlflow ui` starts its web server as a child process of its own, so the UI runs in a
+    process group of its own and is stopped as a group: SIGTERM, then SIGKILL past
+    `grace_s`. Otherwise a SIGTERM to `sweeps ui` would leave the server running, and
+    serving, under PID 1.
+    """
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    try:
+        return proc.wait()
+    finally:
+        if proc.poll() is None:
+            _stop_group(proc, grace_s)
+        else:  # the CLI exited by itself; its server children must not outlive it
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+
+
+def _stop_group(proc: Any, grace_s: float) -> None:
+    import signal
+    import subprocess
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+    proc.wait()
