@@ -13,12 +13,17 @@ from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, s
 
 
 @app.command(context_settings={"allow_extra_args": True})
-def launch(args: Args = None) -> None:
-    """Validate, create or resume the sweep's studies, and run local workers to the budget
-    (`--config-dir DIR`: your model/, dataset/, sweep/ files join the bundled ones)."""
+def launch(
+    args: Args = None,
+    detach: Annotated[bool, typer.Option(
+        "--detach", help="launcher=slurm: return once the array job is queued")] = False,
+) -> None:
+    """Validate, create or resume the sweep's studies, and run its workers to the budget:
+    local processes, or a Slurm array job with launcher=slurm (`--config-dir DIR`: your
+    model/, dataset/, sweep/ files join the bundled ones)."""
     from sweeps.run.launch import launch as run_launch
 
-    guard(lambda: run_launch(list(args or []), console))
+    guard(lambda: run_launch(list(args or []), console, detach=detach))
 
 
 @app.command()

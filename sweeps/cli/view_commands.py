@@ -22,6 +22,7 @@ def status(args: Args = None, storage: StorageOpt = None) -> None:
     from sweeps.report import summary
 
     def body() -> int:
+        from sweeps.run import slurm_jobs
         from sweeps.search import confirm_jobs
         from sweeps.store.storages import open_storage
 
@@ -30,6 +31,9 @@ def status(args: Args = None, storage: StorageOpt = None) -> None:
         console.print(summary.status_table(studies, f"sweep {name}"))
         confirm = confirm_jobs.load(open_storage(t.storage_url), name)
         console.print(summary.confirm_line(confirm, name), highlight=False)
+        for array in slurm_jobs.sweep_arrays(studies):  # launcher=slurm: each launch's array
+            console.print(slurm_jobs.describe(slurm_jobs.task_states(str(array["job_id"])), array),
+                          highlight=False, soft_wrap=True)
         return 0
 
     guard(body)

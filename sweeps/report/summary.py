@@ -202,3 +202,16 @@ def trainer_command(overrides: Sequence[str]) -> str:
     user = config_dir.current()
     where = f"--config-dir {shlex.quote(str(user))} " if user is not None else ""
     return f"python -m trainer {where}" + " ".join(shlex.quote(o) for o in overrides)
+
+
+def best_metrics(studies: Sequence[optuna.Study]) -> dict[str, float]:
+    """The parent run's metrics: the best value per optimizer and overall."""
+    from sweeps.search.studies import sweep_task
+
+    best = best_per_optimizer(studies)
+    key = sweep_task(studies).best_key
+    metrics = {f"{key}/{opt}": t.value for opt, (_, t) in best.items() if t.value is not None}
+    overall = overall_best(studies)
+    if overall is not None and overall[1].value is not None:
+        metrics[key] = overall[1].value
+    return metrics

@@ -73,7 +73,7 @@ class Claims:
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 return None
             trial = study.ask()
-        trial.set_user_attr("worker", owners.worker_id())
+        _own(trial)
         return study, trial
 
     def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
@@ -95,11 +95,11 @@ class Claims:
                     candidate.enqueue_trial(old.params, user_attrs={"retry_of": old.number,
                                                                     "retry_history": history})
                     trial = candidate.ask()
-                    trial.set_user_attr("worker", owners.worker_id())
+                    _own(trial)
                     return candidate, trial
             study = open_studies[0][2]
             trial = study.ask()
-            trial.set_user_attr("worker", owners.worker_id())
+            _own(trial)
             return study, trial
 
     def others_may_fail(self) -> bool:
@@ -111,3 +111,11 @@ class Claims:
         if self.deadline is not None and time.time() >= self.deadline:
             return False
         return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in self.studies)
+
+
+def _own(trial: optuna.Trial) -> None:
+    """Record who runs the trial: ``host:pid``, and the Slurm task where there is one."""
+    task = owners.scheduler_task()
+    if task:
+        trial.set_user_attr("slurm_task", task)
+    trial.set_user_attr("worker", owners.worker_id())

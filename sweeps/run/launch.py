@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from sweeps.report import summary
-from sweeps.run import checkpoints, lost_trials
+from sweeps.run import checkpoints, lost_trials, slurm_jobs, slurm_launch
 from sweeps.run import processes as local
 from sweeps.search import budget as study_budget
 from sweeps.search import studies as study_mod
@@ -29,6 +29,7 @@ from sweeps.store import locks, urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
 from sweeps.tracking import runs as tracking_runs
+from trainer.errors import UserError
 
 
 @dataclass
@@ -121,17 +122,7 @@ def _render(studies: Sequence[optuna.Study], title: str, total: int, restarts: i
     return Group(Text(_progress_line(studies, total, restarts)), summary.status_table(studies, title))
 
 
-def _best_metrics(studies: Sequence[optuna.Study]) -> dict[str, float]:
-    best = summary.best_per_optimizer(studies)
-    key = study_mod.sweep_task(studies).best_key
-    metrics = {f"{key}/{opt}": t.value for opt, (_, t) in best.items() if t.value is not None}
-    overall = summary.overall_best(studies)
-    if overall is not None and overall[1].value is not None:
-        metrics[key] = overall[1].value
-    return metrics
-
-
-def launch(overrides: Sequence[str], console: Console | None = None) -> int:
+def launch(overrides: Sequence[str], console: Console | None = None, detach: bool = False) -> int:
     """Run a sweep to its budget (or timeout); returns the process exit code.
 
     The steps, in order, each a call into the package that owns it:
@@ -141,20 +132,40 @@ def launch(overrides: Sequence[str], console: Console | None = None) -> int:
     2. create or resume its studies (`_open_studies`: search.studies);
     3. open the launch's parent run (`_open_parent`: tracking.runs);
     4. start the local workers and follow them to the budget (`_run_workers`:
-       run.processes), closing the parent run whatever happens;
+       run.processes), or submit them as a Slurm array job and follow that (`_run_array`:
+       run.slurm_launch), closing the parent run whatever happens;
     5. finish: bring MLflow up to date, say how it ended, print the best trials
        (`_finish`: tracking.sync, report.summary).
     """
     console = console or Console()
     p = prepare(overrides)
+    slurm = p.spec.launcher["name"] == "slurm"
+    if detach and not slurm:
+        raise UserError("--detach: only with launcher=slurm (a local launch's workers are "
+                        "processes of the launch itself)")
+    if slurm:
+        slurm_jobs.preflight(p.spec.launcher, _epoch_estimate(p))
     _say_shadowed(console)
     with locks.launch_lock(p.url, p.spec.name):
         storage, studies = _open_studies(p, console)
         parent = _open_parent(p, studies, console)
         if not _has_work(p, studies, parent, console):
             return 0
-        outcome = _run_workers(p, studies, parent, console)
+        if not slurm:
+            outcome = _run_workers(p, studies, parent, console)
+        else:
+            outcome = _run_array(p, studies, parent, console, detach)
+            if outcome is None:
+                return 0
         return _finish(p, storage, studies, outcome, console)
+
+
+def _epoch_estimate(p: Prepared) -> float | None:
+    """Seconds per epoch on a resumed sweep's finished trials (None for a new sweep)."""
+    if not urls.exists(p.url):
+        return None
+    return slurm_launch.epoch_seconds(study_mod.sweep_studies(open_storage(p.url, p.spec.storage),
+                                                              p.spec.name))
 
 
 def _open_studies(p: Prepared, console: Console) -> tuple[Any, list[optuna.Study]]:
@@ -184,17 +195,19 @@ def _open_parent(p: Prepared, studies: Sequence[optuna.Study], console: Console)
         console.print(f"[yellow]note:[/] {spec.n_trials} trials do not split equally between "
                       f"{len(spec.optimizers)} optimizers: {total} will run "
                       f"({total // len(spec.optimizers)} each)")
+    where = (f"{spec.workers} worker(s) x {spec.threads_per_worker} thread(s)"
+             if spec.launcher["name"] == "local" else
+             f"a Slurm array of {spec.launcher['workers']} worker task(s)")
     console.print(f"sweep [bold]{spec.name}[/] ({spec.mode}): {len(studies)} stud"
-                  f"{'y' if len(studies) == 1 else 'ies'}, {total} trials, {spec.workers} worker(s) "
-                  f"x {spec.threads_per_worker} thread(s); storage {urls.redact(p.url)}; "
-                  f"tracking {urls.redact(p.uri)}", highlight=False)
+                  f"{'y' if len(studies) == 1 else 'ies'}, {total} trials, {where}; storage "
+                  f"{urls.redact(p.url)}; tracking {urls.redact(p.uri)}", highlight=False)
     return parent
 
 
 def _has_work(p: Prepared, studies: Sequence[optuna.Study], parent: str, console: Console) -> bool:
     """False (the parent run closed, and why said) without local workers or budget left."""
     spec = p.spec
-    if spec.workers == 0:
+    if spec.workers == 0 and spec.launcher["name"] == "local":
         tracking_runs.finish_parent(p.uri, parent, "FINISHED", {})
         console.print("no local workers (sweep.workers=0): join from any machine with\n"
                       f"  sweeps worker --study {spec.name} --storage '{urls.redact(p.url)}'")
@@ -223,13 +236,36 @@ def _run_workers(p: Prepared, studies: Sequence[optuna.Study], parent: str,
                             lambda: _render(studies, title, total, plan.restarts),
                             lambda: _progress_line(studies, total, plan.restarts), console, parent)
     finally:
-        killed = outcome is None or outcome.interrupted
-        if not tracking_runs.finish_parent(p.uri, parent, "KILLED" if killed else "FINISHED",
-                                           _best_metrics(studies)):
-            console.print(f"[yellow]MLflow stayed unreachable[/] past tracking.patience_s="
-                          f"{spec.tracking_patience_s:g}: the launch's run {parent} is left open "
-                          "(the sweep itself is complete in the Optuna storage)", highlight=False)
+        _close_parent(p, studies, parent, outcome, console)
     return outcome
+
+
+def _run_array(p: Prepared, studies: Sequence[optuna.Study], parent: str, console: Console,
+               detach: bool) -> local.Outcome | None:
+    """The workers as one Slurm array job, followed like local ones (None: detached)."""
+    array = slurm_launch.submit(p, studies, console, detach)
+    if detach:
+        console.print(f"detached: follow with `sweeps status {p.spec.name}`, stop with `scancel "
+                      f"{array.job_id}`; the launch's MLflow run is closed by the task that finds "
+                      "the budget spent", highlight=False, soft_wrap=True)
+        return None
+    title, total = f"sweep {p.spec.name}", _total(p.spec)
+    outcome: local.Outcome | None = None
+    try:
+        outcome = slurm_launch.follow(array, studies, lambda: _render(studies, title, total), console)
+    finally:
+        _close_parent(p, studies, parent, outcome, console)
+    return outcome
+
+
+def _close_parent(p: Prepared, studies: Sequence[optuna.Study], parent: str,
+                  outcome: local.Outcome | None, console: Console) -> None:
+    killed = outcome is None or outcome.interrupted
+    if not tracking_runs.finish_parent(p.uri, parent, "KILLED" if killed else "FINISHED",
+                                       summary.best_metrics(studies)):
+        console.print(f"[yellow]MLflow stayed unreachable[/] past tracking.patience_s="
+                      f"{p.spec.tracking_patience_s:g}: the launch's run {parent} is left open "
+                      "(the sweep itself is complete in the Optuna storage)", highlight=False)
 
 
 def _finish(p: Prepared, storage: Any, studies: Sequence[optuna.Study], outcome: local.Outcome,
@@ -241,6 +277,8 @@ def _finish(p: Prepared, storage: Any, studies: Sequence[optuna.Study], outcome:
     code = 0
     if outcome.interrupted:
         code = outcome.stop_code
+    elif outcome.gave_up and spec.launcher["name"] != "local":
+        code = 1  # the follower said which job ended and where its logs are
     elif outcome.gave_up:
         console.print(f"[red]{len(outcome.dead)} worker(s) died[/] and sweep.max_worker_restarts="
                       f"{spec.max_worker_restarts} is used up; their trials are marked failed. "

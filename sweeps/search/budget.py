@@ -7,6 +7,7 @@ the ones retried.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import optuna
@@ -66,3 +67,9 @@ def used_budget(study: optuna.Study) -> int:
 def finished(study: optuna.Study) -> int:
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     return sum(t.state in done and counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+
+
+def spent(studies: Sequence[optuna.Study]) -> bool:
+    """Every study's budget is used and none of its trials still runs."""
+    return all(used_budget(s) >= int(s.user_attrs.get("budget", 0))
+               and not s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in studies)

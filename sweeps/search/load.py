@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sweeps.search.launcher import check_launcher
 from sweeps.search.space import Dimension, SearchSpace
 from sweeps.search.spec import DEFAULT_SWEEP, SWEEP_CONFIG, TRAINER_SECTIONS, StudySpec, SweepSpec
 from sweeps.search.validate import (
@@ -65,6 +66,7 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     search = data.get("search") or {}
     check_storage_url(data.get("storage") or {})
     tracking = (data.get("tracking") or {}).get("uri")
+    launcher = check_launcher(data.get("launcher"), data.get("storage") or {}, tracking)
     patience = {section: check_patience(section, data.get(section) or {})
                 for section in ("storage", "tracking")}
     optimizers = tuple(sweep["optimizers"])
@@ -98,6 +100,7 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         tracking_writer=tracking_writer(data.get("tracking") or {}, workers),
         task=task_of(bases[optimizers[0]]),
         config_dir=str(config_dir.current()) if config_dir.current() else None,
+        launcher=launcher,
     )
 
 

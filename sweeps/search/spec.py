@@ -102,6 +102,7 @@ class SweepSpec:
     tracking_writer: str = "process"  # resolved: process or thread
     task: Task = CLASSIFICATION  # what every study optimises (all share one dataset task)
     config_dir: str | None = None  # the user's config dir (--config-dir), recorded for workers
+    launcher: Mapping[str, Any] = field(default_factory=lambda: {"name": "local"})  # where workers run
 
     def study(self, name: str) -> StudySpec:
         for s in self.studies:

@@ -14,6 +14,14 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def scheduler_task() -> str | None:
+    """The Slurm array task this process runs in (``JOB_TASK``), if any."""
+    job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if job and task:
+        return f"{job}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
