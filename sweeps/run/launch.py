@@ -43,6 +43,8 @@ class Prepared:
 def prepare(overrides: Sequence[str]) -> Prepared:
     """Validate everything, including one batch through each model; write nothing."""
     spec = load_sweep(overrides)
+    if spec.launcher["name"] == "slurm":
+        slurm_jobs.preflight(spec.launcher)  # before the stores: would Slurm take the job at all
     check_models(spec)
     checkpoint_dir = str(checkpoints.check_writable(spec.checkpoint_dir))
     url = str(spec.storage["url"])
@@ -144,7 +146,7 @@ def launch(overrides: Sequence[str], console: Console | None = None, detach: boo
         raise UserError("--detach: only with launcher=slurm (a local launch's workers are "
                         "processes of the launch itself)")
     if slurm:
-        slurm_jobs.preflight(p.spec.launcher, _epoch_estimate(p))
+        slurm_jobs.check_time(p.spec.launcher, _epoch_estimate(p))
     _say_shadowed(console)
     with locks.launch_lock(p.url, p.spec.name):
         storage, studies = _open_studies(p, console)

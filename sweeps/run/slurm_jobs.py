@@ -43,7 +43,7 @@ class Array:
         return {"job_id": self.job_id, "tasks": self.tasks, "log_dir": self.log_dir}
 
 
-def preflight(launcher: Mapping[str, Any], epoch_s: float | None) -> None:
+def preflight(launcher: Mapping[str, Any]) -> None:
     """What only Slurm can answer, asked before anything is written or submitted: are its
     commands here, and would it accept this job (`sbatch --test-only`: partition, account,
     QOS, time and resources, in Slurm's own words)."""
@@ -51,17 +51,21 @@ def preflight(launcher: Mapping[str, Any], epoch_s: float | None) -> None:
         if shutil.which(command) is None:
             raise UserError(f"launcher=slurm: `{command}` is not on the PATH here; run the launch "
                             "on a login node of your Slurm cluster")
-    usable = launcher["time"] * 60 - launcher["signal_delay_s"]
-    if epoch_s is not None and usable < epoch_s:
-        raise UserError(f"launcher.time={launcher['time']}: {usable} s of it before Slurm's "
-                        f"warning is shorter than one epoch of this sweep (about {epoch_s:.0f} s "
-                        "on its finished trials); raise launcher.time")
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in sbatch_options(launcher).items()]
     test = subprocess.run(["sbatch", "--test-only", f"--array=0-{launcher['workers'] - 1}",
                            f"--time={launcher['time']}", *flags, "--wrap", "true"],
                           capture_output=True, text=True, timeout=60)
     if test.returncode != 0:
         raise UserError(f"Slurm refused the job: {slurm_error(test.stderr or test.stdout)}")
+
+
+def check_time(launcher: Mapping[str, Any], epoch_s: float | None) -> None:
+    """A task must have time for an epoch before Slurm's warning (where one is measured)."""
+    usable = launcher["time"] * 60 - launcher["signal_delay_s"]
+    if epoch_s is not None and usable < epoch_s:
+        raise UserError(f"launcher.time={launcher['time']}: {usable} s of it before Slurm's "
+                        f"warning is shorter than one epoch of this sweep (about {epoch_s:.0f} s "
+                        "on its finished trials); raise launcher.time")
 
 
 def slurm_error(text: str) -> str:

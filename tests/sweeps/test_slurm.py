@@ -71,6 +71,7 @@ def _trials(name: str) -> list[Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
 @pytest.mark.postgres
 def test_array_job_survives_a_cancelled_and_a_requeued_task(
         tmp_path: Path, slurm: SlurmCluster, pg_sweep: str) -> None:  # noqa: F811
@@ -142,6 +143,7 @@ def test_array_job_survives_a_cancelled_and_a_requeued_task(
 
 
 @pytest.mark.slow
+@pytest.mark.slurm
 @pytest.mark.postgres
 def test_detach_returns_with_the_job_id_and_status_follows_it(
         tmp_path: Path, slurm: SlurmCluster, pg_sweep: str) -> None:  # noqa: F811
@@ -175,6 +177,8 @@ def test_detach_returns_with_the_job_id_and_status_follows_it(
         server.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.slurm
 def test_bad_input_is_one_line_and_nothing_is_submitted(tmp_path: Path, slurm: SlurmCluster) -> None:
     env = _env(slurm)
     shared = ["launcher=slurm", "storage.shared_fs=true", "sweep.n_trials=2", "sweep.optimizers=[sgd,adam]",
