@@ -5,7 +5,8 @@ anything is written), search spaces (`space`) and a trial's resolved config
 (`trial_configs`), samplers and pruners by name (`samplers`), the sweep's Optuna studies
 (`studies`) and their budget (`budget`), the confirm study's seed re-run jobs
 (`confirm_jobs`), boundary warnings (`boundary`: computed from a search space, so they
-live with it), local workers per GPU (`devices`).
+live with it), local workers per GPU (`devices`), and where the workers run (`launcher`:
+the `launcher` section, local or slurm).
 
 May import `sweeps.store` and `trainer`; never `run`, `tracking`, `report` or `cli`.
 """

@@ -211,3 +211,46 @@ def test_bad_input_is_one_line_and_nothing_is_submitted(tmp_path: Path, slurm: S
                    "launcher.signal_delay_s=59", cwd=resumed)
     assert "shorter than one epoch" in line, line
     assert slurm.job_ids() == jobs_before  # nothing was submitted
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+@pytest.mark.postgres
+def test_sigterm_to_a_following_launch_cancels_the_array(
+        tmp_path: Path, slurm: SlurmCluster, pg_sweep: str) -> None:  # noqa: F811
+    """What Ctrl-C does too: the array is cancelled, each task marks its running trial
+    interrupted, the launch's run is closed, and the launch exits 143."""
+    import signal
+
+    from mlflow import MlflowClient
+    from optuna.trial import TrialState
+
+    (tmp_path / "mlflow").mkdir()
+    server = MlflowServer(tmp_path / "mlflow")
+    server.start()
+    env = _env(slurm)
+    launch = subprocess.Popen([sys.executable, "-m", "sweeps", "launch",
+                               *_sweep_args(pg_sweep, server.uri, 8, 30)],
+                              cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: len({t.user_attrs.get("slurm_task") for t in _trials(pg_sweep)
+                              if t.state == TrialState.RUNNING and t.intermediate_values} - {None}) == 2,
+                 timeout=300, interval=0.2)
+        launch.send_signal(signal.SIGTERM)  # to the launch's PID alone
+        out = launch.communicate(timeout=60)[0]
+        assert launch.returncode == 143, out
+        job = out.split("submitted Slurm array job ")[1].split(":")[0].strip()
+        assert f"cancelled Slurm job {job}" in out, out
+        assert {s for _, s in slurm.squeue(job)} == {"CANCELLED"}, slurm.squeue(job)
+        trials = _trials(pg_sweep)
+        assert TrialState.RUNNING not in [t.state for t in trials]
+        lost = [t for t in trials if t.state == TrialState.FAIL]
+        assert len(lost) == 2 and {t.user_attrs["failure_reason"] for t in lost} == {"interrupted (SIGTERM)"}
+        client = MlflowClient(server.uri)
+        runs = client.search_runs([client.get_experiment_by_name(pg_sweep).experiment_id])
+        assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    finally:
+        if launch.poll() is None:
+            os.killpg(launch.pid, 9)
+        server.stop()
