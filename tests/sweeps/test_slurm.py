@@ -60,6 +60,13 @@ def _sweep_args(name: str, uri: str, trials: int, epochs: int) -> list[str]:
             "launcher.time=30", "trainer.threads=1"]
 
 
+def _following_launch(cwd: Path, env: dict[str, str], args: list[str]) -> subprocess.Popen[str]:
+    """`sweeps launch launcher=slurm ...` in the background, following its array job."""
+    return subprocess.Popen([sys.executable, "-m", "sweeps", "launch", *args], cwd=cwd, env=env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
 def _trials(name: str) -> list[Any]:
     from sweeps.search.studies import sweep_studies
     from sweeps.store.storages import open_storage
@@ -85,10 +92,7 @@ def test_array_job_survives_a_cancelled_and_a_requeued_task(
     server = MlflowServer(tmp_path / "mlflow")
     server.start()
     env = _env(slurm)
-    launch = subprocess.Popen([sys.executable, "-m", "sweeps", "launch",
-                               *_sweep_args(pg_sweep, server.uri, 8, EPOCHS)],
-                              cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    launch = _following_launch(tmp_path, env, _sweep_args(pg_sweep, server.uri, 8, EPOCHS))
     try:
         def mid_trial_on_each_task() -> dict[str, Any] | None:
             if launch.poll() is not None:
@@ -229,10 +233,7 @@ def test_sigterm_to_a_following_launch_cancels_the_array(
     server = MlflowServer(tmp_path / "mlflow")
     server.start()
     env = _env(slurm)
-    launch = subprocess.Popen([sys.executable, "-m", "sweeps", "launch",
-                               *_sweep_args(pg_sweep, server.uri, 8, 30)],
-                              cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    launch = _following_launch(tmp_path, env, _sweep_args(pg_sweep, server.uri, 8, 30))
     try:
         wait_for(lambda: len({t.user_attrs.get("slurm_task") for t in _trials(pg_sweep)
                               if t.state == TrialState.RUNNING and t.intermediate_values} - {None}) == 2,
