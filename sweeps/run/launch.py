@@ -245,7 +245,11 @@ def _run_workers(p: Prepared, studies: Sequence[optuna.Study], parent: str,
 def _run_array(p: Prepared, studies: Sequence[optuna.Study], parent: str, console: Console,
                detach: bool) -> local.Outcome | None:
     """The workers as one Slurm array job, followed like local ones (None: detached)."""
-    array = slurm_launch.submit(p, studies, console, detach)
+    try:
+        array = slurm_launch.submit(p, studies, console, detach)
+    except BaseException:  # refused by sbatch after all: the launch's run must not stay RUNNING
+        tracking_runs.finish_parent(p.uri, parent, "FAILED", {})
+        raise
     if detach:
         console.print(f"detached: follow with `sweeps status {p.spec.name}`, stop with `scancel "
                       f"{array.job_id}`; the launch's MLflow run is closed by the task that finds "
