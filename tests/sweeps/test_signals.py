@@ -160,6 +160,7 @@ def test_sigterm_to_confirm_stops_its_workers_and_marks_its_runs(tmp_path: Path)
     assert not [r for r in mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}") if r.info.status == "RUNNING"]
 
 
+@pytest.mark.slow
 def test_sigterm_to_ui_stops_the_mlflow_server(tmp_path: Path) -> None:
     port = free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
