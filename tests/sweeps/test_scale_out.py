@@ -19,6 +19,7 @@ import yaml
 from ..servers import free_port, group_commands
 from .conftest import SMALL, run_sweeps
 from .helpers import mlflow_runs, wait_for
+from .test_signals import descendants
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get("SWEEPS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -229,7 +230,9 @@ def test_ui_serves_the_tracking_store(tmp_path: Path) -> None:
                                     "get-by-name?experiment_name=quick", timeout=10) as resp:
             assert b'"name": "quick"' in resp.read().replace(b'":"', b'": "')
         # one server process, no job runner: `sweeps ui`, its `mlflow ui`, one uvicorn
-        commands = group_commands(proc.pid)
+        # (the UI runs in a process group of its own, stopped as one: test_signals.py)
+        commands = [*group_commands(proc.pid), *(c for pid in descendants(proc.pid)
+                                                  for c in group_commands(pid))]
         assert sum("uvicorn" in c for c in commands) == 1, commands
         assert not any("huey" in c or "_job_runner" in c for c in commands), commands
     finally:
