@@ -159,7 +159,8 @@ def test_detach_returns_with_the_job_id_and_status_follows_it(
     server.start()
     env = _env(slurm)
     try:
-        out = _sweeps(tmp_path, env, "launch", "--detach", *_sweep_args(pg_sweep, server.uri, 4, 2))
+        out = _sweeps(tmp_path, env, "launch", "--detach", *_sweep_args(pg_sweep, server.uri, 4, 2),
+                      "+launcher.sbatch.comment=from-the-sweep-config")
         assert out.returncode == 0, out.stdout + out.stderr
         assert "submitted Slurm array job" in out.stdout and "detached" in out.stdout, out.stdout
         job = out.stdout.split("submitted Slurm array job ")[1].split(":")[0].strip()
@@ -168,6 +169,9 @@ def test_detach_returns_with_the_job_id_and_status_follows_it(
         status = _sweeps(tmp_path, env, "status", pg_sweep, "--storage", PG_URL)
         assert status.returncode == 0, status.stderr
         assert f"Slurm job {job} (2 tasks" in status.stdout, status.stdout
+        comment = subprocess.run(["squeue", "-h", "-j", job, "--states=all", "-o", "%k"], env=env,
+                                 capture_output=True, text=True).stdout
+        assert "from-the-sweep-config" in comment  # an extra #SBATCH option reached the job
         wait_for(lambda: all(s == "COMPLETED" for _, s in slurm.squeue(job)) and slurm.squeue(job),
                  timeout=300)
         assert sum(t.state == TrialState.COMPLETE for t in _trials(pg_sweep)) == 4
