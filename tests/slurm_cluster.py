@@ -72,7 +72,7 @@ class SlurmCluster:
         host = socket.gethostname()
         self.conf.write_text(f"""\
 ClusterName=sweepstest
-SlurmctldHost={host}
+SlurmctldHost={host}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -97,7 +97,7 @@ ReturnToService=2
 MpiDefault=none
 KillWait=10
 MinJobAge=600
-NodeName={host} CPUs={self.cpus} State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 NodeHostname={host} CPUs={self.cpus} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """)
 
