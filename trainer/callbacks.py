@@ -45,6 +45,17 @@ class RunInfo:
         return self.stop_reason is not None
 
 
+AUTO_POINTS_PER_EPOCH = 10  # trainer.log_every=auto: about this many batch/* points per epoch
+
+
+def batch_log_every(setting: int | str, steps_per_epoch: int) -> int:
+    """Steps between two ``batch/*`` points: the setting, or for ``auto`` at most
+    AUTO_POINTS_PER_EPOCH per epoch and at least one (a point costs a metric row per key)."""
+    if setting != "auto":
+        return int(setting)
+    return max(1, -(-steps_per_epoch // AUTO_POINTS_PER_EPOCH))
+
+
 class Callback:
     """Base class: override the hooks you need."""
 

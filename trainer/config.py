@@ -40,7 +40,7 @@ TRAINER_PARAMS: dict[str, Param] = {
     "channels_last": flag(),
     "threads": count(0),
     "drop_last": flag(),
-    "log_every": count(1),
+    "log_every": Param("log_every"),  # a count >= 1, or auto: ~10 batch points per epoch
     "selection": one_of("best", "last"),
     "checkpoint": one_of("every_epoch", "last", "best", "never"),
     "checkpoint_every_s": Param("float", low=0.0),

@@ -5,7 +5,8 @@ minibatches the model trained on this epoch, in train mode, with augmentation),
 ``val/loss``, ``val/acc``, ``gap/acc`` (train - val), ``gap/loss`` (val - train),
 ``lr`` (the rate in effect when the epoch started), ``time/epoch_s`` (training
 part of the epoch) and ``time/samples_per_s``; every ``trainer.log_every``
-steps ``batch/loss``. A regression run has no ``*/acc`` metrics (`trainer.tasks`).
+steps (``auto``: about ten per epoch) ``batch/loss``. A regression run has no
+``*/acc`` metrics (`trainer.tasks`).
 At the end the test split, where there is one, is evaluated once, with the
 weights of the best validation epoch. A non-finite loss ends the run with
 status ``diverged``: a result, not a crash.
@@ -30,7 +31,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from trainer import checkpoint
-from trainer.callbacks import Callback, CallbackList, RunInfo
+from trainer.callbacks import Callback, CallbackList, RunInfo, batch_log_every
 from trainer.config import flatten, validate
 from trainer.data import Splits, augment_batch, make_splits, num_batches
 from trainer.errors import UserError
@@ -194,7 +195,7 @@ class _Trainer:
         loss_sum = torch.zeros((), device=self.device)
         preds: list[torch.Tensor] = []
         targets: list[torch.Tensor] = []
-        seen, log_every = 0, int(t["log_every"])
+        seen, log_every = 0, batch_log_every(t["log_every"], self.steps_per_epoch)
         augment = bool(ds["augment"]) and isinstance(self.data, Splits)
         accuracy = self.task.has_accuracy
         for x, y in self.data.train_batches(int(t["batch_size"]), self.data_gen,

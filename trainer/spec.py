@@ -21,7 +21,7 @@ from trainer.errors import ConfigError
 class Param:
     """What one config key may hold."""
 
-    kind: str  # float | int | bool | str | choice | betas | floats | path | any
+    kind: str  # float | int | bool | str | choice | betas | floats | path | size | section | log_every | any
     low: float | None = None
     high: float | None = None
     low_open: bool = False
@@ -47,6 +47,8 @@ class Param:
             text = "a count >= 1 or a fraction in (0, 1)"
         elif self.kind == "section":
             text = "a mapping of settings"
+        elif self.kind == "log_every":
+            text = "auto or an integer >= 1"
         else:
             text = "an integer" if self.kind == "int" else "a number"
             bounds = self._bounds()
@@ -93,6 +95,9 @@ class Param:
                                         or (float(value).is_integer() and value >= 1))
         elif self.kind == "section":
             ok = isinstance(value, Mapping)
+        elif self.kind == "log_every":
+            ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool)
+                                     and value >= 1)
         elif self.kind == "int":
             ok = isinstance(value, int) and not isinstance(value, bool) and self.in_bounds(value)
         elif self.kind == "float":

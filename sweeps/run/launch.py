@@ -28,6 +28,7 @@ from sweeps.search.spec import SweepSpec
 from sweeps.store import locks, urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
+from sweeps.tracking import params as tracking_params
 from sweeps.tracking import runs as tracking_runs
 from trainer.errors import UserError
 
@@ -90,7 +91,8 @@ def _parent_params(p: Prepared) -> dict[str, Any]:
     return {"sweep": dict(p.spec.raw["sweep"]), "storage": urls.redact(p.url),
             "tracking_uri": urls.redact(p.uri), "overrides": " ".join(s.overrides),
             "threads_per_worker": s.threads_per_worker,
-            "studies": ",".join(st.name for st in s.studies)}
+            "studies": ",".join(st.name for st in s.studies),
+            **tracking_params.constant_config(s)}  # what every trial shares: not on its run
 
 
 def _artifacts(spec: SweepSpec) -> dict[str, str]:
@@ -100,6 +102,7 @@ def _artifacts(spec: SweepSpec) -> dict[str, str]:
         "sweep.yaml": yaml.safe_dump({"sweep": dict(spec.raw["sweep"]),
                                       "base_config": {st.name: dict(st.base) for st in spec.studies}},
                                      sort_keys=False),
+        "config.yaml": tracking_params.constant_yaml(spec),
     }
 
 

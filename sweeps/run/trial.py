@@ -29,6 +29,7 @@ from sweeps.search.spec import SweepSpec
 from sweeps.search.trial_configs import TrialConfigs
 from sweeps.store import trial_writes
 from sweeps.tracking import outage, run_writes
+from sweeps.tracking import params as tracking_params
 from sweeps.tracking import runs as tracking_runs
 from sweeps.tracking.logger import TrialLogger
 from sweeps.tracking.writer import Background
@@ -51,6 +52,7 @@ class RunSettings:
     threads: int
     index: int = 0  # the worker's, in its output lines
     quiet: bool = False
+    storage_url: str | None = None  # named in a trial run's `sweeps reproduce` tag
 
 
 class TrialRunner:
@@ -59,6 +61,7 @@ class TrialRunner:
     def __init__(self, settings: RunSettings) -> None:
         self.s = settings
         self.configs = TrialConfigs(settings.spec)
+        self.constant = tracking_params.constant_config(settings.spec)  # what the parent run holds
         self.keep_checkpoints = settings.spec.keep_checkpoints
         # what a retry needs is last.pt; best.pt too only where the checkpoints are kept
         self.checkpoint_mode = "every_epoch" if self.keep_checkpoints else "last"
@@ -113,11 +116,14 @@ class TrialRunner:
         """The trial's MLflow run (a retry's points at the lost attempt's, which it retires)."""
         device = str(resolve_device(cfg["trainer"]["device"]))
         old_run = _retried_run(study, trial)
+        tags = {"sweeps.reproduce": tracking_runs.reproduce_command(
+            self.s.sweep, study.study_name, trial.number, self.s.storage_url)}
+        if old_run:
+            tags["sweeps.retry_of"] = old_run
         ref = run_writes.start_trial_async(
             self.s.uri, background, self.s.sweep, study.user_attrs.get("parent_run_id"),
             study.study_name, trial.number, cfg["optimizer"]["name"], cfg, params, device,
-            on_created=_recorder(study, trial),
-            extra_tags={"sweeps.retry_of": old_run} if old_run else None)
+            on_created=_recorder(study, trial), extra_tags=tags, constant=self.constant)
         retry_of = trial.user_attrs.get("retry_of")
         if retry_of is not None:
             run_writes.retire_async(self.s.uri, background, ref, self.s.sweep, study.study_name,
@@ -160,7 +166,8 @@ class TrialRunner:
                 self.s.uri, background, self.s.sweep, study.user_attrs.get("parent_run_id"), job.study,
                 job.trial, job.optimizer, cfg, trial.user_attrs.get("params", {}), device,
                 on_created=_recorder(study, trial), kind=CONFIRM, name=label,
-                extra_tags={"sweeps.seed": str(job.seed), "sweeps.confirms": job.run_id})
+                extra_tags={"sweeps.seed": str(job.seed), "sweeps.confirms": job.run_id},
+                constant=self.constant)
             logger = TrialLogger(self.s.uri, ref, background, wait_at_end=False, hold_final=True)
             out = self.s.output_root / self.s.sweep / "confirm" / f"{job.study}_{job.trial}_seed{job.seed}"
             result = fit(cfg, [logger], output_dir=out)

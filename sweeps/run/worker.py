@@ -62,7 +62,7 @@ class Worker:
                              max_retries=self.spec.max_retries)
         self.runner = TrialRunner(RunSettings(
             self.spec, self.sweep, self.uri, _output_root(output_root, attrs.get("checkpoint_dir")),
-            int(threads or self.spec.threads_per_worker), index, quiet))
+            int(threads or self.spec.threads_per_worker), index, quiet, storage_url))
 
     def _load(self, name: str, i: int) -> optuna.Study:
         """A study with this worker's sampler (seeded per study and worker) and pruner."""

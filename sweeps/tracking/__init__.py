@@ -1,8 +1,9 @@
 """MLflow: the mirror of a sweep that people look at.
 
 URIs, clients and the sweep's experiment (`clients`), the parent and child runs and their
-writes (`runs`), a trial's run written through the worker's one writer (`run_writes`,
-`writer`, and `writer_process` where a core is spare), patience with a server that went
+writes (`runs`), which params go on which of them (`params`: the constant config on the
+parent, what varies on a trial's run), a trial's run written through the worker's one
+writer (`run_writes`, `writer`, and `writer_process` where a core is spare), patience with a server that went
 away (`outage`), the `TrialLogger` trainer callback (`logger`), `sweeps sync` (`sync`:
 MLflow rebuilt from the Optuna record), the report's upload (`report_upload`), the
 `sweeps ui` command line (`ui`).

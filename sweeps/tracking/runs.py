@@ -1,8 +1,9 @@
 """MLflow runs of a sweep: the parent run of a launch, the child run of a trial, their writes.
 
-The child run gets the flattened resolved trainer config and the sampled params, tags
-(study, trial, optimizer, state, worker host, device, git commit, package versions),
-final metrics and the resolved config YAML. Each function makes the fewest requests
+The parent run holds the sweep's settings and the config every trial shares; a child run
+the params that vary (`sweeps.tracking.params`), tags (study, trial, optimizer, state,
+worker host, device, git commit, package versions, the `sweeps reproduce` command), final
+metrics and the resolved config YAML. Each function makes the fewest requests
 MLflow's limits allow; `sweeps.tracking.run_writes` sends them through the worker's writer.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 
 from sweeps.store.urls import redact
 from sweeps.tracking import clients, outage
+from sweeps.tracking.params import flat_params, trial_params
 
 log = logging.getLogger("sweeps")
 
@@ -68,13 +70,6 @@ def config_yaml(config: Mapping[str, Any]) -> str:
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump(dict(config), Dumper=dumper, sort_keys=False)
-
-
-def flat_params(d: Mapping[str, Any]) -> dict[str, str]:
-    """MLflow params: flattened keys, values as text, passwords redacted, within MLflow's limit."""
-    from trainer.compose import flatten
-
-    return {k: redact(str(v))[:6000] for k, v in flatten(d).items()}
 
 
 def _log_params_tags(uri: str, run_id: str, params: Mapping[str, str],
@@ -142,6 +137,15 @@ def finish_parent(uri: str, run_id: str, status: str, metrics: Mapping[str, floa
     return True
 
 
+def reproduce_command(sweep: str, study: str, number: int, storage_url: str | None) -> str:
+    """The `sweeps reproduce` line of one trial (its `sweeps.reproduce` tag): the storage is
+    named unless it is the default journal of the launch directory."""
+    line = f"sweeps reproduce {sweep} --trial {study}:{number}"
+    if storage_url and storage_url not in ("sweeps.journal", "./sweeps.journal"):
+        line += f" --storage '{redact(storage_url)}'"
+    return line
+
+
 def run_name(optimizer: str, number: int, suffix: str = "") -> str:
     """``adam #3``, ``adam #3 seed 2``: names the MLflow UI's run table and charts can compare."""
     return f"{optimizer} #{number}{' ' + suffix if suffix else ''}"
@@ -151,8 +155,10 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
                 optimizer: str, config: Mapping[str, Any], params: Mapping[str, Any],
                 device: str, on_created: Callable[[str], None] | None = None, *, kind: str = "trial",
                 name: str | None = None, extra_tags: Mapping[str, str] | None = None,
-                pending: RunState | None = None) -> str:
-    """Open the child run of one trial (or of a confirm / reproduce run of it); returns its id."""
+                pending: RunState | None = None, constant: Mapping[str, str] | None = None) -> str:
+    """Open the child run of one trial (or of a confirm / reproduce run of it); returns its id.
+    Its params are what differs from `constant`, the config its parent run holds (None:
+    the whole config, for a run without a parent)."""
     c = clients.client(uri)
     tags = {"sweeps.sweep": sweep, "sweeps.study": study, "sweeps.trial": str(number),
             "sweeps.optimizer": optimizer, "sweeps.kind": kind, "sweeps.state": "running",
@@ -167,7 +173,7 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
         pending.id, pending.artifact_uri = run_id, run.info.artifact_uri
     if on_created is not None:
         on_created(run_id)  # record the id before anything else can be interrupted
-    all_params = {**flat_params(config), **{f"sampled.{k}": redact(str(v)) for k, v in params.items()}}
+    all_params = trial_params(config, params, constant if parent_run_id else None)
     text = config_yaml(config)
     if pending is not None:  # sent with the run's first metrics and its history (fewer writes)
         pending.params, pending.first_metrics = all_params, {"trial": float(number)}

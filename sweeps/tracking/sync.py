@@ -29,6 +29,7 @@ from sweeps.search import studies as study_mod
 from sweeps.search.budget import OWN_FAILURES
 from sweeps.store import owners
 from sweeps.tracking import clients, outage
+from sweeps.tracking import params as tracking_params
 from sweeps.tracking import runs as tracking_runs
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -40,6 +41,19 @@ class SyncResult:
     completed: int = 0  # runs that got missing epochs or were closed
     intact: int = 0
     skipped: int = 0  # failed before training (no config): nothing to write
+
+
+def _parent_config(uri: str, parent: str | None) -> dict[str, str] | None:
+    """The config the launch's parent run holds, which a rebuilt trial run leaves out (None
+    where that run is gone: the trial's run then gets its whole config)."""
+    if not parent:
+        return None
+    try:
+        return tracking_params.config_part(clients.client(uri).get_run(parent).data.params)
+    except Exception as err:
+        if outage.unreachable(err):
+            raise
+        return None
 
 
 def _state(t: FrozenTrial) -> str:
@@ -130,6 +144,7 @@ def sync(studies: Sequence[optuna.Study], confirm: optuna.Study | None, uri: str
     if dead_local_only:
         jobs = [(s, t, kind) for s, t, kind in jobs if _worker_gone(t)]
     c = clients.client(uri)
+    constant = _parent_config(uri, parent)
     for study, t, kind in jobs:
         config = t.user_attrs.get("config")
         if not isinstance(config, dict):
@@ -154,7 +169,8 @@ def sync(studies: Sequence[optuna.Study], confirm: optuna.Study | None, uri: str
                 name = tracking_runs.run_name(optimizer, number, f"seed {seed}")
             run_id = tracking_runs.start_trial(uri, sweep, parent, source_study, number, optimizer,
                                           config, t.params, str(t.user_attrs.get("device", "")),
-                                          kind=kind, name=name, extra_tags=tags)
+                                          kind=kind, name=name, extra_tags=tags,
+                                          constant=constant)
             study.set_user_attr(f"{study_mod.LATE_RUN_ATTR}{t.number}", run_id)  # see studies.run_id
             _write_run(uri, run_id, t, _missing_points(uri, run_id, curves), state)
             result.created += 1

@@ -155,6 +155,26 @@ def test_finished_sweep_in_the_mlflow_ui_and_the_html_report(
     shown = _wait_names(page, lambda n: {x for x in n if not x.startswith("quick launch")} == expected)
     assert {x for x in shown if not x.startswith("quick launch")} == expected, shown
 
+    # the compare view of the trials shows only what varies: the config they share is on the
+    # launch's parent run, once
+    trial_runs = [r for r in runs if tags[r["info"]["run_name"]].get("sweeps.kind") == "trial"]
+    parent = next(r for r in runs if tags[r["info"]["run_name"]].get("sweeps.kind") == "launch")
+    constant = {p["key"] for p in parent["data"]["params"]} - {"storage", "tracking_uri", "overrides",
+                                                                "threads_per_worker", "studies"}
+    varying = {p["key"] for r in trial_runs for p in r["data"]["params"]}
+    assert "trainer.epochs" in constant and "sampled.lr" in varying
+    ids = urllib.parse.quote(json.dumps([r["info"]["run_id"] for r in trial_runs]))
+    _open(page, f"{mlflow_server}/#/compare-runs?runs={ids}&experiments="
+                f"{urllib.parse.quote(json.dumps([exp['experiment_id']]))}")
+    page.get_by_text("Show diff only").first.wait_for()
+    rows = page.locator("tr th[scope=row]")
+    page.wait_for_function("document.querySelectorAll('tr th[scope=row]').length > 10")
+    shown = {t.strip() for t in rows.all_inner_texts() if "." in t and "/" not in t
+             and ":" not in t and not t.startswith(("sweeps.", "mlflow."))}  # less the tags
+    assert shown == varying, (shown ^ varying)
+    assert not shown & constant and len(constant) > 30, sorted(shown)  # once, not per trial
+    _shot(page, "mlflow-compare", tmp_path, full_page=True)
+
     # a run's page renders its val/acc chart (per epoch)
     best = next(n for n, t in tags.items() if t.get("sweeps.kind") == "confirm")
     run_id = next(r["info"]["run_id"] for r in runs if r["info"]["run_name"] == best)

@@ -4,6 +4,7 @@ parent/child runs and curves, best, reproduce, status, report, resume, Ctrl-C, d
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from sweeps.cli import app
+from sweeps.tracking import params as tracking_params
 
 from .conftest import SMALL, run_sweeps
 from .helpers import journal_trials, mlflow_runs, recovery_figures, running_trial, state_counts, wait_for
@@ -65,7 +67,14 @@ def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path,
         assert len(gap) == len(curve)
         assert client.get_metric_history(run.info.run_id, "batch/loss")
         assert "config.yaml" in [a.path for a in client.list_artifacts(run.info.run_id)]
-    assert "search_space.yaml" in [a.path for a in client.list_artifacts(parent_id)]
+        # the run carries what varies; with its parent's it is the whole config
+        assert tracking_params.rebuild(parents[0].data.params, run.data.params) == \
+            tracking_params.flat_params(trial.user_attrs["config"])
+        assert not set(run.data.params) & set(tracking_params.config_part(parents[0].data.params))
+        assert tags["sweeps.reproduce"] == (f"sweeps reproduce quick --trial "
+                                            f"{tags['sweeps.study']}:{trial.number}")
+    assert {"search_space.yaml", "config.yaml"} <= {a.path for a in client.list_artifacts(parent_id)}
+    assert parents[0].data.params["trainer.epochs"] == "2"
 
     # the read-only commands in-process (CliRunner), in the launch directory
     cli = CliRunner()
@@ -76,8 +85,11 @@ def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path,
     rep = run_sweeps("reproduce", "--trial", "best", cwd=tmp_path)
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert "reproduced: identical" in rep.stdout
+    tagged = shlex.split(children[0].data.tags["sweeps.reproduce"])  # the command a run shows
+    rep = run_sweeps(*tagged[1:], cwd=tmp_path)
+    assert rep.returncode == 0 and "reproduced: identical" in rep.stdout, rep.stdout + rep.stderr
     reproduced = [r for r in mlflow_runs(uri) if "sweeps.reproduces" in r.data.tags]
-    assert len(reproduced) == 1 and reproduced[0].data.tags["sweeps.reproduces"] in by_id
+    assert len(reproduced) == 2 and {r.data.tags["sweeps.reproduces"] for r in reproduced} <= set(by_id)
 
     status = cli.invoke(app, ["status", "quick"])
     assert status.exit_code == 0 and "quick.adam_to_sgd" in status.output

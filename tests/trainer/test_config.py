@@ -83,6 +83,8 @@ BAD = [
     (["trainer.device=tpu"], "trainer.device", "auto, cpu, cuda"),
     (["trainer.checkpoint=sometimes"], "trainer.checkpoint", "every_epoch"),
     (["trainer.precision=fp8"], "trainer.precision", "bf16"),
+    (["trainer.log_every=0"], "trainer.log_every", "auto or an integer >= 1"),
+    (["trainer.log_every=often"], "trainer.log_every", "auto or an integer >= 1"),
     (["dataset.val_size=0"], "dataset.val_size", ">= 1"),
 ]
 

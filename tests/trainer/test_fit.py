@@ -53,6 +53,16 @@ def test_metric_definitions_and_history_file(tiny_cfg, tmp_path: Path) -> None:
     assert doc["final"] == result.final and doc["config"]["optimizer"]["name"] == "adam"
 
 
+@pytest.mark.parametrize("batch", [256, 2048])
+def test_log_every_auto_records_about_ten_batch_points_per_epoch(tiny_cfg, batch: int) -> None:
+    result = fit(tiny_cfg("trainer.epochs=2", "trainer.log_every=auto", f"trainer.batch_size={batch}"))
+    steps_per_epoch = math.ceil(3700 / batch)  # 15 at 256, 2 at 2048
+    every = max(1, math.ceil(steps_per_epoch / 10))
+    assert [s["step"] for s in result.steps] == list(range(every, 2 * steps_per_epoch + 1, every))
+    per_epoch = [sum(1 for s in result.steps if s["epoch"] == e) for e in (1, 2)]
+    assert all(1 <= n <= 10 for n in per_epoch), per_epoch
+
+
 def test_same_config_and_seed_give_identical_metrics(tiny_cfg) -> None:
     cfg = tiny_cfg("optimizer=adam_to_sgd", "optimizer.policy=fixed", "optimizer.switch_epoch=1",
                    "schedule=cosine", "model.dropout=0.2")
