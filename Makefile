@@ -46,6 +46,8 @@ bench: env
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/confirm_speed.py
 	$(BIN)/python benchmarks/report_speed.py
+	$(BIN)/pip install -q -e '.[peers]' || echo "peers not installed: benchmarks/peers.py skips them"
+	$(BIN)/python benchmarks/peers.py
 
 clean:
 	rm -rf $(VENV) outputs multirun reports .pytest_cache .ruff_cache *.egg-info

@@ -45,15 +45,18 @@ class RunInfo:
         return self.stop_reason is not None
 
 
-AUTO_POINTS_PER_EPOCH = 10  # trainer.log_every=auto: about this many batch/* points per epoch
+AUTO_POINTS_PER_EPOCH = 10  # trainer.log_every=auto: at most about this many batch/* points per epoch
+AUTO_MIN_EVERY = 10  # ... and never more often than every this many steps (a point is two rows)
 
 
 def batch_log_every(setting: int | str, steps_per_epoch: int) -> int:
-    """Steps between two ``batch/*`` points: the setting, or for ``auto`` at most
-    AUTO_POINTS_PER_EPOCH per epoch and at least one (a point costs a metric row per key)."""
+    """Steps between two ``batch/*`` points: the setting, or for ``auto`` about
+    AUTO_POINTS_PER_EPOCH per epoch on long epochs, every AUTO_MIN_EVERY steps on shorter
+    ones, and at least one per epoch."""
     if setting != "auto":
         return int(setting)
-    return max(1, -(-steps_per_epoch // AUTO_POINTS_PER_EPOCH))
+    every = max(AUTO_MIN_EVERY, -(-steps_per_epoch // AUTO_POINTS_PER_EPOCH))
+    return max(1, min(every, steps_per_epoch))
 
 
 class Callback:

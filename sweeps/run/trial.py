@@ -86,6 +86,7 @@ class TrialRunner:
             result, reporter = self._fit_resumable(cfg, trial, ref, background, out)
             outcome = outcome_of(result, reporter, self.s.spec.objective)
             outcome.attrs = result_attrs(result)
+            outcome.reports = reporter.deferred
             tags: dict[str, str] = {}
             if reporter.resumed_from:
                 outcome.attrs["resumed_from_epoch"] = reporter.resumed_from
@@ -142,7 +143,8 @@ class TrialRunner:
             run_cfg = {**cfg, "trainer": {**cfg["trainer"], "checkpoint": self.checkpoint_mode,
                                           "checkpoint_every_s": self.s.spec.checkpoint_every_s,
                                           "resume": resume}}
-            reporter = OptunaReporter(trial)
+            reporter = OptunaReporter(trial, defer=isinstance(trial.study.pruner,
+                                                              optuna.pruners.NopPruner))
             logger = TrialLogger(self.s.uri, ref, background, wait_at_end=False, hold_final=True)
             try:
                 return fit(run_cfg, [reporter, logger], output_dir=out), reporter
@@ -221,7 +223,11 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Outcome
         attrs = {**outcome.attrs, "state": outcome.state}
         if outcome.reason:
             attrs["failure_reason" if outcome.state != "pruned" else "pruned_reason"] = outcome.reason
-        trial_writes.set_user_attrs(trial, attrs)
+        with trial_writes.batched(trial):  # one write: the deferred curve, the result, its state
+            for epoch, value in outcome.reports:
+                trial.report(value, epoch)
+            for key, value in attrs.items():
+                trial.set_user_attr(key, value)
         if outcome.state == "complete":
             study.tell(trial, outcome.value)
         elif outcome.state == "pruned":

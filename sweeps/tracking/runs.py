@@ -87,12 +87,13 @@ def log_batch(uri: str, run_id: str, metrics: list[Any], params: Mapping[str, st
               tags: Mapping[str, str] | None = None) -> None:
     """Metrics, params and tags in as few requests as MLflow's limits allow (100 params, 100
     tags, 1000 entries in all per request): every request is a database transaction."""
-    from mlflow.entities import Param, RunTag
+    from mlflow.entities import Metric, Param, RunTag
 
     c = clients.client(uri)
     p = [Param(k, v) for k, v in (params or {}).items()]
     t = [RunTag(k, redact(str(v))) for k, v in (tags or {}).items()]
-    m = list(metrics)
+    # the training side sends (key, value, timestamp ms, step) tuples: it never imports mlflow
+    m = [x if isinstance(x, Metric) else Metric(*x) for x in metrics]
     while True:
         bp, bt = p[:MAX_BATCH], t[:MAX_BATCH]
         bm = m[:MAX_ENTRIES - len(bp) - len(bt)]

@@ -45,6 +45,26 @@ def _writer_pid() -> int:
     return writer.Background().submit(os.getpid).result(timeout=60)
 
 
+def test_a_worker_with_a_writer_process_never_imports_mlflow(workdir: Path, cli: CliRunner) -> None:
+    """Importing mlflow costs a worker ~1.7 s of its first trial; its writer process does
+    the MLflow work, and the trial's points travel as plain tuples."""
+    result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.optimizers=[adam]",
+                              "sweep.n_trials=2", "tracking.writer=process"])
+    assert result.exit_code == 0, result.output
+    code = textwrap.dedent("""
+        import sys
+        from sweeps.run.worker import Worker
+        ran = Worker("sweeps.journal", "quick", quiet=True).run()
+        print(ran, sorted(m for m in sys.modules if m.split(".")[0] == "mlflow")[:3])
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.stdout.split("\n")[-2] == "2 []", proc.stdout + proc.stderr
+    runs = [r for r in mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}")
+            if r.data.tags.get("sweeps.kind") == "trial"]
+    assert len(runs) == 2 and all(r.data.metrics["val/acc"] > 0 for r in runs)  # the points got there
+
+
 def test_a_worker_sends_its_trials_runs_through_a_writer_process(
         workdir: Path, cli: CliRunner, fresh_background: None) -> None:
     result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.optimizers=[adam]",

@@ -53,11 +53,11 @@ def test_metric_definitions_and_history_file(tiny_cfg, tmp_path: Path) -> None:
     assert doc["final"] == result.final and doc["config"]["optimizer"]["name"] == "adam"
 
 
-@pytest.mark.parametrize("batch", [256, 2048])
-def test_log_every_auto_records_about_ten_batch_points_per_epoch(tiny_cfg, batch: int) -> None:
+@pytest.mark.parametrize(("batch", "every"), [(16, 24), (256, 10), (2048, 2)])
+def test_log_every_auto_records_at_most_about_ten_batch_points_per_epoch_and_at_least_one(
+        tiny_cfg, batch: int, every: int) -> None:
     result = fit(tiny_cfg("trainer.epochs=2", "trainer.log_every=auto", f"trainer.batch_size={batch}"))
-    steps_per_epoch = math.ceil(3700 / batch)  # 15 at 256, 2 at 2048
-    every = max(1, math.ceil(steps_per_epoch / 10))
+    steps_per_epoch = math.ceil(3700 / batch)  # 232 at 16, 15 at 256, 2 at 2048
     assert [s["step"] for s in result.steps] == list(range(every, 2 * steps_per_epoch + 1, every))
     per_epoch = [sum(1 for s in result.steps if s["epoch"] == e) for e in (1, 2)]
     assert all(1 <= n <= 10 for n in per_epoch), per_epoch
