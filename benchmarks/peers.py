@@ -20,10 +20,12 @@ Tools:
    concurrent trials; every epoch is reported, so its runs have curves);
 4. the bare trainer in a loop (1 or 2 processes), the floor.
 
-Each tool runs as its own process from start to exit (start-up counted), alternated within
-each round. Printed: trials per hour, the fixed cost per trial over the floor
-((wall - floor wall) x workers / trials), what each recorded in MLflow (counted in its
-`mlflow.db`), and our ratio to each peer.
+Each tool runs as its own process from start to exit (start-up counted); with `--repeats`
+the order rotates from round to round and the medians are printed. Printed: trials per
+hour over the whole command and over the trials span (first trial's start to last trial's
+end), the fixed cost per trial over the floor in each ((time - floor's time) x workers /
+trials), what each recorded in MLflow (counted in its `mlflow.db`), and our ratio to each
+peer.
 
     pip install -e '.[peers]'     # optuna-integration[mlflow] and ray[tune]; not in the default install
     python benchmarks/peers.py [--trials 48] [--settings mlp,cnn] [--workers 1,2] [--repeats 1]
@@ -52,7 +54,7 @@ from _common import launch, trials
 OPTIMIZERS = ("adam", "momentum")
 SETTINGS = {
     "mlp": ["model=mlp", "model.width=128", "trainer.epochs=3"],
-    "cnn": ["model=cnn", "trainer.epochs=2"],
+    "cnn": ["model=cnn", "~model.width", "trainer.epochs=2"],  # the quick sweep sets the MLP's width
 }
 TOOLS = ("sweeps", "optuna", "ray", "bare")
 SPANS = "spans.log"  # each trial's start and end (epoch seconds), written by the trial function
@@ -364,14 +366,19 @@ def main() -> None:
             seen: dict[tuple[str, int], Recorded] = {}
             for r in range(args.repeats):
                 for w in workers:
-                    for tool in tools:
+                    # the order rotates from round to round: this machine's speed drifts by
+                    # tens of percent over minutes, and each tool takes its turn first
+                    for tool in tools[r % len(tools):] + tools[:r % len(tools)]:
                         cwd = Path(tmp) / f"{setting}_{tool}_w{w}_{r}"
                         walls.setdefault((tool, w), []).append(timed(tool, overrides, w, cwd, args.seed))
                         seen[tool, w] = recorded(cwd)
                         wall, span = walls[tool, w][-1]
                         print(f"  {setting} {tool} x{w}: {wall:.1f} s, trials {span:.1f} s", flush=True)
-            out += table(setting, args.trials, walls, seen, workers, tools)
-    print("\n".join(out))
+            block = table(setting, args.trials, walls, seen, workers, tools)
+            print("\n".join(block), flush=True)  # each setting's table as soon as it is measured
+            out += block
+    if len(out) > len(block):
+        print("\n".join(out))
     print("\nfixed ms: per trial over the floor, (time - floor's time) x workers / trials; the whole "
           "command counts start-up and exit, the trials span runs from the first trial's start to "
           "the last one's end. runs, params, points: MLflow trial runs and per run its params and "

@@ -20,6 +20,7 @@ def _module():  # benchmarks/ is not a package: load the script as the benchmark
         spec = importlib.util.spec_from_file_location("peers_benchmark", SCRIPT)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        sys.modules["peers_benchmark"] = module  # its dataclass looks its module up there
         spec.loader.exec_module(module)
         return module
     finally:
