@@ -21,17 +21,13 @@ from trainer.tasks import task_of
 
 
 class OptunaReporter(Callback):
-    """Reports the objective each epoch; asks the trainer to stop when the pruner says so.
-    Where nothing prunes (`defer`), the values wait for the trial's last write instead of
-    costing a storage write (a journal fsync) each epoch."""
+    """Reports the objective each epoch; asks the trainer to stop when the pruner says so."""
 
-    def __init__(self, trial: optuna.Trial, defer: bool = False) -> None:
+    def __init__(self, trial: optuna.Trial) -> None:
         self.trial = trial
         self.pruned_at: int | None = None
         self.resumed_from = 0
         self.key = "val/acc"
-        self.defer = defer
-        self.deferred: list[tuple[int, float]] = []  # (epoch, value), written with the result
 
     def on_fit_start(self, run: RunInfo) -> None:
         """Resumed from a checkpoint: report the epochs trained before, without pruning."""
@@ -44,9 +40,6 @@ class OptunaReporter(Callback):
     def on_epoch_end(self, run: RunInfo, epoch: int, metrics: Mapping[str, float]) -> None:
         value = metrics[self.key]
         if not math.isfinite(value):
-            return
-        if self.defer:
-            self.deferred.append((epoch, float(value)))
             return
         self.trial.report(value, epoch)
         if self.trial.should_prune():
@@ -68,7 +61,6 @@ class Outcome:
     reason: str | None
     tags: Mapping[str, str] = field(default_factory=dict)  # extra MLflow tags for the run
     attrs: dict[str, Any] = field(default_factory=dict)  # what the trial records with its state
-    reports: list[tuple[int, float]] = field(default_factory=list)  # deferred (epoch, objective)
 
 
 CURVE_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/acc", "gap/loss", "lr",

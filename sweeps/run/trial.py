@@ -39,6 +39,7 @@ from trainer.result import FitResult
 
 log = logging.getLogger("sweeps")
 CONFIRM = study_mod.CONFIRM_KIND
+FIRST_RUN_WAIT_S = 10.0  # the longest a worker's first trial waits for its MLflow run to exist
 
 
 @dataclass
@@ -62,6 +63,7 @@ class TrialRunner:
         self.s = settings
         self.configs = TrialConfigs(settings.spec)
         self.constant = tracking_params.constant_config(settings.spec)  # what the parent run holds
+        self._opened_a_run = False
         self.keep_checkpoints = settings.spec.keep_checkpoints
         # what a retry needs is last.pt; best.pt too only where the checkpoints are kept
         self.checkpoint_mode = "every_epoch" if self.keep_checkpoints else "last"
@@ -83,10 +85,10 @@ class TrialRunner:
                 trial.set_user_attr("config", cfg)
                 trial.set_user_attr("optimizer", optimizer)
             ref = self._open_run(study, trial, background, cfg, params)
+            self._opened_a_run = self._opened_a_run or _first_run_created(ref)
             result, reporter = self._fit_resumable(cfg, trial, ref, background, out)
             outcome = outcome_of(result, reporter, self.s.spec.objective)
             outcome.attrs = result_attrs(result)
-            outcome.reports = reporter.deferred
             tags: dict[str, str] = {}
             if reporter.resumed_from:
                 outcome.attrs["resumed_from_epoch"] = reporter.resumed_from
@@ -143,8 +145,7 @@ class TrialRunner:
             run_cfg = {**cfg, "trainer": {**cfg["trainer"], "checkpoint": self.checkpoint_mode,
                                           "checkpoint_every_s": self.s.spec.checkpoint_every_s,
                                           "resume": resume}}
-            reporter = OptunaReporter(trial, defer=isinstance(trial.study.pruner,
-                                                              optuna.pruners.NopPruner))
+            reporter = OptunaReporter(trial)
             logger = TrialLogger(self.s.uri, ref, background, wait_at_end=False, hold_final=True)
             try:
                 return fit(run_cfg, [reporter, logger], output_dir=out), reporter
@@ -207,6 +208,13 @@ class TrialRunner:
                   f"{value}{'' if not outcome.reason else ' (' + outcome.reason + ')'}", flush=True)
 
 
+def _first_run_created(ref: run_writes.RunRef) -> bool:
+    """A worker's first trial waits for its run: the writer's first run pays MLflow's one-time
+    ORM set-up (~1 s), and a worker killed in its first seconds must still leave it."""
+    ref.wait(FIRST_RUN_WAIT_S)
+    return True
+
+
 def _retried_run(study: optuna.Study, trial: optuna.Trial) -> str | None:
     """The MLflow run of the trial this one retries (None for a first attempt)."""
     number = trial.user_attrs.get("retry_of")
@@ -223,11 +231,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Outcome
         attrs = {**outcome.attrs, "state": outcome.state}
         if outcome.reason:
             attrs["failure_reason" if outcome.state != "pruned" else "pruned_reason"] = outcome.reason
-        with trial_writes.batched(trial):  # one write: the deferred curve, the result, its state
-            for epoch, value in outcome.reports:
-                trial.report(value, epoch)
-            for key, value in attrs.items():
-                trial.set_user_attr(key, value)
+        trial_writes.set_user_attrs(trial, attrs)
         if outcome.state == "complete":
             study.tell(trial, outcome.value)
         elif outcome.state == "pruned":

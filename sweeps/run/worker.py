@@ -75,8 +75,9 @@ class Worker:
 
     def warm_up(self) -> None:
         """Before claiming a trial: load the sweep's data, import what the first optimizer
-        step imports (torch._dynamo, ~1.5 s) and open the MLflow store (~1-2 s), so that a
-        claimed trial's time is its training, not this process's start-up. A failure here
+        step imports (torch._dynamo, ~1.5 s) and open the MLflow store (~1-2 s; a writer
+        process opens it meanwhile and is waited for), so that a claimed trial's time is its
+        training and its run exists at once, not this process's start-up. A failure here
         is left to the trial (and MLflow's to its patient retries)."""
         import importlib
 
@@ -94,6 +95,8 @@ class Worker:
         if not in_process:
             with contextlib.suppress(Exception):
                 clients.experiment_id(self.uri, self.sweep)
+        else:
+            Background.wait_ready(WRITER_READY_S)
 
     def run(self, start_gate: tuple[Any, int] | None = None) -> int:
         """Run jobs until the budget, the deadline or the confirm queue is exhausted; returns
@@ -185,6 +188,7 @@ def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index:
 
 
 START_GATE_S = 30.0  # the longest a warmed-up local worker waits for the launch's others
+WRITER_READY_S = 30.0  # the longest a worker's warm-up waits for its MLflow writer process
 
 
 def _wait_for_the_others(ready: Any, workers: int) -> None:

@@ -32,8 +32,9 @@ def sweep_task(studies: Sequence[Any]) -> Task:
 
 
 # config keys that may change between launches of the same study without invalidating it
+# (log_every only thins the batch/* records: a sweep begun at 10 resumes under auto)
 NEUTRAL_KEYS = {"trainer.progress", "trainer.threads", "trainer.output_dir", "trainer.resume",
-                "trainer.device", "dataset.data_root", "dataset.download"}
+                "trainer.device", "dataset.data_root", "dataset.download", "trainer.log_every"}
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any],

@@ -1,4 +1,4 @@
-"""A trial's parameters, attributes and deferred intermediate values in one storage round trip.
+"""A trial's parameters and attributes written in one storage round trip.
 
 Optuna writes each `suggest_*` and each `set_user_attr` on its own: on the journal file that
 is one lock, one append and one fsync per value (about 1.4 ms each, some 20 per trial),
@@ -33,9 +33,6 @@ class _Buffer:
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         self.writes.append(("user_attr", trial_id, key, value, None))
 
-    def set_trial_intermediate_value(self, trial_id: int, step: int, value: float) -> None:
-        self.writes.append(("intermediate", trial_id, str(step), value, None))
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
@@ -50,8 +47,6 @@ def write_all(storage: Any, writes: list[tuple[str, int, str, Any, BaseDistribut
     for kind, trial_id, key, value, distribution in writes:
         if kind == "param":
             storage.set_trial_param(trial_id, key, value, distribution)
-        elif kind == "intermediate":
-            storage.set_trial_intermediate_value(trial_id, int(key), value)
         else:
             storage.set_trial_user_attr(trial_id, key, value)
 
@@ -68,10 +63,6 @@ def _journal_append(storage: optuna.storages.JournalStorage,
             logs.append({"op_code": JournalOperation.SET_TRIAL_PARAM, "worker_id": worker_id,
                          "trial_id": trial_id, "param_name": key, "param_value_internal": value,
                          "distribution": distribution_to_json(distribution)})
-        elif kind == "intermediate":
-            logs.append({"op_code": JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
-                         "worker_id": worker_id, "trial_id": trial_id, "step": int(key),
-                         "intermediate_value": value})
         else:
             logs.append({"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
                          "trial_id": trial_id, "user_attr": {key: value}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -37,6 +38,7 @@ class Background:
 
     _executor: Any = None  # ThreadPoolExecutor, or writer_process's ProcessPoolExecutor
     _all: list[Future[Any]] = []  # every write of this process not yet known to be done
+    _opened: Future[Any] | None = None  # the writer process's opening of the store
     # Writes waiting for an unreachable server: bounded, so that a long outage makes
     # training wait for room rather than grow memory without limit.
     MAX_PENDING = 20_000
@@ -67,8 +69,18 @@ class Background:
         from multiprocessing import util
 
         util.Finalize(None, cls.close_process, exitpriority=100)
-        cls._all.append(cls._executor.submit(outage.patiently_with, outage.PATIENCE_S, _op_open, uri, sweep))
+        cls._opened = cls._executor.submit(outage.patiently_with, outage.PATIENCE_S, _op_open, uri, sweep)
+        cls._all.append(cls._opened)
         return True
+
+    @classmethod
+    def wait_ready(cls, timeout: float) -> None:
+        """Until the writer process has the store open (at most `timeout`: a server that is
+        away is waited out by the writes themselves), so that a trial claimed next gets its
+        run at once: a worker killed in its first seconds then still leaves the run behind."""
+        if cls._opened is not None:
+            with contextlib.suppress(Exception):
+                cls._opened.result(timeout=timeout)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         assert Background._executor is not None

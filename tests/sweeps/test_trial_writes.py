@@ -6,15 +6,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from typer.testing import CliRunner
 
-from sweeps.cli import app
-from sweeps.run.worker import Worker
 from sweeps.store import trial_writes
 from sweeps.store.storages import open_storage
-
-from .conftest import SMALL
-from .helpers import journal_trials
 
 
 def _lines(path: Path) -> int:
@@ -48,50 +42,6 @@ def test_params_and_attrs_in_one_append_read_back_by_a_plain_optuna(tmp_path: Pa
     assert t.params == {"lr": lr, "width": width} and t.value == 0.5
     assert t.user_attrs == {"config": {"lr": lr}, "optimizer": "adam",
                             "final": {"test/acc": 0.9}, "epochs": 3}
-
-
-def test_intermediate_values_batched_with_the_result_as_optuna_writes_them(tmp_path: Path) -> None:
-    journal = tmp_path / "s.journal"
-    study = optuna.create_study(storage=open_storage(str(journal)), study_name="s")
-    trial = study.ask()
-    appends: list[int] = []
-    backend = study._storage._backend  # type: ignore[attr-defined]
-    real_append = backend.append_logs
-    backend.append_logs = lambda logs: (appends.append(len(logs)), real_append(logs))[1]
-    with trial_writes.batched(trial):
-        for epoch, value in ((1, 0.5), (2, 0.75), (3, 0.8)):
-            trial.report(value, epoch)
-        trial.set_user_attr("state", "complete")
-    assert appends == [4]
-    study.tell(trial, 0.8)
-    from optuna.storages.journal import JournalFileBackend
-
-    fresh = optuna.load_study(study_name="s",
-                              storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
-    (t,) = fresh.trials
-    assert t.intermediate_values == {1: 0.5, 2: 0.75, 3: 0.8} and t.user_attrs == {"state": "complete"}
-
-
-def test_without_a_pruner_a_trial_writes_its_curve_once_and_keeps_it(
-        workdir: Path, cli: CliRunner) -> None:
-    result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.optimizers=[sgd]",
-                              "sweep.n_trials=1", "sweep.pruner.name=none", "trainer.epochs=3"])
-    assert result.exit_code == 0, result.output
-    worker = Worker(str(workdir / "sweeps.journal"), "quick", quiet=True)
-    reports: list[tuple[int, str]] = []
-    real = optuna.Trial.report
-
-    def report(self: optuna.Trial, value: float, step: int) -> None:
-        reports.append((step, type(self.storage).__name__))
-        real(self, value, step)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(optuna.Trial, "report", report)
-        assert worker.run() == 1
-    (t,) = journal_trials(workdir / "sweeps.journal")["quick.sgd"]
-    # all three in the trial's last write (the batch), none on its own
-    assert reports == [(1, "_Buffer"), (2, "_Buffer"), (3, "_Buffer")]
-    assert t.intermediate_values == dict(enumerate(t.user_attrs["curves"]["val/acc"], 1))
 
 
 def test_a_finished_trial_refuses_the_batch_and_the_storage_stays_usable(tmp_path: Path) -> None:
