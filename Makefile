@@ -46,6 +46,8 @@ bench: env
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/confirm_speed.py
 	$(BIN)/python benchmarks/report_speed.py
+	$(BIN)/python benchmarks/latency.py
+	$(BIN)/python benchmarks/latency.py --cold --repeats 1
 	$(BIN)/pip install -q -e '.[peers]' || echo "peers not installed: benchmarks/peers.py skips them"
 	$(BIN)/python benchmarks/peers.py
 

@@ -74,6 +74,9 @@ def _preflight(argv: list[str]) -> None:
 
 
 def main() -> None:
+    from trainer.startup import skip_exit_gc
+
+    skip_exit_gc()
     _preflight(sys.argv[1:])
     _run()
 

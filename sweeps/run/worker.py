@@ -19,8 +19,9 @@ from typing import Any
 
 import optuna
 
-from sweeps.run import checkpoints, heartbeat, lost_trials, stopping
+from sweeps.run import checkpoints, heartbeat, lost_trials, stopping, warmup
 from sweeps.run.claims import CONFIRM, SEARCH, Claims
+from sweeps.run.start_gate import StartGate
 from sweeps.run.trial import RunSettings, TrialRunner
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
@@ -73,38 +74,28 @@ class Worker:
         pruner = build_pruner(self.spec.pruner, int(spec.base["trainer"]["epochs"]))
         return optuna.load_study(study_name=name, storage=self.storage, sampler=sampler, pruner=pruner)
 
-    def warm_up(self) -> None:
-        """Before claiming a trial: load the sweep's data, import what the first optimizer
-        step imports (torch._dynamo, ~1.5 s) and open the MLflow store (~1-2 s; a writer
-        process opens it meanwhile and is waited for), so that a claimed trial's time is its
-        training and its run exists at once, not this process's start-up. A failure here
-        is left to the trial (and MLflow's to its patient retries)."""
-        import importlib
-
-        from trainer.data import make_splits
-        from trainer.loop import resolve_device
-
-        # the writer process opens the store while this one loads the data
+    def warm_up(self, warmed: bool = False) -> None:
+        """Before claiming a job: the data loaded and torch._dynamo imported (`warmup.warm`;
+        `warmed`: done already, before the studies existed) and the MLflow store open (~1-2
+        s; a writer process opens it meanwhile and is waited for), so that a claimed trial's
+        time is its training and its run exists at once. A failure here is left to the trial
+        (and MLflow's to its patient retries)."""
         in_process = self.spec.tracking_writer == "process" and \
             Background.use_process(self.uri, self.sweep)
-        with contextlib.suppress(Exception):
-            importlib.import_module("torch._dynamo")
-            for study in self.studies:
-                base = self.spec.study(study.study_name).base
-                make_splits(base["dataset"], resolve_device(base["trainer"]["device"]))
+        if not warmed:
+            warmup.warm(self.spec)
         if not in_process:
             with contextlib.suppress(Exception):
                 clients.experiment_id(self.uri, self.sweep)
         else:
             Background.wait_ready(WRITER_READY_S)
 
-    def run(self, start_gate: tuple[Any, int] | None = None) -> int:
+    def run(self, start_gate: StartGate | None = None, warmed: bool = False) -> int:
         """Run jobs until the budget, the deadline or the confirm queue is exhausted; returns
-        how many ran. `start_gate` (a shared counter, the number of workers): see
-        `_wait_for_the_others`."""
-        self.warm_up()
+        how many ran. `start_gate`: a launch's workers claim together (`start_gate`)."""
+        self.warm_up(warmed)
         if start_gate is not None:
-            _wait_for_the_others(*start_gate)
+            start_gate.wait_for_the_others()
         confirm = self.claims.confirm_study() if CONFIRM in self.claims.kinds else None
         lost_trials.fail_dead_local_trials([*self.studies, *([confirm] if confirm else [])])
         count = 0
@@ -187,20 +178,7 @@ def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index:
                   output_root=output_dir, quiet=False, storage_cfg=dict(storage_cfg), kinds=kinds)
 
 
-START_GATE_S = 30.0  # the longest a warmed-up local worker waits for the launch's others
 WRITER_READY_S = 30.0  # the longest a worker's warm-up waits for its MLflow writer process
-
-
-def _wait_for_the_others(ready: Any, workers: int) -> None:
-    """A launch's local workers start claiming trials together, once all are warmed up: the
-    first one ready would otherwise take every trial of a short sweep while the others
-    still load data. A replacement worker (the count is already reached) does not wait, nor
-    does any past START_GATE_S (a worker that died while warming up)."""
-    with ready.get_lock():
-        ready.value += 1
-    end = time.monotonic() + START_GATE_S
-    while ready.value < workers and time.monotonic() < end:
-        time.sleep(0.05)
 
 
 def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | None = None,
@@ -208,15 +186,19 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
                output_root: str | None = None, quiet: bool = True,
                storage_cfg: Mapping[str, Any] | None = None,
                kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None,
-               cuda_device: str | None = None, start_gate: tuple[Any, int] | None = None) -> int:
-    """Entry point of a local worker process (spawned by `sweeps launch`)."""
+               cuda_device: str | None = None, start_gate: StartGate | None = None,
+               overrides: Sequence[str] | None = None) -> int:
+    """Entry point of a local worker process (spawned by `sweeps launch` and `sweeps
+    confirm`). `overrides`: a launch's worker, started before its studies exist."""
     import os
     import signal
     import sys
 
     from sweeps.search import devices
+    from trainer.startup import skip_exit_gc
 
     devices.pin(cuda_device)  # before anything uses CUDA in this process
+    skip_exit_gc()
 
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -226,10 +208,13 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
     signal.signal(signal.SIGINT, signal.default_int_handler)
     stopping.install()  # and the launch passes a SIGTERM on
     try:
+        early = start_gate is not None and overrides is not None
+        if early and not warmup.before_the_studies(start_gate, overrides, index):
+            return 0  # the launch gave up before any study existed
         worker = Worker(storage_url, sweep, only_study=only_study, index=index,
                         tracking_uri=tracking_uri, deadline=deadline, output_root=output_root,
                         quiet=quiet, storage_cfg=storage_cfg, kinds=kinds, threads=threads)
-        return worker.run(start_gate)
+        return worker.run(start_gate, warmed=early)
     except KeyboardInterrupt as err:
         sys.exit(stopping.exit_code(err))
     except UserError as err:

@@ -1,6 +1,7 @@
 """MLflow: the mirror of a sweep that people look at.
 
-URIs, clients and the sweep's experiment (`clients`), the parent and child runs and their
+URIs, clients and the sweep's experiment (`clients`), a new SQLite store copied from an
+empty migrated one (`store_template`), the parent and child runs and their
 writes (`runs`), which params go on which of them (`params`: the constant config on the
 parent, what varies on a trial's run), a trial's run written through the worker's one
 writer (`run_writes`, `writer`, and `writer_process` where a core is spare), patience with a server that went

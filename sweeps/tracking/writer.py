@@ -53,11 +53,20 @@ class Background:
     def use_process(cls, uri: str, sweep: str) -> bool:
         """Send this process's MLflow writes through a writer process (started now, opening
         the store while the caller warms up); False where none can be started."""
+        if not cls.start_process(not uri.startswith(("http://", "https://"))):
+            return False
+        cls.open_store(uri, sweep)
+        return True
+
+    @classmethod
+    def start_process(cls, sql_store: bool = True) -> bool:
+        """Start the writer process, which imports MLflow at once but opens no store until
+        `open_store` (a launch's new store may not exist yet); False where none can start."""
         if cls._executor is not None and not isinstance(cls._executor, ThreadPoolExecutor):
             return True
         from sweeps.tracking import writer_process
 
-        started = writer_process.start()
+        started = writer_process.start(sql_store)
         if started is None:
             return False
         if cls._executor is not None:  # the thread's writes first, then the process's
@@ -69,9 +78,14 @@ class Background:
         from multiprocessing import util
 
         util.Finalize(None, cls.close_process, exitpriority=100)
+        return True
+
+    @classmethod
+    def open_store(cls, uri: str, sweep: str) -> None:
+        """The writer's first write: open the store and look the experiment up."""
+        assert cls._executor is not None
         cls._opened = cls._executor.submit(outage.patiently_with, outage.PATIENCE_S, _op_open, uri, sweep)
         cls._all.append(cls._opened)
-        return True
 
     @classmethod
     def wait_ready(cls, timeout: float) -> None:

@@ -13,6 +13,7 @@ fork of a process that may hold threads, CUDA or open database connections), ign
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -26,9 +27,10 @@ from sweeps.tracking import outage
 
 log = logging.getLogger("sweeps")
 PARENT_POLL_S = 0.5
+IMPORT_NICE = 10  # the writer's imports yield to the worker's start-up
 
 
-def start() -> tuple[ProcessPoolExecutor, Any] | None:
+def start(sql_store: bool = True) -> tuple[ProcessPoolExecutor, Any] | None:
     """The writer's executor and the outage flag it shares with this process, or None where
     no process can be started (then the writes stay on a thread)."""
     try:
@@ -36,14 +38,36 @@ def start() -> tuple[ProcessPoolExecutor, Any] | None:
         flag = ctx.Value("b", 0, lock=False)
         pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init,
                                    initargs=(os.getpid(), flag))
-        pool.submit(int)  # start it now: it imports while the worker warms up
+        pool.submit(_import_mlflow, sql_store)  # start it now: it imports while the worker warms up
         return pool, flag
     except Exception as err:  # e.g. a sandbox without process creation
         log.warning("no MLflow writer process (%s); writing from a thread", err)
         return None
 
 
+def _import_mlflow(sql_store: bool) -> None:
+    """MLflow's client, and its SQL store for a database URI (~3 s of imports in all),
+    before the first write needs them: on a thread of lower priority, so that on a busy
+    machine the worker's own start-up (torch, its data) goes first. The writes themselves
+    run at the worker's priority."""
+
+    def imports() -> None:
+        with contextlib.suppress(OSError, AttributeError):  # per-thread nice: Linux
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IMPORT_NICE)
+        import mlflow.tracking  # noqa: F401
+
+        if sql_store:
+            from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
+
+    thread = threading.Thread(target=imports, name="sweeps-mlflow-import")
+    thread.start()
+    thread.join()
+
+
 def _init(parent: int, flag: Any) -> None:
+    from trainer.startup import skip_exit_gc
+
+    skip_exit_gc()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     outage.share(flag)
     logging.basicConfig(level=logging.WARNING)

@@ -120,31 +120,62 @@ def test_local_workers_start_claiming_together_once_all_are_warmed_up(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import multiprocessing as mp
 
-    from sweeps.run import worker as worker_mod
+    from sweeps.run import start_gate as gate_mod
 
-    ready = mp.get_context("spawn").Value("i", 0)
+    ctx = mp.get_context("spawn")
+    gate = gate_mod.StartGate.create(ctx, 2, check_models=False)
     passed: list[float] = []
 
     def first() -> None:
-        worker_mod._wait_for_the_others(ready, 2)
+        gate.wait_for_the_others()
         passed.append(time.monotonic())
 
     t = threading.Thread(target=first)
     t.start()
     time.sleep(0.5)
-    assert passed == [] and ready.value == 1  # warmed up, waiting for the second
+    assert passed == [] and gate.ready.value == 1  # warmed up, waiting for the second
     released = time.monotonic()
-    worker_mod._wait_for_the_others(ready, 2)  # the second arrives: both go
+    gate.wait_for_the_others()  # the second arrives: both go
     t.join(10)
     assert len(passed) == 1 and passed[0] >= released
-    monkeypatch.setattr(worker_mod, "START_GATE_S", 120.0)
+    monkeypatch.setattr(gate_mod, "START_GATE_S", 120.0)
     start = time.monotonic()
-    worker_mod._wait_for_the_others(ready, 2)  # a replacement worker: no wait for the gate
+    gate.wait_for_the_others()  # a replacement worker: no wait for the gate
     assert time.monotonic() - start < 60
-    monkeypatch.setattr(worker_mod, "START_GATE_S", 0.3)
+    monkeypatch.setattr(gate_mod, "START_GATE_S", 0.3)
     start = time.monotonic()
-    worker_mod._wait_for_the_others(mp.get_context("spawn").Value("i", 0), 3)  # others died
+    gate_mod.StartGate.create(ctx, 3, check_models=False).wait_for_the_others()  # others died
     assert 0.3 <= time.monotonic() - start < 60  # waited out the gate, then went on
+
+
+def test_a_launchs_workers_wait_at_the_gate_until_released_or_told_to_leave() -> None:
+    import multiprocessing as mp
+
+    from sweeps.run.start_gate import StartGate
+    from trainer.errors import UserError
+
+    ctx = mp.get_context("spawn")
+    gate = StartGate.create(ctx, 1, check_models=True)
+    answers: list[bool] = []
+    t = threading.Thread(target=lambda: answers.append(gate.wait_for_go()))
+    t.start()
+    time.sleep(0.3)
+    assert answers == []  # the studies do not exist yet: no claim
+    gate.release()
+    t.join(10)
+    assert answers == [True]
+    gate = StartGate.create(ctx, 1, check_models=True)
+    gate.abort()
+    assert gate.wait_for_go() is False  # the launch gave up: leave without a write
+    # the first worker's check of the models reaches the launch, error and exit code included
+    gate.report(None)
+    assert gate.verdict(lambda: True) is True
+    bad = UserError("model.width=0: must be >= 1")
+    gate.report(bad)
+    with pytest.raises(UserError, match=r"model\.width=0") as caught:
+        gate.verdict(lambda: True)
+    assert caught.value.exit_code == 2
+    assert gate.verdict(lambda: False) is False  # the worker ended without a word
 
 
 @pytest.mark.parametrize("mode", ["compare", "joint"])

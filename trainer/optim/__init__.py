@@ -1,6 +1,12 @@
-"""Optimizers: the registry of torch.optim variants plus the Adam-to-SGD switcher."""
+"""Optimizers: the registry of torch.optim variants plus the Adam-to-SGD switcher.
 
-from trainer.optim.adam_to_sgd import AdamToSGD
+`factory` (the registry, validation) imports no torch; `AdamToSGD` is loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from trainer.optim.factory import (
     OPTIMIZERS,
     OptimInfo,
@@ -8,6 +14,9 @@ from trainer.optim.factory import (
     effective_lr,
     list_optimizers,
 )
+
+if TYPE_CHECKING:
+    from trainer.optim.adam_to_sgd import AdamToSGD
 
 __all__ = [
     "OPTIMIZERS",
@@ -17,3 +26,11 @@ __all__ = [
     "effective_lr",
     "list_optimizers",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AdamToSGD":
+        from trainer.optim.adam_to_sgd import AdamToSGD
+
+        return AdamToSGD
+    raise AttributeError(f"module 'trainer.optim' has no attribute {name!r}")

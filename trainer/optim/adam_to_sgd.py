@@ -60,8 +60,7 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
-POLICIES = ("fixed", "swats")
-TOLERANCES = ("relative", "absolute")
+from trainer.optim.factory import POLICIES, TOLERANCES
 
 
 class AdamToSGD(Optimizer):

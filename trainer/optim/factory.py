@@ -8,17 +8,21 @@ that would tune a knob that does nothing.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch.optim import Optimizer
+from typing import TYPE_CHECKING, Any
 
 from trainer.errors import ConfigError
-from trainer.optim.adam_to_sgd import POLICIES, TOLERANCES, AdamToSGD
 from trainer.registry import Registry
 from trainer.spec import Param, check_section, count, flag, nonneg, one_of, positive, unit
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+
+POLICIES = ("fixed", "swats")  # AdamToSGD's switch policies
+TOLERANCES = ("relative", "absolute")  # and its SWATS tolerance modes
+ADAM_TO_SGD = "trainer.optim.adam_to_sgd.AdamToSGD"
 
 
 @dataclass(frozen=True)
@@ -26,10 +30,15 @@ class OptimInfo:
     """How to build one named optimizer and which config keys it accepts."""
 
     name: str
-    cls: type[Optimizer]
+    cls_path: str  # "module.Class": imported when one is built, so validation needs no torch
     params: Mapping[str, Param]
     pinned: Mapping[str, Any] = field(default_factory=dict)
     doc: str = ""
+
+    @property
+    def cls(self) -> type[Optimizer]:
+        module, _, name = self.cls_path.rpartition(".")
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 OPTIMIZERS: Registry[OptimInfo] = Registry("optimizer.name")
@@ -48,28 +57,28 @@ def _register(info: OptimInfo) -> None:
     OPTIMIZERS.register(info.name, info)
 
 
-_register(OptimInfo("sgd", torch.optim.SGD, {**_LR, "weight_decay": nonneg(), **_IMPL},
+_register(OptimInfo("sgd", "torch.optim.SGD", {**_LR, "weight_decay": nonneg(), **_IMPL},
                     {"momentum": 0.0}, "plain SGD"))
-_register(OptimInfo("momentum", torch.optim.SGD,
+_register(OptimInfo("momentum", "torch.optim.SGD",
                     {**_LR, "momentum": unit(), "dampening": unit(high_open=False),
                      "weight_decay": nonneg(), **_IMPL},
                     {"nesterov": False}, "SGD with heavy-ball momentum"))
-_register(OptimInfo("nesterov", torch.optim.SGD,
+_register(OptimInfo("nesterov", "torch.optim.SGD",
                     {**_LR, "momentum": Param("float", low=0.0, high=1.0, low_open=True,
                                               high_open=True),
                      "weight_decay": nonneg(), **_IMPL},
                     {"nesterov": True, "dampening": 0.0}, "SGD with Nesterov momentum"))
-_register(OptimInfo("rmsprop", torch.optim.RMSprop,
+_register(OptimInfo("rmsprop", "torch.optim.RMSprop",
                     {**_LR, "alpha": unit(), "eps": positive(), "weight_decay": nonneg(),
                      "momentum": unit(), "centered": flag(), **_IMPL},
                     {}, "RMSprop"))
-_register(OptimInfo("adam", torch.optim.Adam, {**_ADAM, **_IMPL}, {"amsgrad": False}, "Adam"))
-_register(OptimInfo("amsgrad", torch.optim.Adam, {**_ADAM, **_IMPL}, {"amsgrad": True},
+_register(OptimInfo("adam", "torch.optim.Adam", {**_ADAM, **_IMPL}, {"amsgrad": False}, "Adam"))
+_register(OptimInfo("amsgrad", "torch.optim.Adam", {**_ADAM, **_IMPL}, {"amsgrad": True},
                     "AMSGrad"))
-_register(OptimInfo("adamw", torch.optim.AdamW, {**_ADAM, "amsgrad": flag(), **_IMPL}, {},
+_register(OptimInfo("adamw", "torch.optim.AdamW", {**_ADAM, "amsgrad": flag(), **_IMPL}, {},
                     "AdamW (decoupled weight decay)"))
 _register(OptimInfo(
-    "adam_to_sgd", AdamToSGD,
+    "adam_to_sgd", ADAM_TO_SGD,
     {
         **_ADAM,
         "policy": one_of(*POLICIES),
@@ -131,7 +140,7 @@ def build_optimizer(section: Mapping[str, Any], params: Iterable[Any], *,
     kwargs: dict[str, Any] = {k: v for k, v in section.items() if k != "name"}
     if "betas" in kwargs:
         kwargs["betas"] = tuple(float(b) for b in kwargs["betas"])
-    if info.cls is AdamToSGD:
+    if info.cls_path == ADAM_TO_SGD:
         step = switch_step(section, steps_per_epoch=steps_per_epoch,
                            total_steps=total_steps if total_steps is not None else steps_per_epoch)
         for key in ("switch_at", "switch_epoch", "switch_step"):
@@ -143,6 +152,7 @@ def build_optimizer(section: Mapping[str, Any], params: Iterable[Any], *,
 
 def effective_lr(optimizer: Optimizer) -> float:
     """The learning rate applied to the first parameter group right now."""
-    if isinstance(optimizer, AdamToSGD):
-        return optimizer.effective_lrs()[0]
+    effective = getattr(optimizer, "effective_lrs", None)  # AdamToSGD: its SGD phase's rate
+    if effective is not None:
+        return float(effective()[0])
     return float(optimizer.param_groups[0]["lr"])
