@@ -8,7 +8,8 @@ spare core and the training loop does not wait (benchmarks/sweep_overhead.py).
 The child is a one-process ProcessPoolExecutor: writes run one at a time in the order they
 were submitted, results and errors come back as futures. It is started with ``spawn`` (no
 fork of a process that may hold threads, CUDA or open database connections), ignores Ctrl-C
-(the worker decides what to write before it stops) and leaves when its worker is gone.
+(the worker decides what to write before it stops), SIGTERM too (a scheduler's stop reaches
+every process of the job) and leaves when its worker is gone.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def _init(parent: int, flag: Any) -> None:
     from trainer.startup import skip_exit_gc
 
     skip_exit_gc()
+    # Ctrl-C and SIGTERM are the worker's to act on: a scheduler's stop (Slurm's scancel, a
+    # pod's termination) reaches every process of the job, and the writer must outlive the
+    # worker's last writes (the interrupted trial's run closed). It leaves with its worker.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     outage.share(flag)
     logging.basicConfig(level=logging.WARNING)
     for name in ("mlflow", "alembic"):
