@@ -4,23 +4,15 @@ with the floors and the issue's targets (the benchmark itself runs in `make benc
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
-from pathlib import Path
+from typing import Any
 
 import optuna
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "latency.py"
+from .benchmark_scripts import load
 
 
-def _module():  # benchmarks/ is not a package: load the script as the benchmark runs it
-    spec = importlib.util.spec_from_file_location("latency_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["latency_benchmark"] = module  # its dataclass looks its module up there
-    spec.loader.exec_module(module)
-    return module
+def _module() -> Any:
+    return load("latency.py", "latency_benchmark")
 
 
 def _trial(start: float, end: float) -> optuna.trial.FrozenTrial:

@@ -7,24 +7,18 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from .benchmark_scripts import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "peers.py"
 
 
-def _module():  # benchmarks/ is not a package: load the script as the benchmark runs it
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("peers_benchmark", SCRIPT)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["peers_benchmark"] = module  # its dataclass looks its module up there
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+def _module() -> Any:
+    return load("peers.py", "peers_benchmark")
 
 
 def test_a_missing_peer_is_a_line_that_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -117,13 +117,15 @@ def launch(overrides: Sequence[str], console: Console | None = None, detach: boo
 
     The steps, in order, each a call into the package that owns it:
 
-    1. load and validate the whole sweep, and check every store it names (`prepare`:
-       search, store, tracking; nothing is written before this passes);
-    2. create or resume its studies (`_open_studies`: search.studies);
-    3. open the launch's parent run (`_open_parent`: tracking.runs);
-    4. start the local workers and follow them to the budget (`_run_workers`:
-       run.processes), or submit them as a Slurm array job and follow that (`_run_array`:
-       run.slurm_launch), closing the parent run whatever happens;
+    1. load and validate the sweep (`load_sweep`), then start the local workers at once
+       (`_start_workers`: run.processes, run.start_gate): they warm up and wait at the gate;
+    2. check every store it names and, in the first worker, every model (`prepare`: search,
+       store, tracking, run.warmup; nothing is written before this passes);
+    3. create or resume its studies (`_open_studies`: search.studies), open the launch's
+       parent run (`_open_parent`: tracking.runs);
+    4. release the local workers and follow them to the budget (`_run_workers`), or submit
+       them as a Slurm array job and follow that (`_run_array`: run.slurm_launch), closing
+       the parent run whatever happens (a launch that gives up first stops its workers);
     5. finish: bring MLflow up to date, say how it ended, print the best trials
        (`_finish`: tracking.sync, report.summary).
     """
