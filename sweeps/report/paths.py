@@ -204,8 +204,9 @@ def draw_all(functions: Sequence[str], sections: Mapping[str, Mapping[str, Any]]
              lrs: Mapping[str, float], steps: int, out: Path) -> dict[str, tuple[Path, list[Path2D]]]:
     """Every optimizer's path on each function, and one figure per function; both spread over
     processes where the OS can fork (the paths are independent)."""
-    import multiprocessing as mp
     import os
+
+    from sweeps.report.forking import fork_pool
 
     jobs = [(f, opt, dict(section), lrs.get(opt), steps) for f in functions
             for opt, section in sections.items()]
@@ -213,8 +214,9 @@ def draw_all(functions: Sequence[str], sections: Mapping[str, Mapping[str, Any]]
         return {}
     _one(jobs[0][0], jobs[0][1], jobs[0][2], 1e-3, 1)  # torch.optim's lazy first-use setup (~2 s)
     workers = min(len(jobs), os.cpu_count() or 1)
-    if workers > 1 and "fork" in mp.get_all_start_methods():
-        with mp.get_context("fork").Pool(workers) as pool:
+    pool = fork_pool(workers)
+    if pool is not None:
+        with pool:
             found = pool.starmap(_one, jobs)
             by_fn = {f: [p for p in found if p.function == f] for f in functions}
             figures = pool.starmap(_draw, [(f, by_fn[f], out, steps) for f in functions])

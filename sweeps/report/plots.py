@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing as mp
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from sweeps.report import comparison as cmp
+from sweeps.report.forking import fork_pool
 from sweeps.search import confirm_jobs
 from sweeps.store.quiet import quietly
 
@@ -248,8 +248,9 @@ def optuna_sections(studies: Sequence[optuna.Study]) -> list[list[tuple[str, str
     plots take most of a report's time: ~0.7 s per study)."""
     data = [StudyData.of(s) for s in studies]
     workers = min(len(data), os.cpu_count() or 1)
-    if workers > 1 and "fork" in mp.get_all_start_methods():
-        with mp.get_context("fork").Pool(workers) as pool:
+    pool = fork_pool(workers)
+    if pool is not None:
+        with pool:
             return pool.map(_optuna_html, data)
     return [_optuna_html(d) for d in data]
 

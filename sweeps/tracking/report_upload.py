@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 from sweeps.tracking import clients
+
+UPLOAD_TIMEOUT_S = 120.0  # a few small files; past this the report says so and goes on
 
 
 def log_report(uri: str, run_id: str, files: list[Path]) -> None:
@@ -12,10 +16,6 @@ def log_report(uri: str, run_id: str, files: list[Path]) -> None:
     c = clients.client(uri)
     for f in files:
         c.log_artifact(run_id, str(f), "report")
-
-
-def _open(uri: str) -> None:
-    clients.client(uri).get_run  # noqa: B018  (import MLflow and open the store: ~2-4 s)
 
 
 def _upload(uri: str, run_id: str, files: list[Path]) -> str | None:
@@ -26,29 +26,67 @@ def _upload(uri: str, run_id: str, files: list[Path]) -> str | None:
         return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
+def _serve(conn: Any, uri: str) -> None:
+    """The helper: open the client (import MLflow: ~2-4 s), then upload what it is sent."""
+    with contextlib.suppress(Exception):
+        clients.client(uri)
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:  # the report is gone
+            return
+        if job is None:
+            return
+        run_id, names = job
+        conn.send(_upload(uri, run_id, [Path(n) for n in names]))
+
+
 class ReportUploader:
-    """Logs report files to MLflow from a forked helper that opened the client in advance.
+    """Logs report files to MLflow from a helper process that opened the client in advance.
 
     Importing MLflow and opening its store takes seconds; `sweeps report` starts this helper
-    first and builds the report meanwhile. Where the OS cannot fork, it logs in-process.
+    first and builds the report meanwhile. The helper is *spawned*, and the report keeps no
+    thread for it (a pipe, no executor): the report forks its plot workers while it holds a
+    database connection, and a fork must find neither a thread that may hold a lock nor a
+    child that shares that connection's socket.
     """
 
     def __init__(self, uri: str) -> None:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
 
         self.uri = uri
-        self._pool: ProcessPoolExecutor | None = None
-        if "fork" in mp.get_all_start_methods():
-            self._pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
-            self._pool.submit(_open, uri)
+        self._proc: Any = None
+        try:
+            ctx = mp.get_context("spawn")
+            self._conn, theirs = ctx.Pipe()
+            self._proc = ctx.Process(target=_serve, args=(theirs, uri), daemon=True,
+                                     name="sweeps-report-upload")
+            self._proc.start()
+            theirs.close()
+        except OSError:  # no helper: log in-process
+            self._proc = None
 
     def upload(self, run_id: str, files: list[Path]) -> str | None:
         """Log the files; returns None, or why it failed (one line)."""
-        if self._pool is None:
+        if self._proc is None:
             return _upload(self.uri, run_id, files)
-        return self._pool.submit(_upload, self.uri, run_id, files).result()
+        try:
+            self._conn.send((run_id, [str(f) for f in files]))
+            if not self._conn.poll(UPLOAD_TIMEOUT_S):
+                return f"no answer from the tracking store in {UPLOAD_TIMEOUT_S:.0f} s"
+            answer: str | None = self._conn.recv()
+            return answer
+        except (EOFError, OSError):
+            code = self._proc.exitcode
+            return f"the upload helper exited (code {code})"
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+        if self._proc is None:
+            return
+        with contextlib.suppress(OSError):
+            self._conn.send(None)
+            self._conn.close()
+        self._proc.join(5)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)

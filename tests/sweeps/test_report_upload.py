@@ -1,0 +1,73 @@
+"""The report's upload helper, and the forked plot pools it must not make unsafe."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from sweeps.report.forking import fork_pool
+from sweeps.tracking.report_upload import ReportUploader
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_a_fork_pool_only_where_the_process_has_one_thread() -> None:
+    pool = fork_pool(2)
+    assert pool is not None
+    with pool:
+        assert pool.map(_square, [1, 2, 3]) == [1, 4, 9]
+    assert fork_pool(1) is None  # one worker: serial
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:  # a thread that may hold a lock: a forked child could wait on it forever
+        assert fork_pool(2) is None
+    finally:
+        stop.set()
+        other.join()
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = MlflowClient(uri)
+    exp = c.create_experiment("s", artifact_location=str(tmp_path / "artifacts"))
+    return uri, c.create_run(exp).info.run_id
+
+
+def test_the_uploader_logs_the_files_and_leaves_the_report_one_thread(
+        tmp_path: Path, run: tuple[str, str]) -> None:
+    from mlflow import MlflowClient
+
+    uri, run_id = run
+    files = [tmp_path / "report.html", tmp_path / "summary.md"]
+    for f in files:
+        f.write_text(f.name)
+    uploader = ReportUploader(uri)
+    try:
+        assert uploader._proc is not None and uploader._proc.is_alive()
+        assert threading.active_count() == 1  # so the plot pools may still fork
+        pool = fork_pool(2)
+        assert pool is not None
+        pool.terminate()
+        assert uploader.upload(run_id, files) is None
+        failed = uploader.upload("0" * 32, files)  # a run that does not exist
+        assert failed and "\n" not in failed
+    finally:
+        uploader.close()
+    assert not uploader._proc.is_alive()
+    logged = {a.path for a in MlflowClient(uri).list_artifacts(run_id, "report")}
+    assert logged == {"report/report.html", "report/summary.md"}
+
+
+def test_closing_an_unused_uploader_stops_its_helper(run: tuple[str, str]) -> None:
+    uploader = ReportUploader(run[0])
+    uploader.close()
+    assert uploader._proc.exitcode is not None
