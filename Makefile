@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env quickstart train test test-fast lint bench clean
+.PHONY: env quickstart train test test-fast lint bench bench-load clean
 
 env: $(STAMP)
 
@@ -50,6 +50,13 @@ bench: env
 	$(BIN)/python benchmarks/latency.py --cold --repeats 1
 	$(BIN)/pip install -q -e '.[peers]' || echo "peers not installed: benchmarks/peers.py skips them"
 	$(BIN)/python benchmarks/peers.py
+
+## Load at cluster scale (8-64 workers on PostgreSQL + an MLflow server; ~20 min) and the
+## growth of status/best/report and per-trial costs to 10,000 trials (~8 min).
+bench-load: env
+	$(BIN)/python benchmarks/growth.py
+	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/load.py --workers 32 --lengths 1 --backends postgresql,sqlite
 
 clean:
 	rm -rf $(VENV) outputs multirun reports .pytest_cache .ruff_cache *.egg-info

@@ -52,6 +52,14 @@ def tiny_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One `mlflow server` per test process (it takes ~20 s to start), shared by the slow
-    tests; each uses its own experiment (sweep) name."""
-    with start_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
-        yield uri
+    tests; each uses its own experiment (sweep) name. Its store is on PostgreSQL, in a
+    database made by the script docker-compose.yml runs, as in the compose file; SQLite
+    where no PostgreSQL is reachable (the tests that need PostgreSQL say so themselves)."""
+    import contextlib
+
+    from .servers import mlflow_database, postgres_url_reachable
+
+    with contextlib.ExitStack() as stack:
+        admin = postgres_url_reachable()
+        store = stack.enter_context(mlflow_database(admin)) if admin else None
+        yield stack.enter_context(start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), store))

@@ -54,13 +54,14 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
 
 
 @contextlib.contextmanager
-def mlflow_server(root: Path) -> Iterator[str]:
-    """An `mlflow server` with a SQLite store and an artifact root under `root`."""
+def mlflow_server(root: Path, backend_store: str | None = None) -> Iterator[str]:
+    """An `mlflow server` with an artifact root under `root` and its store in
+    `backend_store` (default: SQLite under `root`)."""
     port = free_port()
     exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or "mlflow"
     proc = subprocess.Popen(
         [exe, "server", "--host", "127.0.0.1", "--port", str(port), *LEAN,
-         "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+         "--backend-store-uri", backend_store or f"sqlite:///{root / 'server.db'}",
          "--artifacts-destination", str(root / "artifacts")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root, env={**os.environ, **LEAN_ENV})
     uri = f"http://127.0.0.1:{port}"
@@ -123,3 +124,45 @@ class MlflowServer:
                     break
             time.sleep(0.2)
         self.proc = None
+
+
+INIT_SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "postgres-init" / "create-mlflow-db.sh"
+
+
+@contextlib.contextmanager
+def mlflow_database(admin_url: str) -> Iterator[str]:
+    """MLflow's own database and user on the PostgreSQL at `admin_url`, made by the script
+    docker-compose.yml and the Kubernetes manifests run (unique names; dropped after).
+    Yields the backend-store URI the compose file's server uses, for them."""
+    import urllib.parse
+    import uuid
+
+    import psycopg2
+
+    name = f"mlflow_t{uuid.uuid4().hex[:10]}"
+    parts = urllib.parse.urlsplit(admin_url)
+    env = {**os.environ, "PGHOST": parts.hostname or "127.0.0.1", "PGPORT": str(parts.port or 5432),
+           "POSTGRES_USER": parts.username or "postgres", "POSTGRES_DB": "postgres",
+           "MLFLOW_DB_USER": name, "MLFLOW_DB_NAME": name, "MLFLOW_DB_PASSWORD": "test-only"}
+    subprocess.run(["sh", str(INIT_SCRIPT)], env=env, check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg2://{name}:test-only@{env['PGHOST']}:{env['PGPORT']}/{name}"
+    finally:
+        admin = psycopg2.connect(urllib.parse.urlunsplit(parts._replace(path="/postgres")))
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'DROP USER IF EXISTS "{name}"')
+        admin.close()
+
+
+def postgres_url_reachable() -> str | None:
+    """The tests' PostgreSQL URL (SWEEPS_TEST_POSTGRES) if a connection succeeds, else None."""
+    url = os.environ.get("SWEEPS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        import psycopg2
+
+        psycopg2.connect(url, connect_timeout=3).close()
+        return url
+    except Exception:
+        return None

@@ -81,8 +81,9 @@ def test_no_secret_value_appears_in_any_manifest() -> None:
                     assert "value" not in env and "secretKeyRef" in env["valueFrom"], (source, env)
                 value = str(env.get("value", ""))
                 # a URL's password is a reference Kubernetes expands, never a literal
-                creds = re.match(r"^\w+://[^:/@]+:([^@]+)@", value)
-                assert creds is None or creds.group(1) == "$(POSTGRES_PASSWORD)", (source, env)
+                creds = re.match(r"^[\w+]+://[^:/@]+:([^@]+)@", value)
+                assert creds is None or creds.group(1) in ("$(POSTGRES_PASSWORD)",
+                                                           "$(MLFLOW_DB_PASSWORD)"), (source, env)
     text = "\n".join(p.read_text() for p in K8S.glob("*.yaml"))
     assert not re.search(r"(?i)password:\s*\S", text)
 

@@ -291,11 +291,12 @@ def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top:
     for opt, chosen in confirm_jobs.top_trials(studies, top or 1).items():
         for study, t in chosen:
             rows[opt].boundary[t.number] = boundary.trial_hits(study.user_attrs, t.params, opt)
-    trials = {(s.study_name, t.number): (s, t) for s in studies for t in s.get_trials(deepcopy=False)}
+    by_name = {s.study_name: (s, s.get_trials(deepcopy=False)) for s in studies} if reruns else {}
     for key, runs in reruns.items():
-        if key not in trials:
+        found = _trial(by_name, *key)
+        if found is None:
             continue
-        study, t = trials[key]
+        study, t = found
         opt = confirm_jobs.optimizer_of(study, t)
         if opt in rows:
             rows[opt].configs.append(_confirmed(opt, study.study_name, t, runs, task))
@@ -330,6 +331,15 @@ def _default_target(ranking: Sequence[OptimizerRow], values: Mapping[str, list[f
     if not peaks:
         return None
     return TARGET_FRACTION * max(peaks) if task.maximize else min(peaks) / TARGET_FRACTION
+
+
+def _trial(studies: Mapping[str, tuple[optuna.Study, list[FrozenTrial]]], name: str, number: int
+           ) -> tuple[optuna.Study, FrozenTrial] | None:
+    """A study's trial by number (Optuna numbers a study's trials 0, 1, ...: a list index)."""
+    study, trials = studies.get(name, (None, []))
+    if study is not None and 0 <= number < len(trials) and trials[number].number == number:
+        return study, trials[number]
+    return None
 
 
 def _budget_curve(values: Sequence[float], task: Task) -> list[budget.BudgetPoint]:

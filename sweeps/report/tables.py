@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sweeps.report import comparison as cmp
 from sweeps.report import summary
+from sweeps.report import tuning_budget as budget
 from sweeps.report.stats import SeedSummary
 
 
@@ -271,13 +272,13 @@ def boundary_lines(c: cmp.Comparison) -> list[str]:
 
 
 def budget_table(c: cmp.Comparison, points: Sequence[int] = (1, 2, 4, 8, 16, 32, 64)) -> Table:
-    longest = max((len(v) for v in c.budget.values()), default=0)
+    longest = max((v[-1].n for v in c.budget.values() if v), default=0)
     ns = [n for n in points if n <= longest] + ([longest] if longest and longest not in points else [])
     rows = []
     for opt, curve in c.budget.items():
-        rows.append([opt, str(len(curve))] + [
-            f"{curve[n - 1].expected:.4f} ± {curve[n - 1].std:.4f}" if n <= len(curve) else "-"
-            for n in ns])
+        found = {n: budget.at(curve, n) for n in ns}
+        rows.append([opt, str(curve[-1].n if curve else 0)] + [
+            f"{p.expected:.4f} ± {p.std:.4f}" if p is not None else "-" for p in found.values()])
     return Table(f"Tuning budget: expected best validation {_metric(c)} after n trials "
                  "(Dodge et al. 2019)",
                  ["optimizer", "trials"] + [f"n={n}" for n in ns], rows,

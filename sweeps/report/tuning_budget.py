@@ -27,21 +27,49 @@ class BudgetPoint:
     std: float
 
 
-def expected_max(values: Sequence[float], n: int) -> BudgetPoint:
-    """E and std of the best of `n` draws with replacement from `values`."""
-    v = np.sort(np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float))
-    if v.size == 0 or n < 1:
-        raise ValueError(f"expected_max needs values and n >= 1, got {v.size} values and {n=}")
-    i = np.arange(1, v.size + 1, dtype=float)
-    w = (i / v.size) ** n - ((i - 1) / v.size) ** n
+DENSE = 64  # every n up to here; beyond, about CURVE_POINTS more, evenly on a log scale
+CURVE_POINTS = 96
+
+
+def _finite_sorted(values: Sequence[float]) -> np.ndarray:
+    return np.sort(np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float))
+
+
+def _point(v: np.ndarray, n: int) -> BudgetPoint:
+    i = np.arange(1, v.size + 1, dtype=float) / v.size
+    w = i ** n - (i - 1.0 / v.size) ** n
     mean = float(np.dot(w, v))
     var = max(0.0, float(np.dot(w, v * v)) - mean * mean)
     return BudgetPoint(n, mean, math.sqrt(var))
 
 
+def expected_max(values: Sequence[float], n: int) -> BudgetPoint:
+    """E and std of the best of `n` draws with replacement from `values`."""
+    v = _finite_sorted(values)
+    if v.size == 0 or n < 1:
+        raise ValueError(f"expected_max needs values and n >= 1, got {v.size} values and {n=}")
+    return _point(v, n)
+
+
+def curve_ns(last: int) -> list[int]:
+    """The n of a curve up to `last`: each up to DENSE, then log-spaced, `last` included (a
+    point per n would cost O(N^2): 10^8 terms for a study of 10,000 trials)."""
+    if last <= DENSE:
+        return list(range(1, last + 1))
+    tail = np.unique(np.round(np.geomspace(DENSE, last, CURVE_POINTS)).astype(int))
+    return list(range(1, DENSE)) + [int(n) for n in tail if n >= DENSE] + \
+        ([last] if int(tail[-1]) != last else [])
+
+
 def budget_curve(values: Sequence[float], max_n: int | None = None) -> list[BudgetPoint]:
-    """Expected maximum for n = 1 .. max_n (default: the number of values)."""
-    finite = [x for x in values if x is not None and math.isfinite(x)]
-    if not finite:
+    """Expected maximum at n = 1 .. max_n (default: the number of values), every n up to
+    DENSE and log-spaced beyond; the last point is always max_n."""
+    v = _finite_sorted(values)
+    if v.size == 0:
         return []
-    return [expected_max(finite, n) for n in range(1, (max_n or len(finite)) + 1)]
+    return [_point(v, n) for n in curve_ns(max_n or int(v.size))]
+
+
+def at(curve: Sequence[BudgetPoint], n: int) -> BudgetPoint | None:
+    """The point of `curve` at exactly n, if it has one."""
+    return next((p for p in curve if p.n == n), None)

@@ -1,6 +1,6 @@
 """Which job a worker runs next: a queued confirm run, a retry, or a new search trial.
 
-Every claim is made under the sweep's budget lock ("is there budget left? then ask"), so
+Every claim is made under the sweep's budget lock ("is there budget left? then the trial's row"), so
 concurrent workers on any number of machines never overshoot `n_trials` and never take
 the same job twice. Retries come first: a trial lost with its worker (Ctrl-C, a kill, a
 lost heartbeat) is enqueued again with its parameters and resumes from its checkpoint.
@@ -18,7 +18,7 @@ from sweeps.run import heartbeat
 from sweeps.search import budget as study_budget
 from sweeps.search import confirm_jobs
 from sweeps.search import studies as study_mod
-from sweeps.store import locks, owners
+from sweeps.store import locks, owners, trial_writes
 from sweeps.store.quiet import quietly
 
 SEARCH, CONFIRM = SEARCH_KIND, CONFIRM_KIND = study_mod.SEARCH_KIND, study_mod.CONFIRM_KIND
@@ -69,38 +69,41 @@ class Claims:
             return None
         self._fail_stale([study])
         with locks.budget_lock(self.url, self.sweep):
-            # ask() pops a queued (WAITING) run; with none queued it would create a new trial
+            # only a queued (WAITING) run: with none queued, asking would create a new trial
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 return None
-            trial = study.ask()
-        _own(trial)
-        return study, trial
+            trial_id = _reserve(study)
+        return study, _open(study, trial_id)
 
     def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
         self._fail_stale(self.studies)
-        with locks.budget_lock(self.url, self.sweep):
-            open_studies = []
-            for study in self.studies:
-                budget = int(study.user_attrs.get("budget", 0))
-                used = study_budget.used_budget(study)
-                if used < budget:
-                    open_studies.append((used / max(budget, 1), used, study))
-            if not open_studies:
-                return None
-            open_studies.sort(key=lambda x: (x[0], x[1]))
-            for _, _, candidate in open_studies:  # retries first: they resume, and never overshoot
-                old = study_budget.retry_candidate(candidate, self.max_retries)
-                if old is not None:
-                    history = [*(old.user_attrs.get("retry_history") or []), old.number]
-                    candidate.enqueue_trial(old.params, user_attrs={"retry_of": old.number,
-                                                                    "retry_history": history})
-                    trial = candidate.ask()
-                    _own(trial)
-                    return candidate, trial
-            study = open_studies[0][2]
-            trial = study.ask()
-            _own(trial)
-            return study, trial
+        with locks.budget_lock(self.url, self.sweep):  # held for a count, a row and no more
+            reserved = self._reserve_trial()
+        if reserved is None:
+            return None
+        return reserved[0], _open(*reserved)
+
+    def _reserve_trial(self) -> tuple[optuna.Study, int] | None:
+        """Under the budget lock: the study with the most budget left, and its next trial's
+        row (a retry of a lost trial first: it resumes, and never overshoots)."""
+        open_studies = []
+        for study in self.studies:  # a count and the failed trials: nothing else is read
+            budget = int(study.user_attrs.get("budget", 0))
+            used, failed = study_budget.used_and_failed(study)
+            if used < budget:
+                open_studies.append((used / max(budget, 1), used, study, failed))
+        if not open_studies:
+            return None
+        open_studies.sort(key=lambda x: (x[0], x[1]))
+        for _, _, candidate, failed in open_studies:
+            old = study_budget.retry_candidate(candidate, self.max_retries, failed)
+            if old is not None:
+                history = [*(old.user_attrs.get("retry_history") or []), old.number]
+                candidate.enqueue_trial(old.params, user_attrs={"retry_of": old.number,
+                                                                "retry_history": history})
+                return candidate, _reserve(candidate)
+        study = open_studies[0][2]
+        return study, _reserve(study)
 
     def others_may_fail(self) -> bool:
         """No budget left, but trials of other workers still run (database storages): one of
@@ -113,9 +116,24 @@ class Claims:
         return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in self.studies)
 
 
+def _reserve(study: optuna.Study) -> int:
+    """The first half of `study.ask()`, under the budget lock: the trial's row (a queued
+    trial popped, else a new running one), which every later count includes."""
+    study._thread_local.cached_all_trials = None  # as ask() does: read the storage afresh
+    trial_id = study._pop_waiting_trial_id()
+    return trial_id if trial_id is not None else study._storage.create_new_trial(study._study_id)
+
+
+def _open(study: optuna.Study, trial_id: int) -> optuna.Trial:
+    """The second half, after the lock: the Trial, whose sampler fits its model now (TPE's
+    multivariate sampling reads every finished trial), and who runs it."""
+    trial = optuna.Trial(study, trial_id)
+    _own(trial)
+    return trial
+
+
 def _own(trial: optuna.Trial) -> None:
     """Record who runs the trial: ``host:pid``, and the Slurm task where there is one."""
     task = owners.scheduler_task()
-    if task:
-        trial.set_user_attr("slurm_task", task)
-    trial.set_user_attr("worker", owners.worker_id())
+    attrs = {"slurm_task": task} if task else {}
+    trial_writes.set_user_attrs(trial, {**attrs, "worker": owners.worker_id()})  # one write

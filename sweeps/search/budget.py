@@ -48,20 +48,40 @@ def retryable(t: FrozenTrial) -> bool:
             and isinstance(t.user_attrs.get("config"), dict))
 
 
-def retry_candidate(study: optuna.Study, max_retries: int) -> FrozenTrial | None:
+def retry_candidate(study: optuna.Study, max_retries: int,
+                    failed: Sequence[FrozenTrial] | None = None) -> FrozenTrial | None:
     """The oldest trial to retry: retryable, not retried yet, fewer than `max_retries` retries
-    behind it. Callers hold the budget lock, so two workers never retry the same trial."""
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
-    for t in trials:
+    behind it. Callers hold the budget lock, so two workers never retry the same trial.
+    `failed`: the study's failed trials, when the caller has just read them."""
+    if failed is None:
+        failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    failed = [t for t in failed if retryable(t)]
+    if not failed:  # the common case: no retry_of to collect from every trial
+        return None
+    retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
+    for t in failed:
         history = t.user_attrs.get("retry_history") or []
         if t.number not in retried and retryable(t) and len(history) < max_retries:
             return t
     return None
 
 
-def used_budget(study: optuna.Study) -> int:
-    return sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # always count
+
+
+def used_and_failed(study: optuna.Study) -> tuple[int, list[FrozenTrial]]:
+    """The budget used and the study's failed trials, reading only those: a count of the
+    trials that always count, plus the failed ones that do (`counts_toward_budget`)."""
+    from sweeps.store import trial_counts
+
+    failed = trial_counts.in_states(study._storage, study._study_id, (TrialState.FAIL,))
+    used = trial_counts.count(study._storage, study._study_id, COUNTED)
+    return used + sum(counts_toward_budget(t) for t in failed), failed
+
+
+def used_budget(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int:
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    return sum(counts_toward_budget(t) for t in trials)
 
 
 def finished(study: optuna.Study) -> int:

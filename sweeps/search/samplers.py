@@ -32,8 +32,15 @@ SAMPLERS: Registry[SamplerInfo] = Registry("sweep.sampler.name")
 PRUNERS: Registry[PrunerInfo] = Registry("sweep.pruner.name")
 
 
-SAMPLERS.register("tpe", SamplerInfo("tpe", lambda c, seed, grid: optuna.samplers.TPESampler(
-    seed=seed, n_startup_trials=int(c["n_startup_trials"])), "Tree-structured Parzen Estimator"))
+def _tpe(c: Mapping[str, Any], seed: int, grid: Mapping[str, list[Any]]) -> optuna.samplers.BaseSampler:
+    if c.get("history") is None:  # every trial, as Optuna's TPE reads them
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(c["n_startup_trials"]))
+    from sweeps.search.history import WindowedTPESampler
+
+    return WindowedTPESampler(int(c["history"]), seed=seed, n_startup_trials=int(c["n_startup_trials"]))
+
+
+SAMPLERS.register("tpe", SamplerInfo("tpe", _tpe, "Tree-structured Parzen Estimator"))
 
 
 SAMPLERS.register("random", SamplerInfo("random", lambda c, seed, grid: optuna.samplers.RandomSampler(

@@ -54,7 +54,11 @@ SWEEP_DEFAULTS: dict[str, Any] = {"max_retries": 2, "max_worker_restarts": 3,
                                   "checkpoint_every_s": 10.0, "workers_per_device": None}
 
 
-SAMPLER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "grid_points": count(1)}
+SAMPLER_DEFAULTS: dict[str, Any] = {"history": 1000}  # tpe: sweeps.search.history
+
+
+SAMPLER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "grid_points": count(1),
+                  "history": Param("int", 50, None, nullable=True)}
 
 
 PRUNER_PARAMS = {"name": Param("str"), "n_startup_trials": count(0), "n_warmup_steps": count(0),

@@ -15,7 +15,14 @@ from typing import Any
 
 from sweeps.search.samplers import PRUNERS, SAMPLERS
 from sweeps.search.space import GROUP_KEYS, Dimension, condition_values, lookup, parse_dimension
-from sweeps.search.spec import PRUNER_PARAMS, SAMPLER_PARAMS, SWEEP_DEFAULTS, SWEEP_PARAMS, TRACKING_WRITERS
+from sweeps.search.spec import (
+    PRUNER_PARAMS,
+    SAMPLER_DEFAULTS,
+    SAMPLER_PARAMS,
+    SWEEP_DEFAULTS,
+    SWEEP_PARAMS,
+    TRACKING_WRITERS,
+)
 from trainer.config import TRAINER_PARAMS
 from trainer.dataset_keys import DATASET_PARAMS, RESERVED
 from trainer.errors import ConfigError
@@ -55,6 +62,8 @@ def check_sweep_section(sweep: dict[str, Any]) -> None:
     if not _NAME.match(sweep["name"]):
         raise ConfigError("sweep.name", sweep["name"], "must be letters, digits, '_', '-', '.'")
     SAMPLERS.get(sweep["sampler"].get("name"))
+    for key, default in SAMPLER_DEFAULTS.items():  # sweep configs written before the key
+        sweep["sampler"].setdefault(key, default)
     check_section("sweep.sampler", sweep["sampler"], SAMPLER_PARAMS, owner="sweep.sampler")
     PRUNERS.get(sweep["pruner"].get("name"))
     check_section("sweep.pruner", sweep["pruner"], PRUNER_PARAMS, owner="sweep.pruner")

@@ -4,7 +4,8 @@ A storage from a URL (`storages`: a journal file, or PostgreSQL through a storag
 rides out lost connections, `resilient`), URLs and reachability (`urls`), the journal file
 and its torn-tail healing (`journal`), the budget and launch locks (`locks`), a trial's
 attribute writes in one round trip (`trial_writes`), who runs a trial (`owners`), Optuna
-calls without its experimental warnings (`quiet`).
+calls without its experimental warnings (`quiet`), distributions parsed once per process
+(`distributions`).
 
 The bottom layer: imports nothing of `sweeps` (only `trainer.errors`).
 """

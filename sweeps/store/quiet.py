@@ -15,4 +15,6 @@ def quietly(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # our workers beat from their own thread (sweeps.run.heartbeat), not in optimize()
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with")
         return fn(*args, **kwargs)

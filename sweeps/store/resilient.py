@@ -33,6 +33,19 @@ def _causes(err: BaseException) -> Iterator[BaseException]:
         seen = seen.__cause__ or seen.__context__
 
 
+FULL = "too many clients"  # PostgreSQL's max_connections reached: up, but full
+
+
+def _why(err: BaseException) -> str:
+    """One line: what the retry waits out."""
+    line = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    if FULL in str(err):
+        return (f"PostgreSQL has no connection left ({line}): each worker holds about three "
+                "(its storage, heartbeats, the budget lock); raise the server's max_connections "
+                "(docker-compose.yml sets 300) or put PgBouncer in front")
+    return f"database unreachable ({line})"
+
+
 def patiently(what: str, fn: Any, patience_s: float, on_retry: Any = None) -> Any:
     """Call `fn()`; on a connection error retry with backoff (1 s doubling to 15 s) for up to
     `patience_s`: a restarted database costs waiting, not the trial."""
@@ -46,8 +59,7 @@ def patiently(what: str, fn: Any, patience_s: float, on_retry: Any = None) -> An
         except Exception as err:
             if not is_connection_error(err) or time.monotonic() + delay > end:
                 raise
-            logging.getLogger("sweeps").warning("%s: database unreachable (%s); retrying in %.0f s",
-                                                what, str(err).strip().splitlines()[0][:200], delay)
+            logging.getLogger("sweeps").warning("%s: %s; retrying in %.0f s", what, _why(err), delay)
             time.sleep(delay)
             delay = min(delay * 2, 15.0)
             if on_retry is not None:

@@ -7,10 +7,12 @@ from typing import Any
 
 import optuna
 
-from sweeps.store import resilient
+from sweeps.store import distributions, resilient
 from sweeps.store.journal import open_journal
 from sweeps.store.resilient import ResilientRDBStorage
 from sweeps.store.urls import connect_args, is_database, sqlalchemy_url
+
+distributions.install()
 
 
 def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
@@ -21,7 +23,32 @@ def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
         from sweeps.store.quiet import quietly
 
         return quietly(_rdb, url, cfg, stale_trial_callback)  # heartbeats: "experimental"
-    return open_journal(url)
+    return _journal(url)
+
+
+_JOURNALS: dict[tuple[str, int, int], tuple[optuna.storages.JournalStorage, int]] = {}
+
+
+def _journal(url: str) -> optuna.storages.JournalStorage:
+    """One storage per journal file in a process: opening one replays the whole file (~2 s
+    for 10,000 trials), while an open one reads only what was appended since. Keyed by the
+    file's identity and size, so a journal removed and made again, or cut shorter (healed,
+    rewritten), is opened afresh."""
+    import os
+
+    from sweeps.store.urls import journal_path
+
+    path = journal_path(url)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return open_journal(url)  # not there yet: Optuna creates it
+    key = (str(path.resolve()), st.st_dev, st.st_ino)
+    known = _JOURNALS.get(key)
+    if known is None or st.st_size < known[1]:
+        known = (open_journal(url), st.st_size)
+    _JOURNALS[key] = (known[0], st.st_size)
+    return known[0]
 
 
 _OPEN: dict[tuple[Any, ...], optuna.storages.RDBStorage] = {}

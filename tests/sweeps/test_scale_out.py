@@ -72,7 +72,8 @@ def test_postgres_storage_mlflow_server_and_remote_workers(tmp_path: Path, mlflo
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     # Optuna's heartbeat API through its current names, its "experimental" notes kept out
-    assert not any("FutureWarning" in o or "ExperimentalWarning" in o for o in outputs), outputs
+    assert not any("FutureWarning" in o or "ExperimentalWarning" in o or "Heartbeat of storage" in o
+                   for o in outputs), outputs
 
     import optuna
 
@@ -368,6 +369,33 @@ def test_storage_calls_are_retried_on_lost_connections_only(monkeypatch: pytest.
     assert "_build_frozen_trial_from_trial_model" not in wrapped
 
 
+def test_a_full_server_is_named_as_full_with_the_fix(monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """max_connections reached is not an outage: the retry says what to change."""
+    import sqlalchemy.exc
+
+    from sweeps.store import resilient
+
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    full = sqlalchemy.exc.OperationalError(
+        "connect", {}, Exception('connection to server at "db" failed: FATAL:  sorry, too many '
+                                 "clients already"))
+    calls: list[int] = []
+
+    def refused() -> str:
+        calls.append(1)
+        if len(calls) < 2:
+            raise full
+        return "ok"
+
+    with caplog.at_level("WARNING", logger="sweeps"):
+        assert resilient.patiently("connect", refused, 60) == "ok"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "no connection left" in line and "max_connections" in line and "retrying in 1 s" in line
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    assert resilient._why(lost).startswith("database unreachable (")
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_passwords_in_both_store_urls_never_leak(tmp_path: Path, pg_sweep: str,
@@ -472,3 +500,61 @@ def test_workers_opening_an_empty_database_together_share_one_schema(pg_sweep: s
             with admin.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     admin.close()
+
+
+def test_mlflow_keeps_its_store_in_its_own_postgresql_database() -> None:
+    """docker-compose.yml and the Kubernetes manifests: MLflow's backend store on the same
+    PostgreSQL server as the studies, its own database and user, made by one init script."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    mlflow, postgres = services["mlflow"], services["postgres"]
+    store = mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    assert store.startswith("postgresql+psycopg2://mlflow:${MLFLOW_DB_PASSWORD:?")
+    assert store.endswith("@postgres:5432/mlflow") and "sqlite" not in mlflow["command"]
+    assert "--backend-store-uri" not in mlflow["command"]  # MLflow reads the variable
+    assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "./deploy/k8s/postgres-init:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
+    assert postgres["environment"]["MLFLOW_DB_PASSWORD"].startswith("${MLFLOW_DB_PASSWORD:?")
+    script = ROOT / "deploy/k8s/postgres-init/create-mlflow-db.sh"
+    assert os.access(script, os.X_OK)  # the image's entrypoint executes it (sourced, set -u leaks)
+    example = (ROOT / ".env.example").read_text()
+    assert "\nMLFLOW_DB_PASSWORD=\n" in example
+    docs = list(yaml.safe_load_all((ROOT / "deploy/k8s/mlflow.yaml").read_text()))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"]["value"] == \
+        "postgresql+psycopg2://mlflow:$(MLFLOW_DB_PASSWORD)@postgres:5432/mlflow"
+    assert not any("sqlite" in str(a) for a in container["command"])
+    pg_docs = list(yaml.safe_load_all((ROOT / "deploy/k8s/postgres.yaml").read_text()))
+    pg_set = next(d for d in pg_docs if d["kind"] == "StatefulSet")
+    assert pg_set["spec"]["template"]["spec"]["containers"][0]["args"] == ["-c", "max_connections=300"]
+    kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
+    assert {"name": "postgres-init", "files": ["postgres-init/create-mlflow-db.sh"]} in \
+        kustomization["configMapGenerator"]
+
+
+@pytest.mark.postgres
+def test_the_init_script_makes_a_database_mlflow_can_use(tmp_path: Path) -> None:
+    """The script compose and Kubernetes run, run for real (unique names, dropped after):
+    MLflow migrates its schema there and keeps a run, as its server would."""
+    from ..servers import mlflow_database
+
+    if _postgres_reachable():
+        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):
+            pytest.fail(str(_postgres_reachable()))
+        pytest.skip(str(_postgres_reachable()))
+    from mlflow import MlflowClient
+
+    with mlflow_database(PG_URL) as store:
+        user = store.split("//", 1)[1].split(":", 1)[0]
+        client = MlflowClient(store)
+        exp = client.create_experiment("init-check", artifact_location=str(tmp_path))
+        run = client.create_run(exp)
+        client.log_metric(run.info.run_id, "val/acc", 0.5)
+        assert client.get_run(run.info.run_id).data.metrics == {"val/acc": 0.5}
+        import psycopg2
+
+        with psycopg2.connect(PG_URL) as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (user,))
+            assert cur.fetchone() == (user,)  # its own database, owned by its own user
+        client._tracking_client.store.engine.dispose()

@@ -105,3 +105,17 @@ def test_boundary_hits_use_the_log_scale_and_skip_fixed_edges() -> None:
     assert boundary.fixed_edges(warm, base, "momentum") == (True, False)
     assert boundary.hits({"lr": 1e-3, "momentum": 0.7}, dims, base, "momentum") == []
     assert "log scale" in found[0].describe() and "high edge" in found[0].describe()
+
+
+def test_a_long_budget_curve_is_log_spaced_and_exact_where_it_has_points() -> None:
+    rng = np.random.default_rng(0)
+    values = list(rng.uniform(0.5, 0.99, 3000))
+    curve = budget.budget_curve(values)
+    ns = [p.n for p in curve]
+    assert ns[:64] == list(range(1, 65)) and ns[-1] == 3000
+    assert ns == sorted(set(ns)) and len(ns) <= 64 + budget.CURVE_POINTS + 1
+    for p in curve[::17]:  # each point is the exact expected maximum at its n
+        exact = budget.expected_max(values, p.n)
+        assert p.expected == pytest.approx(exact.expected) and p.std == pytest.approx(exact.std)
+    assert budget.at(curve, 3000) is curve[-1] and budget.at(curve, 2999) in (None, curve[-2])
+    assert [p.n for p in budget.budget_curve(values[:10])] == list(range(1, 11))

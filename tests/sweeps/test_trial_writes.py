@@ -69,3 +69,63 @@ def test_a_finished_trial_refuses_the_batch_and_the_storage_stays_usable(tmp_pat
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         trial_writes._sync_past_refusals(storage)  # type: ignore[arg-type]
     assert len(study.get_trials()) == 2 and study.ask().number == 2
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_batch_is_one_transaction_read_back_by_a_plain_optuna() -> None:
+    """The same rows Optuna's own calls write, in one commit; a finished trial refuses the
+    whole batch (nothing of it written)."""
+    import os
+    import uuid
+
+    import sqlalchemy
+
+    from .test_scale_out import PG_URL, _postgres_reachable
+
+    reason = _postgres_reachable()
+    if reason:
+        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    storage = open_storage(PG_URL)
+    name = f"tw{uuid.uuid4().hex[:8]}"
+    study = optuna.create_study(storage=storage, study_name=name)
+    try:
+        events: list[str] = []
+
+        def statement(conn: object, cursor: object, text: str, *args: object) -> None:
+            if text.lstrip().upper().startswith("INSERT"):
+                events.append("insert")
+
+        sqlalchemy.event.listen(storage.engine, "before_cursor_execute", statement)
+        sqlalchemy.event.listen(storage.engine, "commit", lambda conn: events.append("commit"))
+        from sweeps.store.quiet import quietly
+
+        trial = quietly(study.ask)  # (Optuna's "heartbeat ... Study.optimize" note: ours beat)
+        events.clear()
+        with trial_writes.batched(trial):
+            lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+            width = trial.suggest_int("width", 8, 64)
+            trial.set_user_attr("config", {"lr": lr})
+            trial.set_user_attr("optimizer", "adam")
+        writes = "".join("i" if e == "insert" else "c" for e in events).strip("c")
+        assert writes.count("i") == 4 and "c" not in writes  # four rows, one transaction
+        study.tell(trial, 0.5)
+        plain = optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(
+            storage.url))
+        (t,) = plain.trials
+        assert t.params == {"lr": lr, "width": width} and t.value == 0.5
+        assert t.user_attrs == {"config": {"lr": lr}, "optimizer": "adam"}
+        # the next trial's param is checked against the study's distribution, as Optuna does
+        bad = quietly(study.ask)
+        with pytest.raises(ValueError), trial_writes.batched(bad):
+            bad.set_user_attr("seen", True)
+            bad.suggest_categorical("lr", ["a", "b"])  # "lr" was a float range
+        assert "seen" not in study.trials[1].user_attrs  # the batch is written whole or not at all
+        study.tell(bad, state=optuna.trial.TrialState.FAIL)
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            trial_writes.set_user_attrs(bad, {"a": 1, "b": 2})
+        assert set(study.trials[1].user_attrs) == set()
+        sqlalchemy.event.remove(storage.engine, "before_cursor_execute", statement)
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)

@@ -1,0 +1,48 @@
+"""benchmarks/load.py: its synthetic trainer reports what a real fit reports, and its table
+(the benchmark itself, 8 to 64 workers, runs in `make bench-load`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .benchmark_scripts import load
+
+
+def test_the_synthetic_trainer_calls_the_callbacks_as_fit_does(tmp_path: Path,
+                                                               monkeypatch: Any) -> None:
+    worker = load("_load_worker.py", "load_worker")
+    monkeypatch.setenv("LOAD_TRIAL_S", "0.03")
+    monkeypatch.setenv("LOAD_LOG", str(tmp_path / "times.jsonl"))
+    seen: dict[str, list[Any]] = {"epoch": [], "step": [], "end": []}
+
+    class Recorder:
+        def on_fit_start(self, run: Any) -> None: ...
+        def on_epoch_start(self, run: Any, epoch: int) -> None: ...
+        def on_step(self, run: Any, step: int, metrics: Any) -> None:
+            seen["step"].append(dict(metrics))
+
+        def on_epoch_end(self, run: Any, epoch: int, metrics: Any) -> None:
+            seen["epoch"].append(dict(metrics))
+
+        def on_fit_end(self, run: Any, result: Any) -> None:
+            seen["end"].append(result)
+
+    cfg = {"trainer": {"epochs": 3}, "optimizer": {"name": "adam", "lr": 3e-3}, "dataset": {}}
+    result = worker.synthetic_fit(cfg, [Recorder()], tmp_path / "out")
+    assert result.status == "completed" and len(result.history) == 3 == len(seen["epoch"])
+    assert len(seen["step"]) == 3 * worker.STEPS_PER_EPOCH // worker.LOG_EVERY
+    assert {"batch/loss", "batch/lr"} == set(seen["step"][0])
+    assert {"val/acc", "val/loss", "train/acc", "train/loss", "lr"} <= set(seen["epoch"][0])
+    assert seen["end"] == [result] and 0.9 < max(h["val/acc"] for h in result.history) <= 1.0
+    assert (tmp_path / "times.jsonl").read_text().count("\n") == 1
+
+
+def test_the_load_line_reports_share_budget_errors_and_running() -> None:
+    bench = load("load.py", "load_benchmark")
+    r = bench.Result(64, 10.0, "postgresql", 256, span_s=44.0, counted=256, ask_to_run=[0.1] * 99 + [2.0],
+                     cpu={"postgresql": 0.1, "mlflow server": 0.2, "workers": 0.5})
+    assert abs(r.ideal - 6.4) < 1e-9 and abs(r.rate - 256 / 44) < 1e-9
+    text = bench.line(r)
+    assert "6.40" in text and "91%" in text and "256/256" in text and " 0/0/0" in text
+    assert bench.pct(sorted(r.ask_to_run), 0.99) == 2.0
