@@ -51,8 +51,8 @@ bench: env
 	$(BIN)/pip install -q -e '.[peers]' || echo "peers not installed: benchmarks/peers.py skips them"
 	$(BIN)/python benchmarks/peers.py
 
-## Load at cluster scale (8-64 workers on PostgreSQL + an MLflow server; ~20 min) and the
-## growth of status/best/report and per-trial costs to 10,000 trials (~8 min).
+## Growth of status/best/report and per-trial costs to 10,000 trials, then load at cluster
+## scale (8-64 workers on PostgreSQL + an MLflow server), about 35 minutes on 2 cores.
 bench-load: env
 	$(BIN)/python benchmarks/growth.py
 	$(BIN)/python benchmarks/load.py
