@@ -166,3 +166,18 @@ def postgres_url_reachable() -> str | None:
         return url
     except Exception:
         return None
+
+
+def require_postgres() -> str:
+    """The tests' PostgreSQL URL; skips the test where none is reachable, or fails it where
+    CI requires one (SWEEPS_REQUIRE_POSTGRES)."""
+    import pytest
+
+    url = postgres_url_reachable()
+    if url is None:
+        reason = "PostgreSQL not reachable at " + os.environ.get(
+            "SWEEPS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url

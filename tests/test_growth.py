@@ -16,6 +16,7 @@ from sweeps.report import plots
 from sweeps.report import tuning_budget as budget
 
 from .benchmark_scripts import load
+from .servers import require_postgres
 
 
 def _growth() -> Any:
@@ -65,17 +66,10 @@ def _rows_read_under_the_lock(tmp_path: Path, size: int, pg_url: str) -> tuple[i
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_the_budget_lock_is_held_for_reads_that_do_not_grow_with_the_sweep(tmp_path: Path) -> None:
-    import os
 
-    from .sweeps.test_scale_out import PG_URL, _postgres_reachable
-
-    reason = _postgres_reachable()
-    if reason:
-        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    small = _rows_read_under_the_lock(tmp_path, 20, PG_URL)
-    large = _rows_read_under_the_lock(tmp_path, 200, PG_URL)
+    pg_url = require_postgres()
+    small = _rows_read_under_the_lock(tmp_path, 20, pg_url)
+    large = _rows_read_under_the_lock(tmp_path, 200, pg_url)
     assert small == large, (small, large)  # a count, the failed trials, the new row: no more
 
 
@@ -140,20 +134,13 @@ def test_the_counted_budget_is_the_budget_read_trial_by_trial(tmp_path: Path) ->
 
 @pytest.mark.postgres
 def test_on_postgresql_the_budget_is_one_count_and_the_failed_trials() -> None:
-    import os
     import uuid
 
     from sweeps.search import budget as study_budget
     from sweeps.store.storages import open_storage
 
-    from .sweeps.test_scale_out import PG_URL, _postgres_reachable
-
-    reason = _postgres_reachable()
-    if reason:
-        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    storage = open_storage(PG_URL)
+    pg_url = require_postgres()
+    storage = open_storage(pg_url)
     name = f"count{uuid.uuid4().hex[:8]}"
     from sweeps.store.quiet import quietly
 

@@ -10,6 +10,8 @@ import pytest
 from sweeps.store import trial_writes
 from sweeps.store.storages import open_storage
 
+from ..servers import require_postgres
+
 
 def _lines(path: Path) -> int:
     return len(path.read_bytes().splitlines())
@@ -75,19 +77,12 @@ def test_a_finished_trial_refuses_the_batch_and_the_storage_stays_usable(tmp_pat
 def test_on_postgresql_the_batch_is_one_transaction_read_back_by_a_plain_optuna() -> None:
     """The same rows Optuna's own calls write, in one commit; a finished trial refuses the
     whole batch (nothing of it written)."""
-    import os
     import uuid
 
     import sqlalchemy
 
-    from .test_scale_out import PG_URL, _postgres_reachable
-
-    reason = _postgres_reachable()
-    if reason:
-        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    storage = open_storage(PG_URL)
+    pg_url = require_postgres()
+    storage = open_storage(pg_url)
     name = f"tw{uuid.uuid4().hex[:8]}"
     study = optuna.create_study(storage=storage, study_name=name)
     try:
