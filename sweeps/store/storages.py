@@ -26,14 +26,15 @@ def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
     return _journal(url)
 
 
-_JOURNALS: dict[tuple[str, int, int], tuple[optuna.storages.JournalStorage, int]] = {}
+_JOURNALS: dict[tuple[str, int, int], tuple[optuna.storages.JournalStorage, int, bytes]] = {}
 
 
 def _journal(url: str) -> optuna.storages.JournalStorage:
     """One storage per journal file in a process: opening one replays the whole file (~2 s
     for 10,000 trials), while an open one reads only what was appended since. Keyed by the
-    file's identity and size, so a journal removed and made again, or cut shorter (healed,
-    rewritten), is opened afresh."""
+    file's identity, and checked against its size and first bytes (the creating worker's
+    id), so a journal removed and made again, or cut shorter (healed, rewritten), is
+    opened afresh."""
     import os
 
     from sweeps.store.urls import journal_path
@@ -41,13 +42,15 @@ def _journal(url: str) -> optuna.storages.JournalStorage:
     path = journal_path(url)
     try:
         st = os.stat(path)
+        with open(path, "rb") as f:
+            head = f.read(256)
     except OSError:
         return open_journal(url)  # not there yet: Optuna creates it
     key = (str(path.resolve()), st.st_dev, st.st_ino)
     known = _JOURNALS.get(key)
-    if known is None or st.st_size < known[1]:
-        known = (open_journal(url), st.st_size)
-    _JOURNALS[key] = (known[0], st.st_size)
+    if known is None or st.st_size < known[1] or head[:len(known[2])] != known[2]:
+        known = (open_journal(url), st.st_size, head)
+    _JOURNALS[key] = (known[0], st.st_size, head if len(head) > len(known[2]) else known[2])
     return known[0]
 
 

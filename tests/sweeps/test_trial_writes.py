@@ -124,3 +124,22 @@ def test_on_postgresql_the_batch_is_one_transaction_read_back_by_a_plain_optuna(
         sqlalchemy.event.remove(storage.engine, "before_cursor_execute", statement)
     finally:
         optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_a_journal_made_again_at_the_same_path_is_read_afresh(tmp_path: Path) -> None:
+    """open_storage keeps one storage per journal file in a process; a new file at the same
+    path (the inode may be reused) is never read through the old one's replay."""
+    journal = tmp_path / "s.journal"
+    first = open_storage(str(journal))
+    optuna.create_study(storage=first, study_name="old").add_trials(
+        [optuna.trial.create_trial(value=float(i)) for i in range(5)])
+    kept = open_storage(str(journal))
+    assert open_storage(str(journal)) is kept  # the same file: the open storage
+    assert len(optuna.load_study(study_name="old", storage=kept).trials) == 5
+    journal.unlink()
+    again = open_storage(str(journal))
+    optuna.create_study(storage=again, study_name="new").add_trials(
+        [optuna.trial.create_trial(value=float(i)) for i in range(9)])
+    seen = open_storage(str(journal))
+    assert [s.study_name for s in seen.get_all_studies()] == ["new"]
+    assert len(optuna.load_study(study_name="new", storage=seen).trials) == 9
