@@ -1,8 +1,10 @@
 """`python -m trainer [--config-dir DIR] key=value ...`: one training run, Hydra-composed
 from conf/ (and the user's config dir, whose files win over bundled ones of the same name).
 
-Before Hydra takes over, the overrides are composed and validated once, so a bad
-option, key or value exits with one line (status 2) instead of a traceback.
+Before Hydra takes over, the overrides are composed and validated once, and checked
+against this machine (the device, a resume file, the output dir, the dataset:
+`trainer.run_checks`), so a bad option, key, value or environment exits with one line
+(status 2) before anything is written, instead of a traceback.
 """
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ def _preflight(argv: list[str]) -> None:
         return
     overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
-        load_config(overrides)
+        from trainer.config import validate
+        from trainer.run_checks import check_machine
+
+        check_machine(validate(load_config(overrides)))  # before Hydra makes its run folder
     except UserError as err:
         _fail(err)
 

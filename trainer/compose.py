@@ -127,7 +127,8 @@ def _composition_error(err: Exception, overrides: Sequence[str], config_name: st
         value = next((o.split("=", 1)[1] for o in overrides if o.lstrip("+~").startswith(key + "=")),
                      None)
         parent, _, _ = key.rpartition(".")
-        allowed = _keys_of(parent, overrides, config_name)
+        allowed = _keys_of(parent, [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key],
+                           config_name)  # without the bad key: composing that again would recurse
         hint = f"; allowed keys of {parent or 'the config'}: {', '.join(allowed)}" if allowed else ""
         return ConfigError(key, value, "unknown key" + hint)
     first = text.splitlines()[0] if text else type(err).__name__

@@ -58,6 +58,11 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"trainer.device={name!r}: CUDA is not available on this machine; "
                         "use trainer.device=auto or cpu")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        n = torch.cuda.device_count()
+        raise UserError(f"trainer.device={name!r}: this machine has {n} CUDA device(s) "
+                        f"(cuda:0 to cuda:{n - 1}); use trainer.device=auto or one of those")
     return device
 
 

@@ -30,6 +30,51 @@ class _InOrder(TyperGroup):
         names = list(self.commands)
         return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        """A typo in an option (`--seeds five`, `--nosuch`) is one line and exit 2, as any
+        other bad input is, not a usage box."""
+        from typer._click import exceptions as click
+
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except click.NoArgsIsHelpError as err:  # `sweeps` or `sweeps CMD` alone
+            err.show()
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err_console.print(f"[red]error:[/] {escape(usage_line(err, argv))}", highlight=False,
+                              soft_wrap=True)
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(err: Any, argv: Sequence[str]) -> str:
+    """Click's message on one line, with the value typed and where to read what is allowed."""
+    from typer._click import exceptions as click
+
+    text = " ".join(err.format_message().split())
+    command = err.ctx.command_path if getattr(err, "ctx", None) is not None else "sweeps"
+    if isinstance(err, click.BadParameter) and err.param is not None:
+        value = _typed_value(argv, [*err.param.opts, *err.param.secondary_opts])
+        if value is not None:
+            text = f"{text} (got {value!r})"
+    return f"{text.rstrip('.')}; see `{command} --help`"
+
+
+def _typed_value(argv: Sequence[str], opts: Sequence[str]) -> str | None:
+    for i, word in enumerate(argv):
+        for opt in opts:
+            if word == opt and i + 1 < len(argv):
+                return argv[i + 1]
+            if word.startswith(opt + "="):
+                return word[len(opt) + 1:]
+    return None
+
 
 app = typer.Typer(cls=_InOrder, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Hyperparameter sweeps for deep-learning optimizers (Optuna + MLflow).")
@@ -137,6 +182,10 @@ def main() -> None:
     from trainer.targets import importable_from_cwd
 
     skip_exit_gc()
+    # Workers stopped while they start up (a launch that gives up) leave semaphores that
+    # multiprocessing's resource tracker then removes, with a two-line warning on stderr
+    # after the launch's one-line error: the tracker inherits this filter when it starts.
+    sys.warnoptions.append("ignore:resource_tracker:UserWarning")
     argv = sys.argv[1:]
     if not _only_help(argv):  # `--help` reads no study: it does not import Optuna (~0.3 s)
         import optuna

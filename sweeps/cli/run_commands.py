@@ -5,11 +5,14 @@ Each parses its arguments, calls one function of `sweeps.run`, and prints what i
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
+from trainer.errors import UserError
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -38,11 +41,17 @@ def worker(
 ) -> None:
     """Join an existing sweep (from another terminal or machine): run its queued confirm runs
     and its trials until the budget is reached."""
+    from sweeps.run import fail_fast
+    from sweeps.run.checkpoints import check_writable
     from sweeps.run.claims import CONFIRM_KIND
     from sweeps.run.worker import join
     from sweeps.store.owners import worker_id
 
     def body() -> int:
+        if index < 0:
+            raise UserError(f"--index {index}: must be >= 0 (it varies the sampler seeds)")
+        if output_dir is not None:
+            check_writable(output_dir, "--output-dir")
         t = sweep_target(args, storage, tracking_uri)
         w = join(t.storage_url, study, t.cfg.storage, index=index, tracking_uri=tracking_uri,
                  output_dir=output_dir)
@@ -50,6 +59,13 @@ def worker(
             f"{len(w.studies)} stud{'y' if len(w.studies) == 1 else 'ies'} and its confirm runs"
         console.print(f"worker {worker_id()} joined sweep {w.sweep} ({what})")
         n = w.run()
+        if w.claims.halt is not None:  # trials failed the same way: claiming more burns budget
+            lines = fail_fast.describe(w.claims.halt, w.sweep)
+            console.print(f"[red]{escape(lines[0])}[/]; this worker ran {n} trial(s)",
+                          highlight=False, soft_wrap=True)
+            for line in lines[1:]:
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
+            return 1
         console.print(f"nothing left to run; this worker ran {n} trial(s) or confirm run(s)")
         return 0
 
@@ -65,6 +81,8 @@ def confirm(
         "--workers", help="local worker processes (default: the sweep's; 0: only queue)")] = None,
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="queue a request of more than 100 new runs "
+                                      "(without it, the plan is shown and nothing queued)")] = False,
 ) -> None:
     """Re-run each optimizer's top-N configurations with K new seeds (paired across optimizers)."""
     from sweeps.run.confirm import check_request
@@ -74,7 +92,8 @@ def confirm(
         check_request(seeds, top, workers)
         t = sweep_target(args, storage, tracking_uri)
         name, studies = studies_of(t)
-        return run_confirm(name, studies, t.storage_url, tracking_uri, seeds, top, workers, console)
+        return run_confirm(name, studies, t.storage_url, tracking_uri, seeds, top, workers, console,
+                           yes=yes)
 
     guard(body)
 
@@ -89,13 +108,18 @@ def reproduce(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Re-run a trial from its stored config and seed; compare with the original."""
-    from sweeps.run.reproduce import comparison_table
+    from sweeps.run.reproduce import comparison_table, find_trial
     from sweeps.run.reproduce import reproduce as run_reproduce
 
     def body() -> int:
+        if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+            raise UserError(f"--tolerance {tolerance}: must be a number >= 0 (the largest "
+                            "|difference| of a metric taken as identical)")
         t = sweep_target(args, storage, tracking_uri)
         name, studies = studies_of(t)
-        console.print(f"reproducing {name} trial {trial} ...")
+        study, found = find_trial(studies, trial)  # a bad --trial: one line, nothing trained
+        console.print(f"reproducing {name} trial {study.study_name} #{found.number} ...",
+                      highlight=False)
         comparison, result, run_id = run_reproduce(studies, trial, tolerance, t.tracking_uri)
         console.print(comparison_table(comparison))
         console.print(f"new MLflow run {run_id}; outputs in {result.output_dir}", highlight=False)

@@ -27,7 +27,7 @@ def sync(args: Args = None, storage: StorageOpt = None, tracking_uri: TrackingOp
         latest = latest_attrs(studies)
         uri = clients.resolve_uri(tracking_uri or latest.get("tracking_uri"))
         clients.check_reachable(uri)
-        confirm = confirm_jobs.load(open_storage(t.storage_url), name)
+        confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
         r = run_sync(studies, confirm, uri, name)
         console.print(f"synced sweep {name} to {urls.redact(uri)}: {r.created} run(s) created, "
                       f"{r.completed} completed, {r.intact} already complete"
@@ -48,19 +48,24 @@ def ui(
 ) -> None:
     """Start the MLflow UI on the sweep's tracking store and print its URL."""
     from sweeps.tracking import clients
-    from sweeps.tracking.ui import serve, ui_command
+    from sweeps.tracking.ui import check_address, serve, ui_command
 
     def body() -> int:
+        check_address(host, port)
         t = sweep_target(args, storage, tracking_uri)
         uri = t.tracking_uri
         sweep = None
-        if t.name is not None or uri is None:
+        if t.name is not None or storage is not None:  # asked for: it must be there
+            sweep, studies = studies_of(t)
+            uri = uri or studies[0].user_attrs.get("tracking_uri")
+        elif uri is None:  # the default storage's only sweep, if there is one
             try:
                 sweep, studies = studies_of(t)
-                uri = uri or studies[0].user_attrs.get("tracking_uri")
+                uri = studies[0].user_attrs.get("tracking_uri")
             except UserError:
                 pass
         uri = clients.resolve_uri(uri)
+        clients.check_reachable(uri)
         if uri.startswith(("http://", "https://")):
             console.print(f"the tracking store is an MLflow server: open {clients.ui_url(uri, uri, sweep)}",
                           highlight=False, soft_wrap=True)

@@ -11,25 +11,35 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
 from trainer.errors import UserError
+from trainer.writable import check_writable
 
 
 @app.command()
 def status(args: Args = None, storage: StorageOpt = None) -> None:
     """Trials by state and the best value per optimizer."""
-    from sweeps.report import summary
+    from sweeps.report import failures, summary
 
     def body() -> int:
-        from sweeps.run import slurm_jobs
+        from sweeps.run import fail_fast, slurm_jobs
         from sweeps.search import confirm_jobs
         from sweeps.store.storages import open_storage
 
         t = sweep_target(args, storage, None)
         name, studies = studies_of(t)
         console.print(summary.status_table(studies, f"sweep {name}"))
-        confirm = confirm_jobs.load(open_storage(t.storage_url), name)
+        failed = failures.causes_table(studies)
+        if failed is not None:
+            console.print(failed)
+        halt = fail_fast.halted(studies)
+        if halt is not None:
+            console.print(f"[red]stopped[/]: the last {halt.get('count')} trials failed with "
+                          f"{escape(str(halt.get('signature')))}; fix it and launch again",
+                          highlight=False, soft_wrap=True)
+        confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
         console.print(summary.confirm_line(confirm, name), highlight=False)
         for array in slurm_jobs.sweep_arrays(studies):  # launcher=slurm: each launch's array
             console.print(slurm_jobs.describe(slurm_jobs.task_states(str(array["job_id"])), array),
@@ -53,7 +63,7 @@ def best(args: Args = None, storage: StorageOpt = None) -> None:
         overall = summary.overall_best(studies)
         if overall is None:
             raise UserError(f"sweep {name!r} has no completed trial yet")
-        confirm = confirm_jobs.load(open_storage(t.storage_url), name)
+        confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
         comp = comparison.build(studies, confirm)
         console.print(summary.best_table(comp))
         for line in summary.best_notes(comp):
@@ -110,9 +120,11 @@ def report(
             raise UserError(f"--target {target}: must be a validation accuracy in (0, 1]")
         if top is not None and top < 1:
             raise UserError(f"--top {top}: must be >= 1")
+        if out is not None:
+            check_writable(out, "--out")
         t = sweep_target(args, storage, tracking_uri)
         name, studies = studies_of(t)
-        confirm = confirm_jobs.load(open_storage(t.storage_url), name)
+        confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
         latest = latest_attrs(studies)
         parent = latest.get("parent_run_id")
         uploader = ReportUploader(clients.resolve_uri(tracking_uri or latest.get(
@@ -159,8 +171,11 @@ def paths(
 
     def body() -> int:
         fn_names = paths_mod.function_names(functions)
-        if steps < 1:
-            raise UserError(f"--steps {steps}: must be >= 1")
+        if not 1 <= steps <= paths_mod.MAX_STEPS:
+            raise UserError(f"--steps {steps}: must be in [1, {paths_mod.MAX_STEPS:,}] (each path "
+                            "is kept in memory and drawn)")
+        if out is not None:
+            check_writable(out, "--out")
         chosen = [o.strip() for o in optimizers.split(",")] if optimizers else None
         if any("=" not in a for a in args or []):
             from sweeps.report import summary

@@ -25,6 +25,7 @@ from trainer.errors import UserError
 
 LR_GRID = tuple(10 ** (k / 2) for k in range(-8, 1))  # 1e-4, 3.2e-4, ..., 1: two per decade
 STEPS = 300
+MAX_STEPS = 100_000  # steps of one path: 8 optimizers x 3 functions of them are held and drawn
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The worker loop (`worker`), which job comes next (`claims`: confirm runs, retries, new
 trials, under the budget lock), one job start to end (`trial`: fit, resume from a
 checkpoint, record the outcome), how a fit becomes an outcome (`outcome`), heartbeats
-(`heartbeat`), trials of dead workers (`lost_trials`), local worker processes
+(`heartbeat`), trials of dead workers (`lost_trials`), a sweep stopped when its trials
+keep failing the same way (`fail_fast`), local worker processes
 (`processes`), how a launch's workers start while it checks the stores (`start_gate`) and
 warm up before they claim (`warmup`: also the one-batch check of every model), checkpoints
 (`checkpoints`), the Slurm array job of workers (`slurm_jobs`:

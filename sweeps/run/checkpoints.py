@@ -10,12 +10,10 @@ default, a shared volume in compose). Checkpoints of finished trials are deleted
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import tempfile
 from pathlib import Path
 
-from trainer.errors import UserError
+from trainer import writable
 
 LAST = Path("checkpoints") / "last.pt"
 
@@ -26,33 +24,9 @@ def resolve(path: str | Path) -> Path:
 
 
 def check_writable(path: str | Path, key: str = "sweep.checkpoint_dir") -> Path:
-    """The directory, made absolute; a one-line error if this process cannot write there.
-
-    Tried for real (a temporary file), since permission bits say little to root or on
-    read-only mounts; directories made for the test are removed again.
-    """
-    target = resolve(path)
-    missing: list[Path] = []
-    existing = target
-    while not existing.exists() and existing.parent != existing:
-        missing.append(existing)
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserError(f"{key}={path}: {existing} is a file, not a directory")
-    created: list[Path] = []
-    try:
-        for folder in reversed(missing):
-            folder.mkdir()
-            created.append(folder)
-        with tempfile.NamedTemporaryFile(dir=target, prefix=".sweeps-write-test-"):
-            pass
-    except OSError as err:
-        raise UserError(f"{key}={path}: not writable ({err.strerror or err})") from err
-    finally:
-        for folder in reversed(created):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-    return target
+    """The directory, made absolute; a one-line error if this process cannot write there
+    (tried for real: `trainer.writable`)."""
+    return writable.check_writable(path, key)
 
 
 def trial_dir(root: str | Path, sweep: str, study: str, number: int) -> Path:

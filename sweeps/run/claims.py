@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.run import heartbeat
+from sweeps.run import fail_fast, heartbeat
 from sweeps.search import budget as study_budget
 from sweeps.search import confirm_jobs
 from sweeps.search import studies as study_mod
@@ -36,6 +37,7 @@ class Claims:
         self.deadline = deadline
         self.max_retries = max_retries
         self.confirm: optuna.Study | None = None
+        self.halt: dict[str, Any] | None = None  # why the sweep stopped (`fail_fast`)
 
     def next_job(self) -> tuple[optuna.Study, optuna.Trial, str] | None:
         """The next job and its kind (CONFIRM or SEARCH), or None when nothing is left."""
@@ -86,9 +88,13 @@ class Claims:
     def _reserve_trial(self) -> tuple[optuna.Study, int] | None:
         """Under the budget lock: the study with the most budget left, and its next trial's
         row (a retry of a lost trial first: it resumes, and never overshoots)."""
+        attrs = [study.user_attrs for study in self.studies]
+        self.halt = fail_fast.halted(self.studies, attrs)
+        if self.halt is not None:  # trials keep failing the same way: claim no more
+            return None
         open_studies = []
-        for study in self.studies:  # a count and the failed trials: nothing else is read
-            budget = int(study.user_attrs.get("budget", 0))
+        for study, a in zip(self.studies, attrs, strict=True):  # a count and the failed trials
+            budget = int(a.get("budget", 0))
             used, failed = study_budget.used_and_failed(study)
             if used < budget:
                 open_studies.append((used / max(budget, 1), used, study, failed))
@@ -109,7 +115,7 @@ class Claims:
         """No budget left, but trials of other workers still run (database storages): one of
         them may yet be failed by its missing heartbeat and need a retry, so stay until they
         end (within the sweep's deadline)."""
-        if heartbeat.interval(self.storage) is None or SEARCH not in self.kinds:
+        if heartbeat.interval(self.storage) is None or SEARCH not in self.kinds or self.halt:
             return False
         if self.deadline is not None and time.time() >= self.deadline:
             return False

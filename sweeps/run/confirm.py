@@ -21,20 +21,42 @@ from sweeps.run import processes as local
 from sweeps.search import confirm_jobs
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
-from sweeps.search.spec import SweepSpec
+from sweeps.search.spec import MAX_WORKERS, SweepSpec
 from sweeps.store import urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients
 from trainer.errors import UserError
 
+MAX_SEEDS, MAX_TOP = 1000, 100  # beyond these a request exhausts the storage before it helps
+ASK_ABOVE = 100  # more new runs than this are queued only with --yes, after the plan is shown
+
 
 def check_request(seeds: int, top: int, workers: int | None) -> None:
-    if seeds < 2:
-        raise UserError(f"--seeds {seeds}: must be >= 2 (a spread over seeds needs at least two)")
-    if top < 1:
-        raise UserError(f"--top {top}: must be >= 1 (how many configurations per optimizer)")
-    if workers is not None and workers < 0:
-        raise UserError(f"--workers {workers}: must be >= 0 (0: only queue the runs)")
+    if not 2 <= seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds {seeds}: must be in [2, {MAX_SEEDS}] (a spread over seeds needs "
+                        "at least two)")
+    if not 1 <= top <= MAX_TOP:
+        raise UserError(f"--top {top}: must be in [1, {MAX_TOP}] (how many configurations per "
+                        "optimizer)")
+    if workers is not None and not 0 <= workers <= MAX_WORKERS:
+        raise UserError(f"--workers {workers}: must be in [0, {MAX_WORKERS}] (0: only queue the runs)")
+
+
+def check_size(studies: Sequence[optuna.Study], new_runs: int, workers: int, yes: bool) -> None:
+    """A large request is shown as a plan first: how many runs and about how long."""
+    if new_runs <= ASK_ABOVE or yes:
+        return
+    times = sorted(float(t.user_attrs["duration_s"]) for s in studies
+                   for t in s.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                   if isinstance(t.user_attrs.get("duration_s"), int | float))
+    took = ""
+    if times:
+        seconds = times[len(times) // 2] * new_runs / max(workers, 1)
+        when = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{max(1, round(seconds / 60))} min"
+        took = (f", ~{when} at the sweep's speed ({max(workers, 1)} worker(s), "
+                f"{times[len(times) // 2]:.1f} s a run)")
+    raise UserError(f"{new_runs:,} confirm runs to queue{took}: add --yes to queue them, or ask for "
+                    "fewer (--seeds, --top)")
 
 
 def _progress(confirm: optuna.Study | None, jobs: Sequence[confirm_jobs.Job]) -> tuple[int, int, int]:
@@ -54,7 +76,7 @@ def _progress(confirm: optuna.Study | None, jobs: Sequence[confirm_jobs.Job]) ->
 
 
 def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: str | None,
-            seeds: int, top: int, workers: int | None, console: Console) -> int:
+            seeds: int, top: int, workers: int | None, console: Console, yes: bool = False) -> int:
     """Queue and run the re-runs; returns the exit code."""
     check_request(seeds, top, workers)
     storage = open_storage(url)
@@ -69,6 +91,7 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
     clients.check_reachable(uri)
     spec = load_sweep(latest.get("sweep_overrides", []))
     n_workers = spec.workers if workers is None else workers
+    check_size(studies, len(plan.missing), n_workers, yes)
 
     confirm_study = confirm_jobs.open_or_create(storage, name, studies)
     confirm_jobs.enqueue(confirm_study, plan.missing, studies)

@@ -16,16 +16,17 @@ from typing import Any
 import optuna
 import yaml
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.text import Text
 
-from sweeps.report import summary
-from sweeps.run import checkpoints, lost_trials, slurm_jobs, slurm_launch, warmup
+from sweeps.report import failures, summary
+from sweeps.run import checkpoints, fail_fast, lost_trials, slurm_jobs, slurm_launch, warmup
 from sweeps.run import processes as local
 from sweeps.search import budget as study_budget
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
 from sweeps.search.spec import SweepSpec
-from sweeps.store import locks, urls
+from sweeps.store import existing, locks, urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
 from sweeps.tracking import params as tracking_params
@@ -52,6 +53,8 @@ def prepare(spec: SweepSpec, workers: local.LocalWorkers | None = None) -> Prepa
     uri = clients.resolve_uri(spec.tracking_uri)
     clients.check_reachable(uri)
     if urls.exists(url):
+        if not urls.is_database(url):  # a file that is not a journal is not made one
+            existing.check(url)
         study_mod.check_compatible(open_storage(url, spec.storage), spec)
     if workers is not None:
         workers.check_models(spec)
@@ -190,6 +193,10 @@ def _open_studies(p: Prepared, console: Console) -> tuple[Any, list[optuna.Study
     stale = lost_trials.fail_dead_local_trials(studies)
     if stale:
         console.print(f"marked {len(stale)} trial(s) of dead local workers as failed")
+    last = fail_fast.clear(studies)  # this launch may claim again
+    if last is not None:
+        console.print(f"note: the last launch stopped on a repeated error ({last.get('signature')}); "
+                      "running again", highlight=False, soft_wrap=True)
     return storage, studies
 
 
@@ -293,8 +300,12 @@ def _finish(p: Prepared, storage: Any, studies: Sequence[optuna.Study], outcome:
     if not outcome.interrupted:
         _complete_tracking(studies, storage, spec.name, p.uri, console)
     code = 0
+    halt = fail_fast.halted(studies)
     if outcome.interrupted:
         code = outcome.stop_code
+    elif halt is not None:
+        _say_halted(studies, halt, spec.name, console)
+        return 1
     elif outcome.gave_up and spec.launcher["name"] != "local":
         code = 1  # the follower said which job ended and where its logs are
     elif outcome.gave_up:
@@ -308,8 +319,35 @@ def _finish(p: Prepared, storage: Any, studies: Sequence[optuna.Study], outcome:
                       f"{summary.retried_count(studies)} trial(s) retried from their last "
                       "checkpoint.", highlight=False)
     if code in (0, 1):
+        if summary.overall_best(studies) is None:  # nothing to confirm, report or reproduce
+            _say_nothing_completed(studies, spec.name, console)
+            return 1
         _print_best(storage, studies, spec.name, console)
     return code
+
+
+def _say_halted(studies: Sequence[optuna.Study], halt: dict[str, Any], name: str,
+                console: Console) -> None:
+    """The sweep stopped on a systematic error: the reason once, the trials by reason."""
+    if not console.is_terminal:
+        console.print(summary.status_table(studies, f"sweep {name}"))
+    table = failures.causes_table(studies)
+    if table is not None:
+        console.print(table)
+    lines = fail_fast.describe(halt, name)
+    console.print(f"[red]{escape(lines[0])}[/]", highlight=False, soft_wrap=True)
+    for line in lines[1:]:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _say_nothing_completed(studies: Sequence[optuna.Study], name: str, console: Console) -> None:
+    if not console.is_terminal:
+        console.print(summary.status_table(studies, f"sweep {name}"))
+    table = failures.causes_table(studies)
+    if table is not None:
+        console.print(table)
+    console.print(f"[red]no trial of sweep {name} completed[/]: nothing to compare, confirm or "
+                  f"report; see the reasons above and `sweeps status {name}`", highlight=False)
 
 
 def _print_best(storage: Any, studies: Sequence[optuna.Study], name: str, console: Console) -> None:
@@ -318,6 +356,9 @@ def _print_best(storage: Any, studies: Sequence[optuna.Study], name: str, consol
 
     if not console.is_terminal:
         console.print(summary.status_table(studies, f"sweep {name}"))
+    table = failures.causes_table(studies)
+    if table is not None:
+        console.print(table)
     comp = comparison.build(studies, confirm_jobs.load(storage, name))
     console.print(summary.best_table(comp))
     for line in summary.best_notes(comp):

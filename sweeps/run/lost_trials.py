@@ -7,6 +7,7 @@ state, so it does not count toward the budget and is retried from its checkpoint
 
 from __future__ import annotations
 
+import datetime
 import socket
 from collections.abc import Sequence
 
@@ -64,8 +65,11 @@ def fail_dead_local_trials(studies: Sequence[optuna.Study], pids: set[int] | Non
     return failed
 
 
-def interrupted_by(studies: Sequence[optuna.Study], workers: set[str]) -> list[FrozenTrial]:
-    """The trials these workers (``host:pid`` tags) left failed as interrupted."""
+def interrupted_by(studies: Sequence[optuna.Study], workers: set[str],
+                   since: datetime.datetime | None = None) -> list[FrozenTrial]:
+    """The trials these workers (``host:pid`` tags) left failed as interrupted, started at or
+    after `since` (a PID seen before, in an earlier launch of a container, is not this one)."""
     return [t for study in studies for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
             if t.user_attrs.get("worker") in workers
+            and (since is None or (t.datetime_start is not None and t.datetime_start >= since))
             and str(t.user_attrs.get("failure_reason", "")).startswith("interrupted")]

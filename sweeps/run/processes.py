@@ -9,6 +9,7 @@ interrupted, so that nothing is left RUNNING and the next call resumes.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import multiprocessing as mp
 import os
 import signal
@@ -59,6 +60,7 @@ class LocalWorkers:
             self.gate.release()
         self.procs: list[Any] = []
         self.started: list[Any] = []  # every process ever started, for Ctrl-C clean-up
+        self.started_at: datetime.datetime | None = None
 
     def spawn(self, i: int) -> Any:
         plan = self.plan
@@ -73,6 +75,7 @@ class LocalWorkers:
         return proc
 
     def start(self) -> LocalWorkers:
+        self.started_at = datetime.datetime.now()  # Optuna's clock: local, naive
         self.procs = [self.spawn(i) for i in range(self.plan.workers)]
         return self
 
@@ -165,7 +168,7 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
             if live is not None:
                 live.update(render())
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM to this process (run.stopping)
-        _interrupted(started, plan, studies(), parent_run_id, console, err)
+        _interrupted(started, plan, studies(), parent_run_id, console, err, workers.started_at)
         return Outcome(True, dead, gave_up, stopping.exit_code(err))
     return Outcome(False, dead, gave_up)
 
@@ -210,7 +213,8 @@ def _replace_dead(procs: list[Any], started: list[Any], spawn: Callable[[int], A
 
 
 def _interrupted(started: Sequence[Any], plan: WorkerPlan, studies: Sequence[optuna.Study],
-                 parent_run_id: str | None, console: Console, err: BaseException) -> None:
+                 parent_run_id: str | None, console: Console, err: BaseException,
+                 since: datetime.datetime | None = None) -> None:
     """Ctrl-C or SIGTERM: stop every worker with the same signal (each marks its running trial
     interrupted and closes its run), then fail what a worker could not mark, close its runs."""
     pids = [pr.pid for pr in started if pr.pid]
@@ -219,7 +223,7 @@ def _interrupted(started: Sequence[Any], plan: WorkerPlan, studies: Sequence[opt
     lost_trials.fail_dead_local_trials(studies, set(pids), why)
     if parent_run_id:
         tracking_runs.close_orphans(plan.uri, parent_run_id, why, worker_tags(pids))
-    n = len(lost_trials.interrupted_by(studies, worker_tags(pids)))
+    n = len(lost_trials.interrupted_by(studies, worker_tags(pids), since))
     console.print(f"[yellow]{why}[/]: {n} running trial(s) marked failed (interrupted); "
                   "run the same command again to resume", highlight=False)
 

@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.run import checkpoints, stopping
+from sweeps.run import checkpoints, fail_fast, stopping
 from sweeps.run.outcome import OptunaReporter, Outcome, outcome_of, result_attrs
 from sweeps.search import boundary, confirm_jobs
 from sweeps.search import studies as study_mod
@@ -103,12 +103,8 @@ class TrialRunner:
             self._finish(study, trial, ref, Outcome("interrupted", None, stopping.reason(err)),
                          background)
             raise
-        except UserError as err:
-            outcome = Outcome("failed", None, f"bad config: {err}")
         except Exception as err:  # a crash in one trial must not kill the worker
-            log.error("trial %s #%d crashed:\n%s", study.study_name, trial.number,
-                      traceback.format_exc())
-            outcome = Outcome("failed", None, f"{type(err).__name__}: {err}")
+            outcome = _crashed(err, out, study, f"trial {study.study_name} #{trial.number}")
         self._finish(study, trial, ref, outcome, background)
         if not self.keep_checkpoints:  # finished by itself: nothing will resume it
             checkpoints.discard(out)
@@ -206,6 +202,17 @@ class TrialRunner:
             print(f"[worker {self.s.index}] {label or f'{study.study_name} #{trial.number}'}: "
                   f"{outcome.state}"
                   f"{value}{'' if not outcome.reason else ' (' + outcome.reason + ')'}", flush=True)
+
+
+def _crashed(err: Exception, out: Path, study: optuna.Study, label: str) -> Outcome:
+    """A trial that raised: failed, with its reason, its failure signature (the trial's own
+    folder and study masked: one cause, one signature) and its full error (`fail_fast`)."""
+    own = {str(out): "<trial dir>", str(out.resolve()): "<trial dir>", study.study_name: "<study>"}
+    if isinstance(err, UserError):
+        return Outcome("failed", None, f"bad config: {err}", attrs=fail_fast.failure_attrs(err, own))
+    log.error("%s crashed:\n%s", label, traceback.format_exc())
+    return Outcome("failed", None, f"{type(err).__name__}: {err}",
+                   attrs=fail_fast.failure_attrs(err, own))
 
 
 def _first_run_created(ref: run_writes.RunRef) -> bool:

@@ -25,12 +25,24 @@ if TYPE_CHECKING:
     from sweeps.run.start_gate import StartGate
 
 
+def check_devices(spec: SweepSpec) -> None:
+    """The device every study trains on is on this machine (`trainer.device=cuda:7` on a
+    one-GPU host is one line here, not a failed trial per claim)."""
+    from trainer.loop import resolve_device
+
+    for device in sorted({str(b["trainer"]["device"]) for st in spec.studies
+                          for b in (st.base, *st.bases.values())}):
+        resolve_device(device)
+
+
 def check_models(spec: SweepSpec) -> None:
     """One batch through each distinct model and data of the sweep, on CPU: a user's model or
     dataset that cannot work fails here, in one line, before a study, a run or an output
-    directory exists."""
+    directory exists. The devices too, where the launch's own workers train (local)."""
     from trainer.preflight import check_config
 
+    if spec.launcher["name"] == "local" and spec.workers > 0:
+        check_devices(spec)
     seen: set[str] = set()
     for st in spec.studies:
         for base in (st.base, *st.bases.values()):

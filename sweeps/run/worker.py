@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from sweeps.run import checkpoints, heartbeat, lost_trials, stopping, warmup
+from sweeps.run import checkpoints, fail_fast, heartbeat, lost_trials, stopping, warmup
 from sweeps.run.claims import CONFIRM, SEARCH, Claims
 from sweeps.run.start_gate import StartGate
 from sweeps.run.trial import RunSettings, TrialRunner
@@ -27,7 +27,7 @@ from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
 from sweeps.search.samplers import build_pruner, build_sampler
 from sweeps.search.spec import SweepSpec
-from sweeps.store import urls
+from sweeps.store import existing, urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
 from sweeps.tracking.writer import Background
@@ -52,6 +52,7 @@ class Worker:
         attrs = study_mod.latest_attrs(found)
         self.sweep = attrs.get("sweep", sweep)
         self.spec: SweepSpec = _load_spec(found, attrs)
+        warmup.check_devices(self.spec)  # before a claim: a trial per claim would fail on it
         self.index = index
         self.uri = clients.resolve_uri(tracking_uri or attrs.get("tracking_uri"))
         outage.set_patience(self.spec.tracking_patience_s)
@@ -112,7 +113,11 @@ class Worker:
                 if kind == CONFIRM:
                     self.runner.run_confirm(study, trial)
                 else:
-                    self.runner.run_trial(study, trial)
+                    outcome = self.runner.run_trial(study, trial)
+                    if fail_fast.SIGNATURE in outcome.attrs:  # failed: the same way as before?
+                        record = fail_fast.check(self.studies, self.spec.fail_fast)
+                        if record is not None:
+                            fail_fast.halt(self.studies, record)
             count += 1
 
 
@@ -163,6 +168,7 @@ def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index:
     urls.check_reachable(storage_url)
     if not urls.exists(storage_url):
         raise UserError(f"--storage {urls.redact(storage_url)}: no sweeps there yet")
+    existing.check(storage_url)  # creates nothing where there is no sweep
     st = open_storage(storage_url)
     sweep_name, only = study, None
     kinds: tuple[str, ...] = (CONFIRM, SEARCH)
@@ -210,7 +216,10 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
     try:
         early = start_gate is not None and overrides is not None
         if early and not warmup.before_the_studies(start_gate, overrides, index):
-            return 0  # the launch gave up before any study existed
+            # the launch gave up before any study existed: its stop may reach this process
+            # in its exit clean-up, where there is nothing left to record
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            return 0
         worker = Worker(storage_url, sweep, only_study=only_study, index=index,
                         tracking_uri=tracking_uri, deadline=deadline, output_root=output_root,
                         quiet=quiet, storage_cfg=storage_cfg, kinds=kinds, threads=threads)

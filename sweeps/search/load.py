@@ -94,6 +94,7 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         storage=dict(data["storage"]), tracking_uri=tracking, overrides=tuple(user),
         studies=tuple(studies), raw={"sweep": sweep, "search": search},
         max_retries=int(sweep["max_retries"]), max_worker_restarts=int(sweep["max_worker_restarts"]),
+        fail_fast=int(sweep["fail_fast"]),
         checkpoint_dir=str(sweep["checkpoint_dir"]), keep_checkpoints=bool(sweep["keep_checkpoints"]),
         checkpoint_every_s=float(sweep["checkpoint_every_s"]),
         tracking_patience_s=patience["tracking"],

@@ -27,21 +27,28 @@ TRAINER_SECTIONS = ("trainer", *GROUPS)
 MODES = ("compare", "joint")
 
 
+# Upper bounds where a value would exhaust time, memory or disk before it did anything useful
+MAX_TRIALS = 100_000  # a study's trials; `status` replays them all
+MAX_WORKERS = 512  # local worker processes of one launch
+MAX_THREADS = 1024  # torch threads per worker
+MAX_NAME = 100  # sweep.name: in paths (trial folders), study names and MLflow experiments
+
 SWEEP_PARAMS: dict[str, Param] = {
     "name": Param("str"),
     "mode": one_of(*MODES),
     "optimizers": Param("str_list"),
-    "n_trials": count(1),
+    "n_trials": Param("int", low=1, high=MAX_TRIALS),
     "timeout": Param("float", low=0.0, low_open=True, nullable=True),
-    "workers": count(0),
-    "workers_per_device": count(1, nullable=True),
-    "threads_per_worker": count(1, nullable=True),
+    "workers": Param("int", low=0, high=MAX_WORKERS),
+    "workers_per_device": Param("int", low=1, high=MAX_WORKERS, nullable=True),
+    "threads_per_worker": Param("int", low=1, high=MAX_THREADS, nullable=True),
     "objective": one_of("best", "last"),
-    "seed": count(0),
+    "seed": Param("int", low=0, high=2**32 - 1),
     "sampler": Param("section"),
     "pruner": Param("section"),
-    "max_retries": count(0),
-    "max_worker_restarts": count(0),
+    "max_retries": Param("int", low=0, high=100),
+    "max_worker_restarts": Param("int", low=0, high=1000),
+    "fail_fast": Param("int", low=0, high=1000),
     "checkpoint_dir": Param("str"),
     "keep_checkpoints": flag(),
     "checkpoint_every_s": Param("float", low=0.0),
@@ -51,7 +58,8 @@ SWEEP_PARAMS: dict[str, Param] = {
 # Keys a sweep file written before they existed may leave out.
 SWEEP_DEFAULTS: dict[str, Any] = {"max_retries": 2, "max_worker_restarts": 3,
                                   "checkpoint_dir": "outputs", "keep_checkpoints": False,
-                                  "checkpoint_every_s": 10.0, "workers_per_device": None}
+                                  "checkpoint_every_s": 10.0, "workers_per_device": None,
+                                  "fail_fast": 3}
 
 
 SAMPLER_DEFAULTS: dict[str, Any] = {"history": 1000}  # tpe: sweeps.search.history
@@ -99,6 +107,7 @@ class SweepSpec:
     raw: Mapping[str, Any] = field(default_factory=dict)
     max_retries: int = 2
     max_worker_restarts: int = 3
+    fail_fast: int = 3  # consecutive same-reason failures that stop the sweep (0: never)
     checkpoint_dir: str = "outputs"
     keep_checkpoints: bool = False
     checkpoint_every_s: float = 10.0

@@ -192,7 +192,7 @@ def open_sweep(url: str, name: str | None) -> tuple[str, list[optuna.Study]]:
     urls.check_reachable(url)
     if not urls.exists(url):
         raise UserError(f"no sweeps yet in {urls.redact(url)}; start one with `sweeps launch`")
-    storage = open_storage(url)
+    storage = open_storage(url, create=False)  # a mistyped URL is left as it was
     names = sweep_names(storage)
     if name is None:
         if len(names) != 1:

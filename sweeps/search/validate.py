@@ -16,6 +16,7 @@ from typing import Any
 from sweeps.search.samplers import PRUNERS, SAMPLERS
 from sweeps.search.space import GROUP_KEYS, Dimension, condition_values, lookup, parse_dimension
 from sweeps.search.spec import (
+    MAX_NAME,
     PRUNER_PARAMS,
     SAMPLER_DEFAULTS,
     SAMPLER_PARAMS,
@@ -61,6 +62,9 @@ def check_sweep_section(sweep: dict[str, Any]) -> None:
                           "unknown key; allowed: " + ", ".join(sorted(SWEEP_PARAMS)))
     if not _NAME.match(sweep["name"]):
         raise ConfigError("sweep.name", sweep["name"], "must be letters, digits, '_', '-', '.'")
+    if len(sweep["name"]) > MAX_NAME:
+        raise ConfigError("sweep.name", sweep["name"][:20] + "...", f"must be at most {MAX_NAME} "
+                          f"characters (it names folders and studies), not {len(sweep['name'])}")
     SAMPLERS.get(sweep["sampler"].get("name"))
     for key, default in SAMPLER_DEFAULTS.items():  # sweep configs written before the key
         sweep["sampler"].setdefault(key, default)

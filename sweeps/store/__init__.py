@@ -5,7 +5,8 @@ rides out lost connections, `resilient`), URLs and reachability (`urls`), the jo
 and its torn-tail healing (`journal`), the budget and launch locks (`locks`), a trial's
 attribute writes in one round trip (`trial_writes`), who runs a trial (`owners`), Optuna
 calls without its experimental warnings (`quiet`), distributions parsed once per process
-(`distributions`), trial counts without reading the trials (`trial_counts`).
+(`distributions`), trial counts without reading the trials (`trial_counts`), whether a
+URL holds a storage already, found out without writing to it (`existing`).
 
 The bottom layer: imports nothing of `sweeps` (only `trainer.errors`).
 """

@@ -11,12 +11,14 @@ from sweeps.store.urls import journal_path
 from trainer.errors import UserError
 
 
-def open_journal(url: str) -> optuna.storages.JournalStorage:
+def open_journal(url: str, heal: bool = True) -> optuna.storages.JournalStorage:
+    """`heal=False`: read as it is (a torn last line is skipped by Optuna's reader)."""
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     path = journal_path(url)
     lock = JournalFileOpenLock(str(path))
-    heal_torn_tail(path, lock)
+    if heal:
+        heal_torn_tail(path, lock)
     backend = JournalFileBackend(str(path), lock_obj=lock)
     try:
         return optuna.storages.JournalStorage(backend)

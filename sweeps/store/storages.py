@@ -7,7 +7,7 @@ from typing import Any
 
 import optuna
 
-from sweeps.store import distributions, resilient
+from sweeps.store import distributions, existing, resilient
 from sweeps.store.journal import open_journal
 from sweeps.store.resilient import ResilientRDBStorage
 from sweeps.store.urls import connect_args, is_database, sqlalchemy_url
@@ -16,13 +16,19 @@ distributions.install()
 
 
 def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
-                 stale_trial_callback: Any = None) -> optuna.storages.BaseStorage:
-    """Open (creating if needed) the storage behind `url`."""
+                 stale_trial_callback: Any = None, *, create: bool = True) -> optuna.storages.BaseStorage:
+    """Open the storage behind `url`, creating it if needed; `create=False` (the commands
+    that read a sweep): only one that holds Optuna's data already, and change nothing on
+    opening it (no tables made in a database, no torn journal tail cut off)."""
     cfg = cfg or {}
+    if not create:
+        existing.check(url)
     if is_database(url):
         from sweeps.store.quiet import quietly
 
         return quietly(_rdb, url, cfg, stale_trial_callback)  # heartbeats: "experimental"
+    if not create and existing.torn(url):
+        return open_journal(url, heal=False)  # not kept: a later writer must heal it first
     return _journal(url)
 
 

@@ -39,22 +39,27 @@ def sqlalchemy_url(url: str) -> str:
 def check_reachable(url: str) -> None:
     """Raise UserError (one line) unless the storage can be opened; writes nothing."""
     if is_database(url):
-        import sqlalchemy
-
-        try:
-            engine = sqlalchemy.create_engine(sqlalchemy_url(url), connect_args=connect_args(url))
-            with engine.connect():
-                pass
-            engine.dispose()
-        except Exception as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UserError(f"storage.url={redact(url)}: cannot connect ({reason})") from None
+        check_database(url, "storage.url")
         return
     path = journal_path(url)
     if not path.parent.is_dir():
         raise UserError(f"storage.url={url}: directory {path.parent} does not exist")
     if path.exists() and not path.is_file():
         raise UserError(f"storage.url={url}: {path} is not a file")
+
+
+def check_database(url: str, key: str) -> None:
+    """One line naming `key` unless the database answers; writes nothing."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(sqlalchemy_url(url), connect_args=connect_args(url))
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{key}={redact(url)}: cannot connect ({reason})") from None
 
 
 def connect_args(url: str) -> dict[str, Any]:

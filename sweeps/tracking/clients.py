@@ -11,6 +11,7 @@ from typing import Any
 
 from sweeps.store.urls import redact
 from trainer.errors import UserError
+from trainer.writable import check_writable
 
 log = logging.getLogger("sweeps")
 
@@ -45,6 +46,11 @@ def ui_url(base: str, uri: str, sweep: str | None) -> str:
     return f"{base.rstrip('/')}/#/experiments?{view}"
 
 
+# MLflow's tracking store schemes (mlflow.tracking._tracking_service.utils), "" for a directory
+SCHEMES = ("", "file", "http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks",
+           "databricks-uc", "uc")
+
+
 def check_reachable(uri: str) -> None:
     """One-line UserError unless the tracking store can be used; writes nothing."""
     if uri.startswith(("http://", "https://")):
@@ -68,6 +74,23 @@ def check_reachable(uri: str) -> None:
         path = Path(uri[len("sqlite:///"):])
         if not path.parent.is_dir():
             raise UserError(f"tracking.uri={uri}: directory {path.parent} does not exist")
+        try:
+            check_writable(path.parent, "dir")  # MLflow's file and its write-ahead log go there
+        except UserError as err:
+            raise UserError(f"tracking.uri={uri}: directory {path.parent} "
+                            f"{str(err).split(': ', 1)[-1]}") from None
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UserError(f"tracking.uri={uri}: {path} is not writable by this user")
+    else:
+        scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+        if scheme not in SCHEMES:
+            raise UserError(f"tracking.uri={redact(uri)}: unknown scheme {scheme!r}; allowed: "
+                            "http(s)://HOST:PORT (an MLflow server), sqlite:///FILE, "
+                            "postgresql://, mysql://, mssql://, file:///DIR, databricks")
+        if scheme in ("postgresql", "mysql", "mssql"):
+            from sweeps.store.urls import check_database
+
+            check_database(uri, "tracking.uri")
 
 
 def warm_up() -> None:

@@ -13,6 +13,28 @@ from trainer.errors import UserError
 UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # a variable the user set wins
 
 
+def check_address(host: str, port: int) -> None:
+    """One line (exit 2) unless the UI can listen on `host:port`: tried with a socket of our
+    own, closed at once, so that a busy port is not a traceback of the web server's."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port {port}: must be a TCP port in [1, 65535]")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as err:
+        raise UserError(f"--host {host}: not an address of this machine ({err.strerror or err})") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as err:
+            why = "in use (another server listens there)" if err.errno == 98 else (err.strerror or str(err))
+            raise UserError(f"--port {port}: cannot listen on {host}:{port}: {why}; pick another "
+                            "with --port") from None
+
+
 def ui_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str]]:
     """The `mlflow ui` command line and environment for a local tracking store.
 

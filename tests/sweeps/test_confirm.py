@@ -120,9 +120,9 @@ def test_search_trials_at_a_range_edge_are_tagged(workdir: Path, cli: CliRunner)
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["confirm", "--seeds", "1"], "--seeds 1: must be >= 2"),
-    (["confirm", "--top", "0"], "--top 0: must be >= 1"),
-    (["confirm", "--workers", "-1"], "--workers -1: must be >= 0"),
+    (["confirm", "--seeds", "1"], "--seeds 1: must be in [2, 1000]"),
+    (["confirm", "--top", "0"], "--top 0: must be in [1, 100]"),
+    (["confirm", "--workers", "-1"], "--workers -1: must be in [0, 512]"),
     (["confirm"], "has no completed trial to confirm yet"),
     (["report", "nosuch"], "no sweep 'nosuch'"),
     (["report", "--target", "1.5"], "--target 1.5: must be a validation accuracy"),

@@ -59,7 +59,7 @@ def test_cli_draws_one_figure_per_function(tmp_path: Path) -> None:
     (["--functions", "himmelblau"], "--functions himmelblau: allowed: rosenbrock, beale, saddle"),
     (["--optimizers", "adagrad"], "'adagrad' is not one of"),
     (["--lr", "sgd=-1"], "--lr sgd=-1: must be OPTIMIZER=RATE"),
-    (["--steps", "0"], "--steps 0: must be >= 1"),
+    (["--steps", "0"], "--steps 0: must be in [1, 100,000]"),
 ])
 def test_cli_bad_input(tmp_path: Path, args: list[str], expected: str) -> None:
     result = CliRunner().invoke(app, ["paths", *args, "--out", str(tmp_path / "p")])

@@ -185,3 +185,30 @@ def serving_now(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_an_interrupted_launch_counts_only_the_trials_it_marked() -> None:
+    """A PID seen again (a container's workers get the same PIDs every launch) does not make
+    the trials an earlier launch left interrupted count as this one's."""
+    import datetime
+
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from sweeps.run.lost_trials import interrupted_by
+
+    study = optuna.create_study(study_name="quick.sgd")
+    start = datetime.datetime(2026, 1, 1, 12, 0)
+    for minutes, reason in [(0, "interrupted (Ctrl-C)"), (60, "interrupted (SIGTERM)"),
+                            (61, "worker died (exit code -9)"), (62, "interrupted (SIGTERM)")]:
+        t = create_trial(state=TrialState.FAIL, params={"lr": 0.1},
+                         distributions={"lr": FloatDistribution(1e-3, 1.0)},
+                         user_attrs={"worker": "host:12", "failure_reason": reason})
+        t.datetime_start = start + datetime.timedelta(minutes=minutes)
+        t.datetime_complete = t.datetime_start + datetime.timedelta(seconds=5)
+        study.add_trial(t)
+    launch_began = start + datetime.timedelta(minutes=59)
+    assert [t.number for t in interrupted_by([study], {"host:12"}, launch_began)] == [1, 3]
+    assert len(interrupted_by([study], {"host:12"})) == 3  # without a start: every one
+    assert interrupted_by([study], {"host:13"}, launch_began) == []
