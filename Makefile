@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env quickstart train test test-fast lint bench bench-load clean
+.PHONY: env quickstart train test test-fast lint mutate bench bench-load clean
 
 env: $(STAMP)
 
@@ -33,6 +33,12 @@ test-fast: env
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+
+## Mutation testing of the core modules ([tool.mutmut] in pyproject.toml), then the score per
+## module and every survivor not listed as equivalent in tests/mutation_equivalent.txt.
+mutate: env
+	$(BIN)/mutmut run --max-children $(or $(JOBS),2) || true
+	$(BIN)/python tests/mutation_scores.py
 
 bench: env
 	$(BIN)/python benchmarks/trainer_vs_dataloader.py

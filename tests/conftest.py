@@ -6,11 +6,18 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from omegaconf import DictConfig
 
 from trainer.config import load_config
 
 from .servers import mlflow_server as start_mlflow_server
+
+# Property tests: the same examples on every run (a red CI is reproducible, never a draw),
+# no per-example deadline (a first call imports scipy), no example database written.
+settings.register_profile("sweeps", derandomize=True, deadline=None, database=None,
+                          print_blob=True)
+settings.load_profile("sweeps")
 
 TINY = [
     "dataset=mnist_5k",

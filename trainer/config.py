@@ -84,6 +84,9 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     s = data["schedule"]
     info = SCHEDULES.get(s.get("name"))
     check_section("schedule", s, info.params, owner=f"schedule {info.name}")
+    if info.name == "onecycle" and s["three_phase"] and s["pct_start"] >= 0.5:
+        raise ConfigError("schedule.pct_start", s["pct_start"], "must be < 0.5 with "
+                          "schedule.three_phase=true (its two ramps take 2 x pct_start of the run)")
     if s["warmup_epochs"] >= t["epochs"] and info.interval == "step":
         raise ConfigError("schedule.warmup_epochs", s["warmup_epochs"],
                           f"must be < trainer.epochs ({t['epochs']}) for schedule {info.name}")

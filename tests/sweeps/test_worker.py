@@ -14,7 +14,7 @@ from sweeps.cli import app
 from sweeps.run.worker import Worker
 
 from .conftest import SMALL
-from .helpers import journal_trials, mlflow_runs
+from .helpers import journal_trials, mlflow_runs, wait_for
 
 
 def _setup(cli: CliRunner, *overrides: str) -> None:
@@ -68,11 +68,21 @@ def test_diverging_trials_are_recorded_and_the_worker_continues(workdir: Path, c
     assert status.exit_code == 0 and "quick.sgd" in status.output
 
 
-def test_objective_last_uses_the_last_epoch(workdir: Path, cli: CliRunner) -> None:
+def test_objective_last_uses_the_last_epoch(workdir: Path, cli: CliRunner,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep's objective reaches the trial's outcome (which epoch `last` and `best` pick
+    is `test_decisions.py::test_the_objective_is_the_best_epoch_or_the_last_one`, on a run
+    whose best and last epochs differ)."""
+    from sweeps.run import outcome
+
+    asked: list[str] = []
+    real = outcome.objective_value
+    monkeypatch.setattr(outcome, "objective_value", lambda r, o: asked.append(o) or real(r, o))
     _setup(cli, "sweep.optimizers=[adam]", "sweep.n_trials=1", "sweep.objective=last",
            "sweep.pruner.name=none")
     Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run()
     (t,) = journal_trials(workdir / "sweeps.journal")["quick.adam"]
+    assert asked == ["last"]
     assert t.value == t.user_attrs["curves"]["val/acc"][-1]
     assert "test/acc" in t.user_attrs["final"]  # recorded, never the objective
 
@@ -111,7 +121,11 @@ def test_timeout_stops_workers_from_starting_trials(workdir: Path, cli: CliRunne
     import time
 
     _setup(cli, "sweep.optimizers=[sgd]", "sweep.n_trials=50", "sweep.timeout=0.001")
-    time.sleep(0.01)
+    from sweeps.search.studies import sweep_studies
+    from sweeps.store.storages import open_storage
+
+    deadline = sweep_studies(open_storage(str(workdir / "sweeps.journal")), "quick")[0].user_attrs["deadline"]
+    wait_for(lambda: time.time() > deadline, timeout=10, interval=0.01)  # the timeout has passed
     assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 0
     assert journal_trials(workdir / "sweeps.journal")["quick.sgd"] == []
 
@@ -132,8 +146,9 @@ def test_local_workers_start_claiming_together_once_all_are_warmed_up(
 
     t = threading.Thread(target=first)
     t.start()
-    time.sleep(0.5)
-    assert passed == [] and gate.ready.value == 1  # warmed up, waiting for the second
+    wait_for(lambda: gate.ready.value == 1, timeout=10, interval=0.01)  # warmed up, and then:
+    t.join(0.3)
+    assert t.is_alive() and passed == []  # waiting for the second
     released = time.monotonic()
     gate.wait_for_the_others()  # the second arrives: both go
     t.join(10)
@@ -159,8 +174,8 @@ def test_a_launchs_workers_wait_at_the_gate_until_released_or_told_to_leave() ->
     answers: list[bool] = []
     t = threading.Thread(target=lambda: answers.append(gate.wait_for_go()))
     t.start()
-    time.sleep(0.3)
-    assert answers == []  # the studies do not exist yet: no claim
+    t.join(0.3)
+    assert t.is_alive() and answers == []  # the studies do not exist yet: no claim
     gate.release()
     t.join(10)
     assert answers == [True]

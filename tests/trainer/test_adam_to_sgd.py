@@ -180,17 +180,26 @@ def test_no_switch_on_first_step_or_when_tolerance_is_tight() -> None:
 
 
 def test_switch_tolerance_is_not_adam_eps() -> None:
-    a, b = _problem(2)
-    runs = []
-    for eps in (1e-8, 1e-3):
+    """|Lambda - gamma| is compared with swats_eps, never with Adam's eps: the optimizer
+    switches at the step the reference switches at for each swats_eps (two different
+    steps), not at the step (here: none) a tolerance of Adam's eps would give."""
+    a, b = _problem(0)
+
+    def reference_switch(tol: float) -> int | None:
+        ref = _reference(a.numpy(), b.numpy(), np.zeros(6), 80, tol)
+        return next((r["switched"] for r in ref if "switched" in r), None)
+
+    assert reference_switch(EPS) is None
+    seen = []
+    for swats_eps in (1e-2, 5e-2):
         w = torch.zeros(6, dtype=torch.float64, requires_grad=True)
-        opt = AdamToSGD([w], lr=LR, eps=eps, policy="swats", swats_eps=5e-3,
+        opt = AdamToSGD([w], lr=LR, betas=(B1, B2), eps=EPS, policy="swats", swats_eps=swats_eps,
                         swats_tolerance="absolute")
-        for _ in range(60):
+        for _ in range(80):
             _loss_step(opt, w, a, b)
-        runs.append(opt.param_groups[0])
-    assert all(r["swats_eps"] == 5e-3 for r in runs)
-    assert runs[0]["eps"] != runs[1]["eps"]
+        seen.append(opt.param_groups[0]["switched_at"])
+        assert seen[-1] == reference_switch(swats_eps)
+    assert seen[0] != seen[1] and None not in seen
 
 
 def test_fixed_policy_switches_at_given_step_with_given_or_estimated_lr() -> None:

@@ -1,0 +1,78 @@
+"""`make mutate`'s summary: the mutation score of each core module, and its survivors.
+
+Reads what `mutmut run` left in mutants/ (through mutmut's own records), prints one row
+per module (killed, survived, score), and lists every surviving mutant that
+`tests/mutation_equivalent.txt` does not name as equivalent, with its diff. Exits 1 while
+such a survivor remains: each is a change to the code that no test notices.
+
+The score counts a timeout as a kill (the mutant looped where the original did not) and
+leaves out mutants no selected test reaches ("no tests").
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
+
+
+def equivalent() -> dict[str, str]:
+    """``mutant name: why it cannot change behaviour`` lines (``#`` starts a comment)."""
+    out = {}
+    for line in EQUIVALENT.read_text().splitlines():
+        line = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") else line.strip()
+        if line and ":" in line:
+            name, why = line.split(":", 1)
+            out[name.strip()] = why.strip()
+    return out
+
+
+def main() -> int:
+    import os
+
+    os.chdir(ROOT)
+    from mutmut.__main__ import get_diff_for_mutant, walk_mutatable_files
+    from mutmut.configuration import config
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+
+    if not (ROOT / "mutants").is_dir():
+        print("no mutants/ here: run `make mutate` (mutmut run) first")
+        return 2
+    known = equivalent()
+    rows, survivors = [], []
+    for path in walk_mutatable_files():
+        if not config().should_mutate(path):
+            continue
+        data = SourceFileMutationData(path=path)
+        data.load()
+        if not data.exit_code_by_key:
+            continue
+        counts = Counter(status_by_exit_code[c] for c in data.exit_code_by_key.values())
+        killed = counts["killed"] + counts["timeout"] + counts["caught by type check"]
+        tested = killed + counts["survived"] + counts["suspicious"]
+        survived = [k for k, c in data.exit_code_by_key.items() if status_by_exit_code[c] == "survived"]
+        open_ = [k for k in survived if k not in known]
+        rows.append((str(path), killed, len(survived), len(survived) - len(open_), counts["no tests"],
+                     100.0 * killed / tested if tested else float("nan")))
+        survivors += [(k, path) for k in open_]
+    print(f"{'module':40} {'killed':>7} {'survived':>9} {'equivalent':>11} {'no tests':>9} {'score':>7}")
+    for path, killed, survived, equiv, no_tests, score in rows:
+        print(f"{path:40} {killed:7d} {survived:9d} {equiv:11d} {no_tests:9d} {score:6.1f}%")
+    total_killed = sum(r[1] for r in rows)
+    total_tested = sum(r[1] + r[2] for r in rows)
+    if total_tested:
+        equiv = sum(r[3] for r in rows)
+        print(f"all: {total_killed} of {total_tested} killed ({100.0 * total_killed / total_tested:.1f} %); "
+              f"{equiv} of the survivors equivalent, {len(survivors)} not")
+    for name, path in survivors:
+        print(f"\n# survived, not listed as equivalent: {name}")
+        print(get_diff_for_mutant(name, path=path))
+    return 1 if survivors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
