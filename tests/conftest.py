@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from .servers import mlflow_server as start_mlflow_server
 # no per-example deadline (a first call imports scipy), no example database written.
 settings.register_profile("sweeps", derandomize=True, deadline=None, database=None,
                           print_blob=True)
-settings.load_profile("sweeps")
+# `make mutate` runs the selected tests once per mutant: fewer examples each
+settings.register_profile("mutate", parent=settings.get_profile("sweeps"), max_examples=15)
+settings.load_profile(os.environ.get("SWEEPS_HYPOTHESIS_PROFILE", "sweeps"))
 
 TINY = [
     "dataset=mnist_5k",

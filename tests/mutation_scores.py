@@ -5,8 +5,9 @@ per module (killed, survived, score), and lists every surviving mutant that
 `tests/mutation_equivalent.txt` does not name as equivalent, with its diff. Exits 1 while
 such a survivor remains: each is a change to the code that no test notices.
 
-The score counts a timeout as a kill (the mutant looped where the original did not) and
-leaves out mutants no selected test reaches ("no tests").
+The score is killed / (killed + survived - equivalent): a timeout counts as a kill (the
+mutant looped where the original did not); mutants no selected test reaches ("no tests")
+and equivalent ones are left out.
 """
 
 from __future__ import annotations
@@ -56,18 +57,21 @@ def main() -> int:
         tested = killed + counts["survived"] + counts["suspicious"]
         survived = [k for k, c in data.exit_code_by_key.items() if status_by_exit_code[c] == "survived"]
         open_ = [k for k in survived if k not in known]
-        rows.append((str(path), killed, len(survived), len(survived) - len(open_), counts["no tests"],
-                     100.0 * killed / tested if tested else float("nan")))
+        equiv = len(survived) - len(open_)
+        rows.append((str(path), killed, len(survived), equiv, counts["no tests"],
+                     100.0 * killed / (tested - equiv) if tested > equiv else float("nan")))
         survivors += [(k, path) for k in open_]
     print(f"{'module':40} {'killed':>7} {'survived':>9} {'equivalent':>11} {'no tests':>9} {'score':>7}")
+    print(f"{'':40} {'':>7} {'':>9} {'(of them)':>11}")
     for path, killed, survived, equiv, no_tests, score in rows:
         print(f"{path:40} {killed:7d} {survived:9d} {equiv:11d} {no_tests:9d} {score:6.1f}%")
     total_killed = sum(r[1] for r in rows)
-    total_tested = sum(r[1] + r[2] for r in rows)
+    equiv = sum(r[3] for r in rows)
+    total_tested = sum(r[1] + r[2] for r in rows) - equiv
     if total_tested:
-        equiv = sum(r[3] for r in rows)
-        print(f"all: {total_killed} of {total_tested} killed ({100.0 * total_killed / total_tested:.1f} %); "
-              f"{equiv} of the survivors equivalent, {len(survivors)} not")
+        print(f"all: {total_killed} of {total_tested} non-equivalent mutants killed "
+              f"({100.0 * total_killed / total_tested:.1f} %); {equiv} equivalent survivors left out, "
+              f"{len(survivors)} survivors not equivalent")
     for name, path in survivors:
         print(f"\n# survived, not listed as equivalent: {name}")
         print(get_diff_for_mutant(name, path=path))

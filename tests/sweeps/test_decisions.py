@@ -89,11 +89,14 @@ def test_what_counts_toward_the_budget_and_what_is_retried(trial, counts: bool, 
     assert retryable(trial) is retried
 
 
-def test_a_running_trial_counts_and_is_not_retried() -> None:
+def test_a_running_trial_counts_and_a_waiting_one_does_not() -> None:
     study = optuna.create_study()
     running = study.ask()
     frozen = study.get_trials()[running.number]
     assert counts_toward_budget(frozen) and not retryable(frozen)
+    study.enqueue_trial({"x": 1.0})  # queued (a retry about to be claimed): not used yet
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    assert not counts_toward_budget(waiting) and not retryable(waiting)
 
 
 class _Fits:
@@ -168,3 +171,66 @@ def test_a_checkpoint_that_cannot_be_resumed_is_retried_from_scratch(
     with pytest.raises(UserError, match=r"optimizer\.lr"):
         _runner()._fit_resumable({"trainer": {}}, _Trial({"retry_of": 3}), None, None, tmp_path)
     assert other.resumes == [str(tmp_path / checkpoints.LAST)]
+
+
+def test_an_outcome_says_why() -> None:
+    diverged = _result("diverged")
+    diverged.stop_reason = "non-finite training loss (nan) at epoch 2"
+    assert outcome_mod.outcome_of(diverged, None, "best").reason == \
+        "diverged: non-finite training loss (nan) at epoch 2"
+    pruned = _result("stopped")
+    pruned.stop_reason = "pruned at epoch 2"
+    assert outcome_mod.outcome_of(pruned, _Pruned(), "best").reason == "pruned at epoch 2"
+    assert outcome_mod.outcome_of(_result(accs=()), None, "best").reason == "no epoch finished"
+    assert outcome_mod.outcome_of(_result(), None, "last").value == 0.7  # the objective asked for
+    assert outcome_mod.outcome_of(_result(), None, "best").reason is None
+
+
+def test_what_a_trial_records_of_its_fit() -> None:
+    result = _result(accs=(0.5, 0.75))
+    result.history[1]["lr"] = float("nan")
+    result.steps = [{"step": 1, "batch/lr": 0.1, "batch/loss": 2.0}, {"step": 2, "batch/loss": 1.9},
+                    {"step": 3, "batch/lr": float("inf")}]
+    result.final = {"best/val_acc": 0.75, "test/acc": float("nan")}
+    attrs = outcome_mod.result_attrs(result)
+    assert attrs == {
+        "final": {"best/val_acc": 0.75, "test/acc": None},  # JSON: non-finite becomes null
+        "curves": {"val/loss": [0.5, 0.25], "val/acc": [0.5, 0.75], "lr": [None, None]},
+        "step_lrs": {"step": [1.0, 3.0], "lr": [0.1, None]},  # only the steps that logged a rate
+        "epochs": 2, "device": "cpu", "duration_s": 1.0,
+    }
+
+
+class _Recorder:
+    """A trial that records its reports and prunes when told to."""
+
+    def __init__(self, prune_at: int | None = None) -> None:
+        self.reports: list[tuple[float, int]] = []
+        self.prune_at = prune_at
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((value, step))
+
+    def should_prune(self) -> bool:
+        return self.prune_at is not None and self.reports[-1][1] >= self.prune_at
+
+
+class _Run:
+    def __init__(self, history: list[dict[str, float]]) -> None:
+        self.cfg, self.history, self.stops = CONFIG, history, []
+
+    def request_stop(self, why: str) -> None:
+        self.stops.append(why)
+
+
+def test_a_resumed_trial_reports_the_epochs_it_trained_before_and_the_pruner_stops_it() -> None:
+    trial = _Recorder(prune_at=3)
+    reporter = outcome_mod.OptunaReporter(trial)  # type: ignore[arg-type]
+    run = _Run([{"epoch": 1, "val/acc": 0.4}, {"epoch": 2, "val/acc": float("nan")}])
+    reporter.on_fit_start(run)  # type: ignore[arg-type]
+    assert reporter.resumed_from == 2 and trial.reports == [(0.4, 1)]  # NaN is never reported
+    reporter.on_epoch_end(run, 3, {"val/acc": float("nan")})  # type: ignore[arg-type]
+    assert trial.reports == [(0.4, 1)] and run.stops == []
+    reporter.on_epoch_end(run, 3, {"val/acc": 0.6})  # type: ignore[arg-type]
+    assert trial.reports[-1] == (0.6, 3)
+    assert reporter.pruned_at == 3 and run.stops == ["pruned at epoch 3"]

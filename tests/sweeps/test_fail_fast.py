@@ -55,7 +55,43 @@ def test_three_failures_of_one_cause_in_a_row_trip_it() -> None:
     assert record is not None
     assert record["signature"] == CRASH and record["count"] == 3
     assert record["study"] == "quick.sgd" and record["trial"] == 3  # the last one to finish
-    assert record["error"].endswith(CRASH)
+    assert record["error"].endswith(CRASH) and record["reason"] == CRASH
+    assert record["optimizer"] == "sgd"
+    assert record["command"] is None  # it failed before its trainer config was made
+
+
+def test_the_record_gives_the_command_that_runs_the_trial_alone() -> None:
+    from sweeps.report.summary import trainer_command
+    from trainer.compose import overrides_for
+    from trainer.config import load_config, validate
+
+    cfg = validate(load_config(["optimizer=sgd", "trainer.epochs=1"]))
+    study = _study([_trial(i, TrialState.FAIL, **_failed(CRASH), config=cfg) for i in range(2)])
+    record = fail_fast.check([study], 2)
+    assert record is not None
+    assert record["command"] == trainer_command(overrides_for(cfg))
+    assert record["command"].startswith("python -m trainer ") and "optimizer=sgd" in record["command"]
+
+
+def test_a_limit_of_one_stops_on_the_first_failure() -> None:
+    one = _study([_trial(0, TrialState.COMPLETE, state="complete"),
+                  _trial(1, TrialState.FAIL, **_failed(CRASH))])
+    assert fail_fast.check([one], 1) is not None
+    assert fail_fast.check([one], 2) is None
+
+
+def test_trials_finishing_at_the_same_instant_are_ordered_by_number() -> None:
+    """Two studies' trials can share a completion time; the streak still has an order."""
+    sgd = optuna.create_study(study_name="quick.sgd", direction="maximize")
+    adam = optuna.create_study(study_name="quick.adam", direction="maximize")
+    same = T0 + datetime.timedelta(seconds=5)
+    for study, ts, attrs in ((sgd, TrialState.FAIL, _failed(CRASH)), (adam, TrialState.FAIL, _failed(CRASH)),
+                             (sgd, TrialState.FAIL, _failed(CRASH))):
+        t = _trial(0, ts, **attrs)
+        t.datetime_start, t.datetime_complete = T0, same
+        study.add_trial(t)
+    record = fail_fast.check([sgd, adam], 3)
+    assert record is not None and (record["study"], record["trial"]) == ("quick.sgd", 1)
 
 
 def test_fewer_than_the_limit_or_the_limit_zero_do_not() -> None:
@@ -81,9 +117,12 @@ def test_a_trial_that_ended_otherwise_breaks_the_streak(between) -> None:
 
 @pytest.mark.parametrize("lost", [
     _trial(9, TrialState.FAIL, failure_reason="interrupted (Ctrl-C)"),
+    # its own worker marked it: Ctrl-C, SIGTERM, a scheduler's requeue
+    _trial(9, TrialState.FAIL, state="interrupted", failure_reason="interrupted (SIGTERM)"),
+    _trial(9, TrialState.FAIL, state="failed", failure_reason="worker died (exit code -9)"),
     _trial(9, TrialState.FAIL, failure_reason="worker died (exit code -9)"),
     _trial(9, TrialState.FAIL),  # a missed heartbeat: Optuna fails it without a word
-], ids=["interrupted", "worker-died", "heartbeat"])
+], ids=["interrupted", "interrupted-by-its-worker", "worker-died-recorded", "worker-died", "heartbeat"])
 def test_infrastructure_failures_neither_count_nor_break_it(lost) -> None:
     trials = [_trial(0, TrialState.FAIL, **_failed(CRASH)), lost,
               _trial(2, TrialState.FAIL, **_failed(CRASH)), _trial(3, TrialState.FAIL, **_failed(CRASH))]
@@ -155,11 +194,57 @@ def test_a_halted_sweep_claims_nothing_and_a_cleared_one_claims_again(tmp_path: 
 
 
 def test_describe_says_why_once_with_the_error_and_the_command() -> None:
-    lines = fail_fast.describe({"signature": CRASH, "count": 3, "study": "quick.sgd", "trial": 2,
-                                "error": "Traceback (most recent call last):\n" + CRASH,
-                                "command": "python -m trainer optimizer=sgd"}, "quick")
-    text = "\n".join(lines)
-    assert lines[0].startswith("stopped: the last 3 trials failed with the same error")
-    assert text.count(CRASH) == 2  # the reason once, and the last line of the traceback
-    assert "run that trial alone: python -m trainer optimizer=sgd" in text
-    assert "sweep.fail_fast=0" in text
+    record = {"signature": CRASH, "count": 3, "study": "quick.sgd", "trial": 2,
+              "error": "Traceback (most recent call last):\n" + CRASH,
+              "command": "python -m trainer optimizer=sgd"}
+    assert fail_fast.describe(record, "quick") == [
+        f"stopped: the last 3 trials failed with the same error (sweep.fail_fast=3): {CRASH}",
+        "the full error of trial quick.sgd #2:",
+        "  Traceback (most recent call last):",
+        f"  {CRASH}",
+        "run that trial alone: python -m trainer optimizer=sgd",
+        "fix the cause and run the same launch again: the budget not used yet is still there "
+        "(`sweeps status quick`); sweep.fail_fast=0 turns this off",
+    ]
+    # without a traceback, the reason; without a config, why there is no command
+    lines = fail_fast.describe({**record, "error": None, "reason": "bad config: x", "command": None}, "q")
+    assert lines[2] == "  bad config: x"
+    assert lines[3] == "that trial failed before its trainer config was made (sampling or composing it)"
+    bare = fail_fast.describe({**record, "error": None, "reason": None, "command": None}, "q")
+    assert len(bare) == 4 and not bare[2].startswith("  ")  # nothing recorded: no error lines
+
+
+def test_the_signature_is_the_type_and_the_first_line_cut_at_300() -> None:
+    assert fail_fast.signature(ValueError(), {}) == "ValueError: "
+    assert fail_fast.signature(ValueError("first\nsecond"), {}) == "ValueError: first"
+    assert fail_fast.signature(ValueError("x" * 400), {}) == "ValueError: " + "x" * 300
+    # a message that already names its type is not prefixed twice
+    assert fail_fast.signature(RuntimeError("RuntimeError: boom"), {}) == "RuntimeError: boom"
+    assert fail_fast.signature(RuntimeError("OSError: boom"), {}) == "RuntimeError: OSError: boom"
+    # the longest of the trial's own strings is masked first (a folder inside another)
+    own = {"/runs/quick": "<sweep dir>", "/runs/quick/quick.sgd/trial_4": "<trial dir>"}
+    assert fail_fast.signature(OSError("/runs/quick/quick.sgd/trial_4/last.pt"), own) == \
+        "OSError: <trial dir>/last.pt"
+    assert fail_fast.signature(OSError("trial_12 and trial_3"), {}) == "OSError: trial_N and trial_N"
+
+
+def test_the_full_error_is_the_whole_traceback_up_to_its_limit() -> None:
+    import traceback
+
+    def raised(message: str) -> RuntimeError:
+        try:
+            raise RuntimeError(message)
+        except RuntimeError as e:
+            return e
+
+    short = raised("boom")
+    assert fail_fast.error_text(short) == "".join(traceback.format_exception(short)).rstrip()
+    full = "".join(traceback.format_exception(raised("y" * 10_000))).rstrip()
+    long_text = fail_fast.error_text(raised("y" * 10_000))
+    assert long_text == "...\n" + full[-fail_fast.ERROR_CHARS:]
+    exact = raised("z")
+    text = "".join(traceback.format_exception(exact)).rstrip()
+    pad = fail_fast.ERROR_CHARS - len(text)
+    at_limit = raised("z" * (1 + pad))  # a traceback exactly ERROR_CHARS long is kept whole
+    assert len("".join(traceback.format_exception(at_limit)).rstrip()) == fail_fast.ERROR_CHARS
+    assert not fail_fast.error_text(at_limit).startswith("...")

@@ -119,3 +119,68 @@ def test_a_long_budget_curve_is_log_spaced_and_exact_where_it_has_points() -> No
         assert p.expected == pytest.approx(exact.expected) and p.std == pytest.approx(exact.std)
     assert budget.at(curve, 3000) is curve[-1] and budget.at(curve, 2999) in (None, curve[-2])
     assert [p.n for p in budget.budget_curve(values[:10])] == list(range(1, 11))
+
+
+def _same(a: stats.PairedComparison, b: stats.PairedComparison) -> bool:
+    def eq(x: float, y: float) -> bool:
+        return (math.isnan(x) and math.isnan(y)) or x == y
+
+    return a.n == b.n and all(eq(getattr(a, k), getattr(b, k))
+                              for k in ("mean_diff", "ci_low", "ci_high", "p_value"))
+
+
+def test_paired_edge_cases_are_exact() -> None:
+    empty = stats.paired([], [])
+    assert empty.n == 0 and all(math.isnan(x) for x in (empty.mean_diff, empty.ci_low, empty.ci_high,
+                                                         empty.p_value))
+    one = stats.paired([0.7], [0.5])  # one shared seed: a difference, no spread
+    assert (one.n, one.ci_low, one.ci_high) == (1, pytest.approx(0.2), pytest.approx(0.2))
+    assert one.mean_diff == pytest.approx(0.2) and math.isnan(one.p_value)
+    constant = stats.paired([0.5, 0.5, 0.5], [0.0, 0.0, 0.0])
+    assert (constant.n, constant.mean_diff, constant.ci_low, constant.ci_high) == (3, 0.5, 0.5, 0.5)
+    assert math.isnan(constant.p_value)
+    # "no spread" is relative to the size of the difference: 1e-9 on 1e6 is rounding
+    big = stats.paired([1e6, 1e6 + 1e-9, 1e6], [0.0, 0.0, 0.0])
+    assert big.ci_low == big.ci_high == big.mean_diff and math.isnan(big.p_value)
+    # and absolute below a difference of 1: 1.5e-12 apart is a spread to resample
+    tiny = stats.paired([0.0, 1.5e-12, 0.0, 1.5e-12], [0.0] * 4)
+    assert not math.isnan(tiny.p_value)
+    with pytest.raises(ValueError, match="paired samples need equal lengths, got 2 and 1"):
+        stats.paired([0.1, 0.2], [0.1])
+
+
+def test_paired_skips_missing_values_and_is_reproducible() -> None:
+    a, b = [0.9, None, 0.8, 0.85, 0.7, 0.6], [0.8, 0.7, math.nan, 0.8, 0.75, None]
+    c = stats.paired(a, b)  # seeds 1, 2 and 5 lack a value: three pairs are left
+    assert c.n == 3 and c.mean_diff == pytest.approx((0.1 + 0.05 - 0.05) / 3)
+    # the defaults are fixed (9999 resamples, seed 0): the report's intervals never move
+    a = [0.91, 0.83, 0.88, 0.79, 0.95, 0.86, 0.9, 0.81]
+    b = [0.88, 0.85, 0.8, 0.8, 0.9, 0.87, 0.84, 0.8]
+    c = stats.paired(a, b)
+    assert _same(stats.paired(a, b), c) and _same(stats.paired(a, b, n_resamples=9999, seed=0), c)
+    assert not _same(stats.paired(a, b, n_resamples=2000), c)
+    assert not _same(stats.paired(a, b, seed=1), c)
+
+
+def test_expected_max_refuses_what_it_cannot_compute() -> None:
+    with pytest.raises(ValueError, match="needs values and n >= 1, got 0 values"):
+        budget.expected_max([], 1)
+    with pytest.raises(ValueError, match="n=0"):
+        budget.expected_max([0.5, 0.6], 0)
+    one = budget.expected_max([0.5], 3)  # one value: the best of any n is that value
+    assert (one.expected, one.std) == (0.5, 0.0)
+
+
+def test_one_value_and_one_example_are_exact() -> None:
+    one = stats.summarize([0.5])
+    assert one is not None and one.n == 1 and one.mean == 0.5
+    assert all(isinstance(x, float) and math.isnan(x) for x in (one.std, one.ci_low, one.ci_high))
+    assert stats.validation_se(0.5, 1) == 0.5  # sqrt(0.25 / 1): one example still has an error
+    assert math.isnan(stats.validation_se(0.5, 0))
+
+
+def test_budget_curves_skip_missing_values_and_have_about_96_points_past_64() -> None:
+    assert budget.expected_max([0.2, math.nan, 0.8, None], 1).expected == pytest.approx(0.5)
+    ns = budget.curve_ns(10_000)
+    assert ns[:63] == list(range(1, 64)) and ns[-1] == 10_000
+    assert 90 <= len(ns) - 63 <= 97 and ns == sorted(set(ns))

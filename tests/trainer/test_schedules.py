@@ -101,12 +101,13 @@ def test_schedule_shapes_sgd_rate_after_adam_to_sgd_switch() -> None:
     assert _epoch_start(lrs)[1:] == pytest.approx([0.5, 0.25, 0.125])  # still halving
 
 
+@pytest.mark.parametrize("warmup", [0.5, 0.0], ids=["warmup", "no-warmup"])
 @pytest.mark.parametrize("name", list_schedules())
-def test_state_dict_round_trip(name: str) -> None:
+def test_state_dict_round_trip(name: str, warmup: float) -> None:
     def run(split: int | None) -> list[float]:
         w = torch.zeros(2, requires_grad=True)
         opt = torch.optim.SGD([w], lr=LR, momentum=0.9)
-        cfg = _cfg(name, warmup_epochs=0.5)
+        cfg = _cfg(name, warmup_epochs=warmup)
         s = Schedule(opt, cfg, steps_per_epoch=SPE, epochs=EPOCHS)
         lrs = []
         for step in range(SPE * EPOCHS):
@@ -138,3 +139,31 @@ def test_cyclic_after_warmup_starts_at_its_base_rate_not_at_the_peak() -> None:
     assert lrs[2 * SPE] == pytest.approx(LR)  # and peaks one half-cycle later
     without = _trace("cyclic", base_lr_ratio=0.1, step_size_epochs=1.0)
     assert lrs[SPE:2 * SPE] == pytest.approx(without[:SPE])
+
+
+def test_a_one_cycle_horizon_spans_at_least_its_warm_up_phase() -> None:
+    """torch's OneCycleLR divides by pct_start * total - 1: the horizon is never below
+    1 / pct_start + 1 steps; a run's own length where it is longer."""
+    from trainer.schedules import onecycle_steps
+
+    assert onecycle_steps(100, 0.3) == 100
+    assert onecycle_steps(2, 0.5) == 3
+    assert onecycle_steps(1, 0.25) == 5
+    assert [onecycle_steps(n, 0.25) for n in (4, 5, 6)] == [5, 5, 6]
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=LR)
+    s = Schedule(opt, _cfg("onecycle", pct_start=0.5), steps_per_epoch=1, epochs=2)  # 2 steps
+    for _ in range(2):
+        opt.step()
+        s.after_batch()
+    assert 0 < opt.param_groups[0]["lr"] <= LR
+
+
+def test_three_phases_past_the_middle_are_refused() -> None:
+    from trainer.errors import ConfigError
+
+    refused = r"schedule\.pct_start=0\.5: must be < 0\.5 with schedule\.three_phase"
+    with pytest.raises(ConfigError, match=refused):
+        load_config(["schedule=onecycle", "schedule.three_phase=true", "schedule.pct_start=0.5"])
+    load_config(["schedule=onecycle", "schedule.three_phase=true", "schedule.pct_start=0.45"])
+    load_config(["schedule=onecycle", "schedule.pct_start=0.7"])  # two phases: any pct_start

@@ -1,0 +1,80 @@
+"""Boundary warnings: which range ends are the trainer's own limits, and what a hit says."""
+
+from __future__ import annotations
+
+from sweeps.search import boundary
+from sweeps.search.space import Dimension
+
+SGD_BASE = {"optimizer": {"name": "momentum", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0,
+                          "nesterov": False, "dampening": 0.0},
+            "schedule": {"name": "constant"}, "trainer": {}, "model": {"name": "mlp"},
+            "dataset": {"name": "mnist_5k"}}
+
+
+def test_a_hit_describes_its_range_and_scale() -> None:
+    log = boundary.BoundaryHit("lr", "high", 0.98, 1e-4, 1.0, True)
+    assert log.describe() == ("lr = 0.98 is within 5% of the high edge of [0.0001, 1], log scale: "
+                              "the range was probably too narrow")
+    flat = boundary.BoundaryHit("momentum", "low", 0.01, 0.0, 0.99, False)
+    assert flat.describe() == ("momentum = 0.01 is within 5% of the low edge of [0, 0.99]: "
+                               "the range was probably too narrow")
+
+
+def test_an_end_that_is_the_trainers_own_limit_is_fixed() -> None:
+    momentum = Dimension("momentum", "float", "optimizer.momentum", 0.0, 0.9)
+    assert boundary.fixed_edges(momentum, SGD_BASE, "momentum") == (True, False)  # momentum >= 0
+    almost = Dimension("momentum", "float", "optimizer.momentum", 1e-13, 0.9)
+    assert boundary.fixed_edges(almost, SGD_BASE, "momentum") == (True, False)  # 1e-13 is 0
+    off = Dimension("momentum", "float", "optimizer.momentum", 1e-6, 0.9)
+    assert boundary.fixed_edges(off, SGD_BASE, "momentum") == (False, False)
+    # an element of betas: its limits are 0 and 1, here reached through 1 - x
+    b1 = Dimension("b1", "float", "optimizer.betas.0", 0.0, 1.0, transform="one_minus")
+    assert boundary.fixed_edges(b1, {**SGD_BASE, "optimizer": {"name": "adam", "betas": [0.9, 0.999]}},
+                                "adam") == (True, True)
+    # nothing is fixed about a choice, a dimension without a key, or a key no one owns
+    assert boundary.fixed_edges(Dimension("s", "categorical", "schedule", choices=("a", "b")),
+                                SGD_BASE, "momentum") == (False, False)
+    assert boundary.fixed_edges(Dimension("m", "float", None, 0.0, 1.0), SGD_BASE, "momentum") == \
+        (False, False)
+    assert boundary.fixed_edges(Dimension("x", "float", "optimizer.nosuch", 0.0, 1.0), SGD_BASE,
+                                "momentum") == (False, False)
+
+
+def test_fixed_edges_of_a_joint_space_use_each_optimizers_own_base() -> None:
+    dims = [Dimension("optimizer", "categorical", "optimizer", choices=("momentum", "adam")),
+            Dimension("momentum.momentum", "float", "optimizer.momentum", 0.0, 0.9,
+                      when={"optimizer": "momentum"}),
+            Dimension("lr", "float", "optimizer.lr", 1e-4, 1.0, log=True)]
+    bases = {"momentum": SGD_BASE}
+    out = boundary.fixed_edges_of(dims, {**SGD_BASE, "optimizer": {"name": "adam"}}, "adam", bases)
+    assert out == {"momentum.momentum": [True, False], "lr": [False, False]}  # no choice listed
+
+
+def test_a_stored_trial_is_checked_from_its_studys_record() -> None:
+    dims = [Dimension("momentum", "float", "optimizer.momentum", 0.0, 0.9),
+            Dimension("lr", "float", "optimizer.lr", 1e-4, 1.0, log=True)]
+    attrs = {"search_space": {d.name: d.describe() for d in dims}, "base_config": SGD_BASE}
+    found = boundary.trial_hits(attrs, {"momentum": 0.001, "lr": 0.9}, "momentum")
+    assert [(h.dim, h.edge) for h in found] == [("lr", "high")]  # momentum's low end is fixed
+    stored = {**attrs, "fixed_edges": {"momentum": [False, False], "lr": [False, True]}}
+    assert [(h.dim, h.edge) for h in boundary.trial_hits(stored, {"momentum": 0.001, "lr": 0.9},
+                                                         "momentum")] == [("momentum", "low")]
+
+
+def test_edges_within_rounding_of_a_limit_and_edges_that_depend_on_the_base() -> None:
+    adam = {**SGD_BASE, "optimizer": {"name": "adam", "betas": [0.9, 0.999], "weight_decay": 0.0}}
+    near_zero = Dimension("b2", "float", "optimizer.betas.1", 0.01, 1 - 1e-13, transform="one_minus")
+    assert boundary.fixed_edges(near_zero, adam, "adam") == (False, True)  # 1 - (1 - 1e-13) is 0
+    # a choice over a numeric key has no range ends at all
+    sizes = Dimension("bs", "categorical", "trainer.batch_size", choices=(1, 64))
+    assert boundary.fixed_edges(sizes, SGD_BASE, "momentum") == (False, False)
+    # a schedule key's limits come from the schedule the base config (or the trial) uses
+    cosine = {**SGD_BASE, "schedule": {"name": "cosine"}}
+    ratio = Dimension("ratio", "float", "schedule.min_lr_ratio", 0.0, 0.5)
+    assert boundary.fixed_edges(ratio, cosine, "momentum") == (True, False)
+    # without a `when`, a dimension belongs to the study's own optimizer
+    wd = Dimension("wd", "float", "optimizer.weight_decay", 0.0, 0.1)
+    assert boundary.fixed_edges_of([wd], adam, "adam") == {"wd": [True, False]}
+    attrs = {"search_space": {"ratio": ratio.describe()}, "base_config": cosine}
+    assert boundary.trial_hits(attrs, {"ratio": 0.001}, "momentum") == []  # fixed: not a warning
+    assert [h.edge for h in boundary.trial_hits(attrs, {"ratio": 0.499}, "momentum")] == ["high"]
