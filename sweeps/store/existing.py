@@ -61,10 +61,6 @@ def _check_journal(url: str) -> None:
 
 def torn(url: str) -> bool:
     """A journal whose last line lacks its newline (a crash mid-write)."""
-    path = journal_path(url)
-    try:
-        with open(path, "rb") as f:
-            f.seek(-1, 2)
-            return f.read(1) != b"\n"
-    except OSError:
-        return False
+    from sweeps.store.journal import torn_tail
+
+    return torn_tail(journal_path(url))

@@ -35,12 +35,8 @@ def heal_torn_tail(path: Path, lock: Any) -> None:
 
     from optuna.storages.journal._file import get_lock_file
 
-    if not path.is_file() or path.stat().st_size == 0:
+    if not torn_tail(path):
         return
-    with open(path, "rb") as f:
-        f.seek(-1, 2)
-        if f.read(1) == b"\n":
-            return
     with get_lock_file(lock):
         data = path.read_bytes()
         if data.endswith(b"\n"):
@@ -52,6 +48,17 @@ def heal_torn_tail(path: Path, lock: Any) -> None:
             f.truncate(keep)
     logging.getLogger("sweeps").warning(
         "%s ended with a partial entry (a crash mid-write); set aside in %s.torn", path, path.name)
+
+
+def torn_tail(path: Path) -> bool:
+    """Whether the file's last line lacks its newline (a crash mid-write); False for an
+    empty or missing file."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-1, 2)
+            return f.read(1) != b"\n"
+    except OSError:  # missing, or empty (a seek before the start)
+        return False
 
 
 def corrupt_journal_message(url: str, path: Path) -> str:
