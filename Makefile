@@ -37,7 +37,8 @@ lint: env
 ## Mutation testing of the core modules ([tool.mutmut] in pyproject.toml), then the score per
 ## module and every survivor not listed as equivalent in tests/mutation_equivalent.txt.
 mutate: env
-	SWEEPS_HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run --max-children $(or $(JOBS),2) || true
+	OMP_NUM_THREADS=1 SWEEPS_HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run --max-children $(or $(JOBS),2) || true
+	$(BIN)/python tests/mutation_scores.py --crashed | xargs -r env OMP_NUM_THREADS=1 SWEEPS_HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run --max-children 1 > /dev/null || true
 	$(BIN)/python tests/mutation_scores.py
 
 bench: env

@@ -22,6 +22,22 @@ settings.register_profile("sweeps", derandomize=True, deadline=None, database=No
 settings.register_profile("mutate", parent=settings.get_profile("sweeps"), max_examples=15)
 settings.load_profile(os.environ.get("SWEEPS_HYPOTHESIS_PROFILE", "sweeps"))
 
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `make mutate` (mutmut sets MUTANT_UNDER_TEST), run a mutant's tests quickest
+    first, by the durations mutmut measured: with `-x` a mutant then dies at its cheapest
+    failing test instead of after an 8 s end-to-end one. The verdicts are the same."""
+    if not os.environ.get("MUTANT_UNDER_TEST") or len(items) < 2:
+        return
+    import json
+    from pathlib import Path
+
+    stats = Path("mutmut-stats.json")  # mutmut runs the tests from mutants/, beside it
+    if not stats.is_file():
+        return
+    durations = json.loads(stats.read_text()).get("duration_by_test", {})
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+
 TINY = [
     "dataset=mnist_5k",
     "dataset.val_size=300",

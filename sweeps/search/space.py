@@ -71,7 +71,8 @@ class Dimension:
                       for i in range(points)]
         else:
             values = [lo + i * (hi - lo) / (points - 1) for i in range(points)]
-        values[0], values[-1] = lo, hi  # exact endpoints, no rounding drift out of range
+        if points > 1:  # exact endpoints, no rounding drift out of range
+            values[0], values[-1] = lo, hi
         if self.type == "int":
             return sorted({round(v) for v in values})
         return values
@@ -220,6 +221,8 @@ def to_overrides(values: Mapping[str, Any], base: Mapping[str, Any]) -> list[str
         parent, _, last = key.rpartition(".")
         if last.isdigit():
             current = lists.setdefault(parent, list(lookup(base, parent) or []))
+            if int(last) >= len(current):
+                raise ConfigError(key, value, f"the base config's {parent} has no element {last}")
             current[int(last)] = value
         else:
             scalars.append(f"{key}={override_value(value)}")

@@ -78,3 +78,41 @@ def test_edges_within_rounding_of_a_limit_and_edges_that_depend_on_the_base() ->
     attrs = {"search_space": {"ratio": ratio.describe()}, "base_config": cosine}
     assert boundary.trial_hits(attrs, {"ratio": 0.001}, "momentum") == []  # fixed: not a warning
     assert [h.edge for h in boundary.trial_hits(attrs, {"ratio": 0.499}, "momentum")] == ["high"]
+
+
+def test_a_stored_space_that_no_longer_parses_names_its_key() -> None:
+    import pytest
+
+    from trainer.errors import ConfigError
+
+    assert boundary.dims_of({"lr": {"type": "float", "key": "optimizer.lr", "low": 0.1, "high": 1.0}}) == [
+        Dimension("lr", "float", "optimizer.lr", 0.1, 1.0)]
+    with pytest.raises(ConfigError) as info:
+        boundary.dims_of({"lr": {"type": "uniform"}})
+    assert info.value.key == "search.lr.type"
+
+
+def test_hits_are_at_most_5_percent_from_a_movable_end_and_skip_what_is_not_a_number() -> None:
+    lr = Dimension("lr", "float", "optimizer.lr", 0.0, 1.0)
+    width = Dimension("width", "categorical", "model.width", choices=(32, 64))
+    later = Dimension("wd", "float", "optimizer.weight_decay", 0.0, 1.0)
+    edges = {"lr": [False, False], "wd": [False, False]}
+
+    def found(params: dict, dims=(width, lr)) -> list[tuple[str, str]]:
+        return [(h.dim, h.edge) for h in boundary.hits(params, list(dims), SGD_BASE, "momentum", fixed=edges)]
+
+    assert found({"width": 32, "lr": 0.05}) == [("lr", "low")]  # exactly 5 %: at the edge
+    assert found({"width": 32, "lr": 0.95}) == [("lr", "high")]
+    assert found({"width": 32, "lr": 0.06}) == [] and found({"width": 32, "lr": 0.94}) == []
+    assert found({"lr": 0.99}) == [("lr", "high")]  # a dimension not sampled is passed over
+    for odd in (True, "0.0", None):  # not a number: passed over, and the next one still checked
+        assert found({"lr": odd, "wd": 1.0}, (lr, later)) == [("wd", "high")]
+
+
+def test_a_joint_dimension_takes_the_fixed_ends_of_the_optimizer_it_belongs_to() -> None:
+    """momentum = 1 is the momentum optimizer's own limit; in joint mode the dimension names
+    that optimizer in its `when`, whatever the study's own optimizer is called."""
+    dim = Dimension("momentum", "float", "optimizer.momentum", 0.5, 1.0, when={"optimizer": "momentum"})
+    assert boundary.hits({"momentum": 1.0}, [dim], SGD_BASE, "joint") == []
+    plain = Dimension("momentum", "float", "optimizer.momentum", 0.5, 1.0)
+    assert [h.edge for h in boundary.hits({"momentum": 1.0}, [plain], SGD_BASE, "joint")] == ["high"]

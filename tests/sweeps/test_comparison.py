@@ -79,6 +79,7 @@ def test_without_confirm_runs_there_is_no_ranking_only_what_to_run(studies) -> N
     # the boundary warning of adam's best trial (lr 0.095 of [1e-4, 0.1], log scale)
     adam = next(r for r in c.rows if r.optimizer == "adam")
     assert [(h.dim, h.edge) for h in adam.boundary[1]] == [("lr", "high")]
+    assert sorted(adam.boundary) == [1]  # without --top: each optimizer's best trial only
 
 
 def test_confirm_runs_rank_and_pair_over_shared_seeds(studies) -> None:
@@ -184,3 +185,390 @@ def test_a_regression_sweep_ranks_and_confirms_the_lowest_losses() -> None:
     assert c.indistinguishable_from_search_best() == [] and math.isnan(c.se(0.3))
     text = report_tables.search_table(c).markdown()
     assert "best val loss" in text and "acc" not in text and "split SE" not in text
+
+
+# --- the parts of the comparison one at a time, against values written out here ---------
+
+from sweeps.report.stats import PairedComparison, SeedSummary  # noqa: E402
+from trainer.tasks import CLASSIFICATION, REGRESSION  # noqa: E402
+
+
+def _frozen(final: dict | None = None, curves: dict | None = None, state: TrialState = TrialState.COMPLETE,
+            value: float = 0.5, **attrs: object):
+    return create_trial(state=state, value=value if state == TrialState.COMPLETE else None,
+                        user_attrs={"final": final or {}, "curves": curves or {}, **attrs})
+
+
+def test_a_summary_reads_mean_spread_and_interval() -> None:
+    assert comparison.fmt_summary(None) == "-"
+    assert comparison.fmt_summary(SeedSummary(1, 0.5, math.nan, math.nan, math.nan)) == "0.5000 (1 seed)"
+    s = SeedSummary(2, 0.91234, 0.01, 0.89, 0.93)
+    assert comparison.fmt_summary(s) == "0.9123 ± 0.0100 [0.8900, 0.9300]"
+    assert comparison.fmt_summary(s, ci=False) == "0.9123 ± 0.0100"
+    assert comparison.fmt_summary(s, digits=2) == "0.91 ± 0.01 [0.89, 0.93]"
+    one = SeedSummary(1, 0.5, math.nan, math.nan, math.nan)
+    assert comparison.fmt_summary(one, digits=1) == "0.5 (1 seed)"
+
+
+def test_a_difference_is_written_in_points_for_accuracy_and_units_for_a_loss() -> None:
+    acc, loss = comparison._diff_fmt(CLASSIFICATION), comparison._diff_fmt(REGRESSION)
+    assert (acc(0.0351), acc(-0.02), acc(0.0)) == ("+3.5 pp", "-2.0 pp", "+0.0 pp")
+    assert (loss(0.012345), loss(-2.5)) == ("+0.01235", "-2.5")
+
+
+def test_final_values_are_read_only_when_finite() -> None:
+    t = _frozen({"a": 0.0, "b": math.nan, "c": math.inf, "d": 2})
+    assert comparison._final(t, "a") == 0.0 and comparison._final(t, "d") == 2.0
+    assert [comparison._final(t, k) for k in ("b", "c", "missing")] == [None, None, None]
+    assert comparison._final(create_trial(value=1.0), "a") is None  # no "final" at all
+
+
+@pytest.mark.parametrize(("epoch", "expected"), [(1.0, 0.1), (2.0, 0.2), (3.0, None), (0.0, None),
+                                                  (4.0, None), (None, None)])
+def test_the_value_at_the_best_epoch_is_the_curve_at_that_epoch(epoch, expected) -> None:
+    final = {} if epoch is None else {"best/epoch": epoch}
+    t = _frozen(final, {"gap/acc": [0.1, 0.2, None]})
+    assert comparison._at_best_epoch(t, "gap/acc") == expected
+    assert comparison._at_best_epoch(_frozen({"best/epoch": 1.0}), "gap/acc") is None  # no curve
+
+
+def test_adam_share_is_the_part_of_the_run_before_the_switch() -> None:
+    def share(optimizer: str, config_name: str, epochs: int, switch: float | None):
+        final = {} if switch is None else {"switch/epoch": switch}
+        return comparison.adam_share(_frozen(final, optimizer=optimizer, epochs=epochs,
+                                             config={"optimizer": {"name": config_name}}))
+
+    assert share("adam_to_sgd", "adam_to_sgd", 4, 1.0) == 0.25
+    assert share("", "adam_to_sgd", 4, 3.0) == 0.75  # named only in the config
+    assert share("adam_to_sgd", "", 8, 2.0) == 0.25  # named only in the attrs
+    assert share("adam_to_sgd", "adam_to_sgd", 4, None) == 1.0  # never switched
+    assert share("adam_to_sgd", "adam_to_sgd", 4, 6.0) == 1.0  # past the end: capped
+    assert share("adam_to_sgd", "adam_to_sgd", 0, 1.0) is None  # no epochs recorded
+    assert share("adam", "adam", 4, 1.0) is None
+    assert comparison.adam_share(_frozen({}, optimizer="adam", epochs=4, config={})) is None
+    assert comparison.adam_share(_frozen({}, optimizer="adam", epochs=4)) is None
+
+
+def _confirm_run(seed: int, val: float, test: float, *, val_loss: float, test_loss: float,
+                 gap: float, gap_loss: float, state: TrialState = TrialState.COMPLETE,
+                 switch: float | None = None):
+    final = {"best/val_acc": val, "test/acc": test, "test/loss": test_loss, "best/val_loss": val_loss,
+             "best/epoch": 1.0, **({"switch/epoch": switch, "switch/step": 10 * switch} if switch else {})}
+    return _frozen(final, {"val/loss": [val_loss], "gap/acc": [gap], "gap/loss": [gap_loss]}, state=state,
+                   value=val, seed=seed, optimizer="adam_to_sgd", epochs=2)
+
+
+def test_a_confirmed_config_cuts_each_interval_to_what_its_quantity_can_take() -> None:
+    runs = [_confirm_run(3, 0.999, 0.998, val_loss=0.001, test_loss=0.002, gap=0.99, gap_loss=-0.5,
+                         switch=1.0),
+            _confirm_run(1, 0.95, 0.90, val_loss=0.08, test_loss=0.09, gap=0.5, gap_loss=0.5),
+            _confirm_run(2, 0.995, 0.99, val_loss=0.002, test_loss=0.004, gap=0.98, gap_loss=0.0, switch=1.0),
+            _confirm_run(4, 0.5, 0.5, val_loss=1.0, test_loss=1.0, gap=0.0, gap_loss=0.0,
+                         state=TrialState.FAIL)]
+    c = comparison._confirmed("adam_to_sgd", "s.adam_to_sgd", runs[0], runs)
+    raw = comparison.stats.summarize
+    assert c.seeds == [1, 2, 3, 4] and sorted(c.by_seed) == [1, 2, 3, 4] and c.diverged == 1
+    assert c.val_acc.n == 3 and c.val_acc.ci_high == 1.0 and c.test_acc.ci_high == 1.0
+    assert c.val_acc.ci_low == raw([0.999, 0.95, 0.995]).ci_low  # not cut below
+    assert c.val_loss.ci_low == 0.0 and c.test_loss.ci_low == 0.0  # a built-in loss is positive
+    assert c.test_loss.ci_high == raw([0.002, 0.09, 0.004]).ci_high
+    assert c.gap_acc.ci_high == 1.0 and c.gap_acc.ci_low == raw([0.99, 0.5, 0.98]).ci_low
+    assert c.gap_loss == raw([-0.5, 0.5, 0.0])  # a gap of losses can take any sign
+    assert c.val is c.val_acc and c.test is c.test_acc
+    assert c.switched == 2 and c.adam_share.mean == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    assert (c.adam_share.ci_low, c.adam_share.ci_high) == (0.0, 1.0)  # a share lies in [0, 1]
+    assert (c.optimizer, c.study, c.trial) == ("adam_to_sgd", "s.adam_to_sgd", runs[0])
+    behind = [_confirm_run(s, 0.9, 0.9, val_loss=0.1, test_loss=0.1, gap=g, gap_loss=0.0)
+              for s, g in ((1, -0.99), (2, -0.5), (3, -0.98))]
+    cut = comparison._confirmed("adam", "s.adam", behind[0], behind).gap_acc
+    assert cut.ci_low == -1.0 and cut.ci_high == raw([-0.99, -0.5, -0.98]).ci_high
+    # a user's loss may be negative: a regression sweep leaves its interval uncut
+    r = comparison._confirmed("adam_to_sgd", "s", runs[0], runs, REGRESSION)
+    assert r.val == raw([0.001, 0.08, 0.002]) and r.test == raw([0.002, 0.09, 0.004])
+    assert r.val_loss == raw([0.001, 0.08, 0.002]) and r.val_loss.ci_low < 0
+    plain = [_frozen({"best/val_acc": 0.9}, value=0.9, seed=1, optimizer="adam", epochs=2)]
+    assert comparison._confirmed("adam", "s.adam", plain[0], plain).adam_share is None
+
+
+def test_reach_is_the_first_epoch_at_the_target_and_the_seconds_until_then() -> None:
+    runs = [_frozen(curves={"val/acc": [0.5, None, 0.8, 0.9, 0.95],
+                            "time/epoch_s": [1.0, 2.0, None, 4.0, 8.0]}),
+            _frozen(curves={"val/acc": [0.1, 0.2], "time/epoch_s": [1.0, 1.0]}),
+            _frozen(curves={"val/acc": [0.9], "time/epoch_s": []})]
+    r = comparison.reach(runs, 0.8)
+    assert (r.reached, r.of) == (2, 3)
+    assert r.epochs == comparison.stats.summarize([3.0, 1.0])
+    assert r.seconds == comparison.stats.summarize([3.0, 0.0])
+    r = comparison.reach(runs[:1], 0.9)  # at, not only above: epoch 4, after 1 + 2 + 0 + 4 s
+    assert (r.epochs.mean, r.seconds.mean) == (4.0, 7.0)
+    loss = [_frozen(curves={"val/loss": [0.9, 0.5, 0.4], "time/epoch_s": [1.0, 1.0, 1.0]})]
+    r = comparison.reach(loss, 0.5, REGRESSION)
+    assert (r.reached, r.epochs.mean, r.seconds.mean) == (1, 2.0, 2.0)
+    assert comparison.reach(loss, 0.3, REGRESSION).reached == 0
+
+
+def test_split_sizes_come_from_a_finished_trial_else_from_the_dataset() -> None:
+    def study(trials, dataset) -> optuna.Study:
+        s = optuna.create_study()
+        s.set_user_attr("base_config", {"dataset": dataset})
+        for t in trials:
+            s.add_trial(t)
+        return s
+
+    failed = _frozen({"data/val_size": 7, "data/test_size": 8}, state=TrialState.FAIL)
+    done = _frozen({"data/val_size": 500, "data/test_size": 700})
+    assert comparison._split_sizes([study([failed, done], {})]) == (500, 700)
+    assert comparison._split_sizes([study([], {}), study([_frozen({"data/val_size": 50})], {})]) == (50, None)
+    bundled = {"name": "mnist_5k", "val_size": 1000, "test_size": 900}
+    assert comparison._split_sizes([study([failed], bundled)]) == (1000, 900)
+    for name in ("mnist", "fashion_mnist", "cifar10"):
+        assert comparison._split_sizes([study([], {"name": name, "val_size": 5000})]) == (5000, 10000)
+    assert comparison._split_sizes([study([], {"name": "user", "val_size": 10})]) == (10, None)
+
+
+def test_the_default_target_is_99_percent_of_the_best_or_the_lowest_loss_over_099() -> None:
+    values = {"a": [0.5, 0.8], "b": [0.7]}
+    assert comparison._default_target([], values, CLASSIFICATION) == pytest.approx(0.99 * 0.8)
+    assert comparison._default_target([], values, REGRESSION) == pytest.approx(0.5 / 0.99)
+    assert comparison._default_target([], {}, CLASSIFICATION) is None
+
+
+def test_a_trial_is_found_by_its_number_only_where_it_is() -> None:
+    study = optuna.create_study()
+    for v in (0.1, 0.2):
+        study.add_trial(create_trial(value=v))
+    trials = study.get_trials()
+    found = {"s": (study, trials)}
+    assert comparison._trial(found, "s", 1) == (study, trials[1])
+    assert comparison._trial(found, "s", 0) == (study, trials[0])
+    assert [comparison._trial(found, *k) for k in (("s", 2), ("s", -1), ("other", 0))] == [None] * 3
+    assert comparison._trial({"s": (study, trials[1:])}, "s", 0) is None  # numbers that do not match
+
+
+def test_a_loss_budget_curve_is_the_expected_minimum() -> None:
+    losses = [0.5, 0.6, 0.3]
+    curve = comparison._budget_curve(losses, REGRESSION)
+    mirrored = comparison.budget.budget_curve([-v for v in losses])
+    assert [(p.n, p.expected, p.std) for p in curve] == [(p.n, -p.expected, p.std) for p in mirrored]
+    assert comparison._budget_curve(losses, CLASSIFICATION) == comparison.budget.budget_curve(losses)
+
+
+def test_the_sweep_name_is_the_recorded_one_else_the_study_name() -> None:
+    s = optuna.create_study(study_name="mine.adam")
+    assert comparison._sweep_name([s]) == "mine.adam"
+    s.set_user_attr("sweep", "mine")
+    assert comparison._sweep_name([s]) == "mine"
+
+
+def _pair(n: int, diff: float, low: float, high: float, p: float, adjusted: float | None = None,
+          task=CLASSIFICATION, split: str = "test", k: int | None = None) -> comparison.Pair:
+    c = PairedComparison(n, diff, low, high, p)
+    return comparison.Pair("sgd", "adam", list(range(k if k is not None else n)), c, c,
+                           p if adjusted is None else adjusted, task, split)
+
+
+def test_each_pair_sentence_reads_exactly() -> None:
+    assert _pair(0, math.nan, math.nan, math.nan, math.nan, k=3).sentence() == \
+        "adam vs sgd: no shared seed with a finite test acc"
+    assert _pair(1, 0.02, 0.02, 0.02, math.nan).sentence() == \
+        "adam vs sgd: test acc difference +2.0 pp on every seed (K=1): no spread to test"
+    assert _pair(3, 0.0, 0.0, 0.0, math.nan).sentence() == \
+        "adam vs sgd: test acc difference identical on every seed (K=3): no spread to test"
+    assert _pair(3, 0.01, 0.01, 0.01, math.nan).sentence() == \
+        "adam vs sgd: test acc difference +1.0 pp on every seed (K=3): no spread to test"
+    assert _pair(5, 0.035, 0.03, 0.04, 0.001, 0.002).sentence() == (
+        "adam vs sgd: test acc difference +3.5 pp (95 % CI +3.0 pp…+4.0 pp), significant at K=5 "
+        "(0.05, Holm-corrected) (paired t-test p = 0.001, Holm-adjusted 0.002)")
+    assert _pair(4, 0.01, -0.01, 0.03, 0.3, 0.6).sentence() == (
+        "adam vs sgd: test acc difference +1.0 pp (95 % CI -1.0 pp…+3.0 pp), not significant at K=4 "
+        "(paired t-test p = 0.3, Holm-adjusted 0.6; with 4 seeds the bootstrap interval is coarse: "
+        "rerun `sweeps confirm --seeds 5` or more)")
+    assert _pair(5, -0.25, -0.5, -0.1, 0.04, task=REGRESSION, split="val").sentence() == (
+        "adam vs sgd: val loss difference -0.25 (95 % CI -0.5…-0.1), significant at K=5 "
+        "(0.05, Holm-corrected) (paired t-test p = 0.04, Holm-adjusted 0.04)")
+
+
+@pytest.mark.parametrize(("low", "high", "adjusted", "significant"), [
+    (0.01, 0.02, 0.01, True), (-0.02, -0.01, 0.01, True),  # the interval on either side of 0
+    (-0.01, 0.02, 0.01, False), (0.0, 0.02, 0.01, False), (-0.02, 0.0, 0.01, False),  # it holds 0
+    (0.01, 0.02, 0.05, False), (0.01, 0.02, 0.0499, True), (0.01, 0.02, math.nan, False),
+])
+def test_a_difference_is_significant_only_where_both_tests_say_so(low, high, adjusted, significant) -> None:
+    assert _pair(5, 0.015, low, high, 0.001, adjusted).significant is significant
+
+
+def test_behind_means_a_lower_accuracy_or_a_higher_loss() -> None:
+    assert _pair(5, 0.01, 0, 0, 0.5).behind and not _pair(5, 0.0, 0, 0, 0.5).behind
+    assert not _pair(5, -0.01, 0, 0, 0.5).behind
+    assert _pair(5, -0.01, 0, 0, 0.5, task=REGRESSION).behind
+    assert not _pair(5, 0.0, 0, 0, 0.5, task=REGRESSION).behind
+    assert not _pair(5, 0.01, 0, 0, 0.5, task=REGRESSION).behind
+
+
+def _config(mean: float | None) -> comparison.ConfirmedConfig:
+    val = None if mean is None else SeedSummary(2, mean, 0.1, mean - 0.1, mean + 0.1)
+    t = create_trial(value=0.0)
+    return comparison.ConfirmedConfig("a", "s", t, [], [], val, None, None, None, None, None, 0, val=val)
+
+
+def test_the_representative_is_the_best_confirmed_mean() -> None:
+    row = comparison.OptimizerRow("a", [], {}, None, None, [_config(0.8), _config(None), _config(0.9),
+                                                             _config(0.7)], {})
+    assert row.representative.val.mean == 0.9
+    row.task = REGRESSION
+    assert row.representative.val.mean == 0.7
+    assert comparison.OptimizerRow("a", [], {}, None, None, [_config(None)], {}).representative is None
+
+
+def test_the_validation_standard_error_and_who_is_within_it() -> None:
+    def row(opt: str, value: float | None) -> comparison.OptimizerRow:
+        best = None if value is None else create_trial(value=value)
+        return comparison.OptimizerRow(opt, [], {}, best, None, [], {})
+
+    rows = [row("b", 0.89), row("c", 0.88), row("a", 0.90), row("d", None)]
+    c = comparison.Comparison("s", 400, None, rows, [], [], [], None, {})
+    se = math.sqrt(0.9 * 0.1 / 400)  # 0.015
+    assert c.se(0.9) == pytest.approx(se)
+    # b: 0.01 behind, c: 0.02 (over one SE); best first
+    assert c.indistinguishable_from_search_best() == ["a", "b"]
+    rows[2] = row("z", 0.90)
+    assert c.indistinguishable_from_search_best() == ["z", "b"]  # best first, not by name
+    assert [c.se(None), comparison.Comparison("s", None, None, rows, [], [], [], None, {}).se(0.9),
+            comparison.Comparison("s", 0, None, rows, [], [], [], None, {}).se(0.9)] == [
+        pytest.approx(math.nan, nan_ok=True)] * 3
+    reg = comparison.Comparison("s", 400, None, rows, [], [], [], None, {}, task=REGRESSION)
+    assert math.isnan(reg.se(0.9)) and reg.indistinguishable_from_search_best() == []
+    one = comparison.Comparison("s", 400, None, rows[:1], [], [], [], None, {})
+    assert one.indistinguishable_from_search_best() == []
+    edge = comparison.Comparison("s", 4, None, [row("a", 0.5), row("b", 0.25)], [], [], [], None, {})
+    assert edge.se(0.5) == 0.25  # sqrt(0.5 * 0.5 / 4), exactly
+    assert edge.indistinguishable_from_search_best() == ["a"]  # exactly one SE behind: told apart
+
+
+def test_params_are_written_short() -> None:
+    assert comparison.params_text({"lr": 0.00123456, "momentum": 0.9, "nesterov": True, "layers": 3}) \
+        == "lr=0.001235, momentum=0.9, nesterov=True, layers=3"
+    assert comparison.params_text({}) == ""
+
+
+def test_build_counts_each_state_ranks_and_keeps_the_given_target() -> None:
+    """A joint study (the optimizer is a parameter): trials counted per optimizer and state, a
+    trial that failed before choosing one left out, confirmed configs best first."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="j.joint", direction="maximize")
+    choice = {"type": "categorical", "choices": ["adam", "sgd", "rmsprop"]}
+    for attr, value in {"sweep": "j", "base_config": BASE, "objective": "best", "fixed_edges": {},
+                        "search_space": {**SPACE, "optimizer": choice}}.items():
+        study.set_user_attr(attr, value)
+    dist = {"lr": FloatDistribution(1e-4, 1e-1, log=True)}
+
+    def add(value: float | None, optimizer: str | None, kind: TrialState = TrialState.COMPLETE, **extra):
+        attrs = {**(_run_attrs(value, value - 0.01, optimizer=optimizer) if value else {}), **extra}
+        if optimizer:
+            attrs["optimizer"] = optimizer
+        study.add_trial(create_trial(state=kind, value=value if kind == TrialState.COMPLETE else None,
+                                     params={"lr": 1e-3}, distributions=dist, user_attrs=attrs))
+
+    add(0.90, "adam"), add(0.95, "adam"), add(0.80, "sgd"), add(None, None, TrialState.FAIL)
+    add(0.95, "adam")  # as good as trial 1: the earlier one stays the best
+    add(None, "sgd", TrialState.PRUNED), add(None, "sgd", TrialState.FAIL, state="diverged")
+    add(None, "adam", TrialState.FAIL), add(0.85, "sgd"), add(None, "sgd", TrialState.WAITING)
+    confirm = _confirm({("j.joint", 99): [(0.5, 0.5)] * 3,  # a trial that is not there: left out
+                        ("j.joint", 0): [(0.90, 0.89)] * 3, ("j.joint", 1): [(0.94, 0.93)] * 3,
+                        ("j.joint", 2): [(0.80, 0.79), (0.81, 0.80), (0.82, 0.80)]})
+    c = comparison.build([study], confirm, top=2, target=0.805)
+    rows = {r.optimizer: r for r in c.rows}
+    assert [r.optimizer for r in c.rows] == ["adam", "sgd", "rmsprop"] and rows["adam"].studies == ["j.joint"]
+    assert rows["rmsprop"].search_best is None and rows["rmsprop"].reach is None  # no trial: nothing to reach
+    assert rows["adam"].counts == {"complete": 3, "pruned": 0, "failed": 1, "diverged": 0, "running": 0}
+    assert rows["sgd"].counts == {"complete": 2, "pruned": 1, "failed": 0, "diverged": 1, "running": 0,
+                                  "waiting": 1}
+    assert rows["adam"].search_best.number == 1 and rows["sgd"].search_best.number == 8
+    assert [cfg.trial.number for cfg in rows["adam"].configs] == [1, 0]  # best search value first
+    assert [(cfg.optimizer, cfg.study) for cfg in rows["sgd"].configs] == [("sgd", "j.joint")]
+    assert sorted(rows["adam"].boundary) == [0, 1, 4] and sorted(rows["sgd"].boundary) == [2, 8]
+    assert [r.optimizer for r in c.ranking] == ["adam", "sgd"] and c.seeds == [1, 2, 3]
+    assert c.target == 0.805 and c.target_given and c.sweep == "j"
+    # 0.805: the seed at 0.80 never gets there; the others at their last epoch
+    assert (rows["sgd"].reach.reached, rows["sgd"].reach.of, rows["sgd"].reach.epochs.mean) == (2, 3, 3.0)
+    assert (c.n_val, c.n_test) == (1000, 1000)
+    (pair,) = c.pairs
+    assert (pair.optimizer, pair.best, pair.split) == ("sgd", "adam", "test")
+    assert pair.test.mean_diff == pytest.approx(0.93 - (0.79 + 0.80 + 0.80) / 3)
+    assert pair.val.mean_diff == pytest.approx(0.94 - 0.81)
+    default = comparison.build([study], confirm)
+    assert not default.target_given and default.target == pytest.approx(0.99 * 0.94)
+    search_only = comparison.build([study], None)
+    assert search_only.target == pytest.approx(0.99 * 0.95)
+    assert search_only.budget["sgd"] == comparison.budget.budget_curve([0.80, 0.85])
+    assert search_only.budget["adam"] == comparison.budget.budget_curve([0.90, 0.95, 0.95])
+    assert search_only.rows[0].reach.of == 1  # the search best alone, without confirm runs
+    assert search_only.rows[2].reach is None
+
+
+def test_without_a_test_split_pairs_compare_validation_and_holm_adjusts_them() -> None:
+    def run(seed: int, val: float, optimizer: str):
+        return create_trial(value=val, user_attrs={
+            "final": {"best/val_acc": val}, "curves": {}, "seed": seed, "optimizer": optimizer, "epochs": 1})
+
+    def row(optimizer: str, vals: list[float]) -> comparison.OptimizerRow:
+        runs = [run(s, v, optimizer) for s, v in zip(SEEDS, vals, strict=True)]
+        cfg = comparison._confirmed(optimizer, f"s.{optimizer}", runs[0], runs)
+        return comparison.OptimizerRow(optimizer, [], {}, None, None, [cfg], {})
+
+    ranking = [row("adam", [0.95, 0.96, 0.97, 0.95, 0.96]), row("sgd", [0.90, 0.93, 0.91, 0.92, 0.90]),
+               row("rmsprop", [0.95, 0.95, 0.96, 0.94, 0.96])]
+    pairs = comparison._pairs(ranking)
+    assert [(p.optimizer, p.split) for p in pairs] == [("sgd", "val"), ("rmsprop", "val")]
+    assert pairs[0].test == pairs[0].val == comparison.stats.paired(
+        [0.95, 0.96, 0.97, 0.95, 0.96], [0.90, 0.93, 0.91, 0.92, 0.90])
+    assert [p.p_adjusted for p in pairs] == comparison.stats.holm([p.test.p_value for p in pairs])
+    assert pairs[0].sentence().startswith("adam vs sgd: val acc difference +4.6 pp")
+    assert comparison._pairs(ranking[:1]) == []
+
+
+def test_a_regression_sweep_with_confirm_runs_ranks_pairs_and_reaches_the_lowest_losses() -> None:
+    """Minimised: the representative is the lowest mean loss, configs sort lowest first (a loss
+    of 0 included), the pair compares test losses, the target is reached from above. The
+    search trials do not record their optimizer (the study does), and the momentum study has
+    no stored fixed edges: momentum = 1 is the optimizer's own limit, not a boundary hit."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    momentum = {"momentum": {"type": "float", "key": "optimizer.momentum", "low": 0.5, "high": 1.0}}
+
+    def study(optimizer: str, losses: list[float], space: dict, params: list[dict]) -> optuna.Study:
+        s = optuna.create_study(study_name=f"r.{optimizer}", direction="minimize")
+        for attr, value in {"sweep": "r", "optimizer": optimizer, "task": "regression", "objective": "best",
+                            "base_config": {**BASE, "optimizer": {"name": optimizer}},
+                            "search_space": space}.items():
+            s.set_user_attr(attr, value)
+        dists = {name: FloatDistribution(spec["low"], spec["high"], log=spec.get("log", False))
+                 for name, spec in space.items()}
+        for v, p in zip(losses, params, strict=True):
+            s.add_trial(create_trial(value=v, params=p, distributions=dists, user_attrs={
+                "final": {"best/val_loss": v, "best/epoch": 1.0, "test/loss": v + 0.01},
+                "curves": {"val/loss": [v]}, "epochs": 1, "config": BASE}))
+        return s
+
+    studies = [study("sgd", [0.0, 0.4, 0.3], SPACE, [{"lr": 0.01}] * 3),
+               study("momentum", [0.6, 0.5], momentum, [{"momentum": 1.0}] * 2)]
+    confirm = optuna.create_study(study_name="r.confirm", direction="minimize")
+    for (source, number), vals in {("r.sgd", 0): [0.10, 0.12, 0.11], ("r.sgd", 2): [0.20, 0.21, 0.22],
+                                   ("r.momentum", 0): [0.50, 0.52, 0.51]}.items():
+        for seed, v in zip(SEEDS, vals, strict=False):
+            confirm.add_trial(create_trial(value=v, user_attrs={
+                "final": {"best/val_loss": v, "best/epoch": 1.0, "test/loss": v + 0.01},
+                "curves": {"val/loss": [v], "time/epoch_s": [2.0]}, "epochs": 1, "kind": "confirm",
+                "source_study": source, "source_trial": number, "seed": seed, "config": BASE,
+                "optimizer": source.split(".")[1]}))
+    c = comparison.build(studies, confirm, top=1)
+    sgd, mom = c.rows
+    assert [cfg.trial.number for cfg in sgd.configs] == [0, 2]  # lowest search loss first
+    assert sgd.representative.trial.number == 0 and sgd.representative.val.mean == pytest.approx(0.11)
+    assert [r.optimizer for r in c.ranking] == ["sgd", "momentum"]
+    assert (sgd.configs[0].optimizer, sgd.configs[0].study) == ("sgd", "r.sgd")
+    (pair,) = c.pairs
+    assert pair.split == "test" and pair.behind
+    assert pair.test.mean_diff == pytest.approx(0.12 - 0.52)
+    assert c.target == pytest.approx(0.11 / 0.99)
+    assert (sgd.reach.reached, sgd.reach.of, sgd.reach.seconds.mean) == (2, 3, 2.0)  # 0.10 and 0.11
+    assert mom.boundary == {1: [], 0: []}  # the top trial, and the confirmed one beside it

@@ -234,3 +234,49 @@ def test_a_resumed_trial_reports_the_epochs_it_trained_before_and_the_pruner_sto
     reporter.on_epoch_end(run, 3, {"val/acc": 0.6})  # type: ignore[arg-type]
     assert trial.reports[-1] == (0.6, 3)
     assert reporter.pruned_at == 3 and run.stops == ["pruned at epoch 3"]
+
+
+def test_a_studys_budget_used_finished_and_spent() -> None:
+    """Every kind of trial of the table above in one study: what it has used, what has
+    finished, and whether it is spent (also with a running trial, which uses budget but
+    keeps the study going)."""
+    from sweeps.search import budget
+
+    study = optuna.create_study()
+    for trial, _, _ in BUDGET_AND_RETRY:
+        study.add_trial(trial)
+    counted = sum(c for _, c, _ in BUDGET_AND_RETRY)  # 4: complete, pruned, failed, diverged
+    used, failed = budget.used_and_failed(study)
+    assert used == counted == budget.used_budget(study) == budget.finished(study)
+    assert [t.number for t in failed] == [t.number for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert budget.used_budget(study, study.get_trials()[4:7]) == 0  # only the trials it is given
+    study.set_user_attr("budget", counted)
+    assert budget.spent([study])
+    study.set_user_attr("budget", counted + 1)
+    assert not budget.spent([study])
+    study.ask()  # a running trial: counts, does not finish, and the study is not done
+    assert budget.used_and_failed(study)[0] == budget.used_budget(study) == counted + 1
+    assert budget.finished(study) == counted and not budget.spent([study])
+    other = optuna.create_study()
+    other.set_user_attr("budget", 0)
+    assert budget.spent([other]) and not budget.spent([other, study])
+    assert budget.spent([])
+    assert budget.spent([optuna.create_study()])  # no budget recorded: nothing to spend
+
+
+def test_a_reporter_whose_fit_never_started_has_resumed_and_pruned_nothing() -> None:
+    """A fit that stops before its first epoch (or a reporter used without `on_fit_start`):
+    nothing resumed, nothing pruned, so a stopped run is not taken for a pruned one, and an
+    epoch is reported on the classification objective."""
+    trial = _Recorder()
+    reporter = outcome_mod.OptunaReporter(trial)  # type: ignore[arg-type]
+    assert reporter.resumed_from == 0 and reporter.pruned_at is None
+    assert outcome_mod.outcome_of(_result("stopped"), reporter, "best").state == "complete"
+    reporter.on_epoch_end(_Run([]), 1, {"val/acc": 0.7, "val/loss": 0.2})  # type: ignore[arg-type]
+    assert trial.reports == [(0.7, 1)]
+
+
+def test_a_non_finite_objective_says_it_diverged() -> None:
+    got = outcome_mod.outcome_of(_result(best=float("nan")), None, "best")
+    assert (got.state, got.value) == ("diverged", None)
+    assert got.reason == "diverged: non-finite validation accuracy"

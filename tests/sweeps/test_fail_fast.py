@@ -248,3 +248,24 @@ def test_the_full_error_is_the_whole_traceback_up_to_its_limit() -> None:
     at_limit = raised("z" * (1 + pad))  # a traceback exactly ERROR_CHARS long is kept whole
     assert len("".join(traceback.format_exception(at_limit)).rstrip()) == fail_fast.ERROR_CHARS
     assert not fail_fast.error_text(at_limit).startswith("...")
+
+
+def test_a_failure_records_its_signature_and_its_full_error() -> None:
+    try:
+        raise ValueError("no file /runs/s/trial_7/x.pt in study s.adam")
+    except ValueError as err:
+        attrs = fail_fast.failure_attrs(err, {"/runs/s/trial_7": "<trial dir>", "s.adam": "<study>"})
+    assert set(attrs) == {fail_fast.SIGNATURE, fail_fast.ERROR}
+    assert attrs[fail_fast.SIGNATURE] == "ValueError: no file <trial dir>/x.pt in study <study>"
+    assert attrs[fail_fast.ERROR].startswith("Traceback (most recent call last):")
+    assert attrs[fail_fast.ERROR].endswith("ValueError: no file /runs/s/trial_7/x.pt in study s.adam")
+
+
+def test_a_halt_is_read_from_the_attributes_given_else_from_the_studies() -> None:
+    study = optuna.create_study()
+    assert fail_fast.halted([study]) is None
+    record = {"signature": "ValueError: x", "trials": [1, 2, 3]}
+    assert fail_fast.halted([study], [{}, {fail_fast.HALT: record}]) == record  # read already
+    assert fail_fast.halted([study], [{}]) is None
+    fail_fast.halt([study], record)
+    assert fail_fast.halted([study]) == record and fail_fast.halted([study], [{}]) is None

@@ -177,6 +177,8 @@ def test_one_value_and_one_example_are_exact() -> None:
     assert all(isinstance(x, float) and math.isnan(x) for x in (one.std, one.ci_low, one.ci_high))
     assert stats.validation_se(0.5, 1) == 0.5  # sqrt(0.25 / 1): one example still has an error
     assert math.isnan(stats.validation_se(0.5, 0))
+    # an accuracy outside [0, 1] (a rounding artefact) is taken at its nearest end: no error
+    assert stats.validation_se(1.5, 100) == 0.0 and stats.validation_se(-0.2, 100) == 0.0
 
 
 def test_budget_curves_skip_missing_values_and_have_about_96_points_past_64() -> None:

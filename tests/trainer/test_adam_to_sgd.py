@@ -277,3 +277,159 @@ def test_momentum_buffer_is_not_mutated_when_switching() -> None:
 def test_rejects_bad_arguments(bad: dict) -> None:
     with pytest.raises(ValueError):
         AdamToSGD([torch.zeros(1, requires_grad=True)], **bad)
+
+
+def test_the_switch_report_names_each_quantity_before_and_after_the_switch() -> None:
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = AdamToSGD([w], lr=0.1, policy="fixed", switch_step=2, sgd_lr=0.5)
+    assert opt.switch_report() == [{"phase": "adam", "adam_steps": 0, "switch_step": None, "switch_lr": None,
+                                    "switch_lr_max": None, "Lambda": None}]
+    for _ in range(3):
+        w.grad = torch.ones(3)
+        opt.step()
+    (report,) = opt.switch_report()
+    assert (report["phase"], report["adam_steps"]) == ("sgd", 2)
+    assert (report["switch_step"], report["switch_lr"]) == (2, 0.5)
+    assert report["switch_lr_max"] == 0.5 and set(report) == {
+        "phase", "adam_steps", "switch_step", "switch_lr", "switch_lr_max", "Lambda"}
+    assert report["Lambda"] == opt.param_groups[0]["swats_Lambda"]
+
+
+def _estimates(Lambda: float | None, gamma: float | None, eps: float, tolerance: str) -> dict:
+    return {"swats_Lambda": Lambda, "swats_gamma": gamma, "swats_eps": eps, "swats_tolerance": tolerance}
+
+
+@pytest.mark.parametrize(("group", "k", "switches"), [
+    (_estimates(0.5, 0.5, 1e-9, "absolute"), 2, True),
+    (_estimates(0.5, 0.5, 1e-9, "absolute"), 1, False),  # never on the first step
+    (_estimates(0.0, 0.0, 1e-9, "absolute"), 2, False),  # a rate of 0 is no SGD rate
+    (_estimates(-0.5, -0.5, 1e-9, "absolute"), 2, False),
+    (_estimates(None, 0.5, 1e-9, "absolute"), 2, False),
+    (_estimates(0.5, None, 1e-9, "absolute"), 2, False),
+    (_estimates(0.5, 0.25, 0.25, "absolute"), 2, False),  # |0.5 - 0.25| = eps: not below it
+    (_estimates(0.5, 0.26, 0.25, "absolute"), 2, True),
+    (_estimates(0.5, 0.25, 0.5, "relative"), 2, False),  # |0.5 - 0.25| = 0.5 * 0.5: not below
+    (_estimates(0.5, 0.26, 0.5, "relative"), 2, True),
+])
+def test_the_swats_test_itself(group: dict, k: int, switches: bool) -> None:
+    assert AdamToSGD.swats_test(group, k) is switches
+
+
+def test_used_directly_it_is_torchs_adam_then_swats_as_published() -> None:
+    w = torch.zeros(1, requires_grad=True)
+    ours, adam = AdamToSGD([w]).defaults, torch.optim.Adam([w]).defaults
+    assert {k: ours[k] for k in ("lr", "betas", "eps", "weight_decay")} == {
+        k: adam[k] for k in ("lr", "betas", "eps", "weight_decay")}
+    assert (ours["policy"], ours["swats_eps"], ours["swats_tolerance"]) == ("swats", 1e-9, "relative")
+
+
+def test_bad_arguments_and_sparse_gradients_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match=r"^policy must be one of "):
+        AdamToSGD([torch.zeros(1, requires_grad=True)], policy="nope")
+    zero = torch.zeros(1, requires_grad=True)
+    fixed = "policy='fixed' needs switch_step >= 1, but got"
+    for bad, message in ((dict(policy="fixed"), f"{fixed} switch_step=None."),
+                         (dict(policy="fixed", switch_step=0), f"{fixed} switch_step=0."),
+                         (dict(swats_tolerance="loose"), "swats_tolerance must be one of "
+                          "('relative', 'absolute'), but got swats_tolerance='loose'."),
+                         (dict(eps=0.0), "Invalid lr=0.001, eps=0.0, swats_eps=1e-09 or weight_decay=0.0.")):
+        with pytest.raises(ValueError) as info:
+            AdamToSGD([zero], **bad)
+        assert str(info.value) == message
+    assert AdamToSGD([zero], betas=(0.0, 0.0)).defaults["betas"] == (0.0, 0.0)  # 0 is a beta, 1 is not
+    with pytest.raises(ValueError,
+                       match=r"^Invalid lr=0.0, eps=1e-08, swats_eps=1e-09 or weight_decay=0.0\.$"):
+        AdamToSGD([zero], lr=0.0)
+    with pytest.raises(ValueError, match=r"^betas must be in \[0, 1\), but got betas=\(0.9, 1.0\)\.$"):
+        AdamToSGD([zero], betas=(0.9, 1.0))
+    for momentum, dampening in ((0.0, 0.0), (0.9, 0.1)):
+        with pytest.raises(ValueError,
+                           match=r"^sgd_nesterov needs sgd_momentum > 0 and sgd_dampening = 0\.$"):
+            AdamToSGD([zero], sgd_nesterov=True, sgd_momentum=momentum, sgd_dampening=dampening)
+    emb = torch.nn.Embedding(4, 2, sparse=True)
+    opt = AdamToSGD(emb.parameters())
+    emb(torch.tensor([1])).sum().backward()
+    with pytest.raises(RuntimeError, match=r"^AdamToSGD does not support sparse gradients$"):
+        opt.step()
+
+
+def test_adam_phase_with_weight_decay_is_torchs_adam() -> None:
+    """Weight decay as torch's Adam applies it (added to the gradient), at 1 as at 0.01."""
+    for wd in (1.0, 0.01):
+        w1 = torch.tensor([1.0, -2.0, 0.5], requires_grad=True)
+        w2 = w1.detach().clone().requires_grad_(True)
+        ours = AdamToSGD([w1], lr=0.1, weight_decay=wd, policy="fixed", switch_step=100)
+        theirs = torch.optim.Adam([w2], lr=0.1, weight_decay=wd)
+        for _ in range(5):
+            for w, opt in ((w1, ours), (w2, theirs)):
+                w.grad = torch.tensor([1.0, 0.5, -2.0])  # not a multiple of w: Adam is scale-free
+                opt.step()
+        assert torch.allclose(w1, w2, atol=1e-7), wd
+
+
+def test_the_estimate_spans_every_parameter_of_the_group() -> None:
+    """SWATS' p^T p and p^T g are over the group's whole vector: two tensors give what their
+    concatenation gives."""
+    a, b = torch.randn(3, generator=torch.Generator().manual_seed(1)), torch.randn(
+        4, generator=torch.Generator().manual_seed(2))
+    wa, wb = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+    wc = torch.cat([a, b]).requires_grad_(True)
+    split = AdamToSGD([wa, wb], lr=0.01, policy="fixed", switch_step=100)
+    whole = AdamToSGD([wc], lr=0.01, policy="fixed", switch_step=100)
+    for step in range(4):
+        scale = 1.0 + step  # gradients that change, so the estimate moves
+        wa.grad, wb.grad = scale * wa.detach() ** 3, scale * wb.detach() ** 3
+        wc.grad = scale * wc.detach() ** 3
+        split.step()
+        whole.step()
+    gs, gw = split.param_groups[0], whole.param_groups[0]
+    assert gs["swats_Lambda"] == pytest.approx(gw["swats_Lambda"], rel=1e-6)
+    assert gs["swats_gamma"] == pytest.approx(gw["swats_gamma"], rel=1e-6)
+
+
+@pytest.mark.parametrize(("pp", "pg"), [(float("inf"), -1.0), (1.0, float("nan")), (1.0, 0.0),
+                                        (float("nan"), float("inf"))])
+def test_an_estimate_from_a_non_finite_or_zero_product_is_not_taken(pp: float, pg: float) -> None:
+    opt = AdamToSGD([torch.zeros(1, requires_grad=True)])
+    group = opt.param_groups[0]
+    assert opt._update_estimate(group, 2, pp, pg) is False
+    assert (group["swats_Lambda"], group["swats_gamma"], group["swats_lambda"]) == (None, None, 0.0)
+    assert opt._update_estimate(group, 2, 1.0, -2.0) is True and group["swats_gamma"] == 0.5
+
+
+def test_a_fixed_switch_without_a_positive_estimate_keeps_the_adam_rate() -> None:
+    opt = AdamToSGD([torch.zeros(1, requires_grad=True)], lr=0.02, policy="fixed", switch_step=1)
+    group = opt.param_groups[0]
+    for Lambda, expected in ((0.0, 0.02), (-1.0, 0.02), (float("inf"), 0.02), (0.3, 0.3)):
+        group.update(phase="adam", swats_Lambda=Lambda)
+        opt._maybe_switch(group, 1, True)
+        assert (group["phase"], group["switch_lr"]) == ("sgd", expected), Lambda
+
+
+@pytest.mark.parametrize(("momentum", "dampening", "nesterov"), [
+    (0.0, 0.0, False), (0.0, 0.5, False), (0.9, 0.0, False), (0.9, 0.0, True)])
+def test_the_sgd_phase_is_torchs_sgd_on_every_parameter(momentum: float, dampening: float,
+                                                        nesterov: bool) -> None:
+    """After the switch: torch.optim.SGD at the switch rate, for each tensor of the group that
+    has a gradient: plain (where dampening means nothing), with momentum, and Nesterov. (With
+    dampening and momentum torch's first step takes the whole gradient, where SWATS' buffer
+    starts at 0: `test_momentum_buffer_is_not_mutated_when_switching` checks that form.)"""
+    start = [torch.tensor([1.0, -2.0]), torch.tensor([0.5, 3.0, -1.0])]
+    frozen = torch.zeros(2, requires_grad=True)  # no gradient: passed over, the rest still stepped
+    ours_w = [t.clone().requires_grad_(True) for t in start]
+    ours = AdamToSGD([frozen, *ours_w], lr=0.01, policy="fixed", switch_step=2, sgd_lr=0.1,
+                     sgd_momentum=momentum, sgd_dampening=dampening, sgd_nesterov=nesterov)
+    for _ in range(2):  # the Adam phase
+        for w in ours_w:
+            w.grad = 2 * w.detach()
+        ours.step()
+    theirs_w = [w.detach().clone().requires_grad_(True) for w in ours_w]
+    theirs = torch.optim.SGD(theirs_w, lr=0.1, momentum=momentum, dampening=dampening, nesterov=nesterov)
+    for _ in range(4):
+        for ws, opt in ((ours_w, ours), (theirs_w, theirs)):
+            for w in ws:
+                w.grad = 2 * w.detach()
+            opt.step()
+    assert ours.param_groups[0]["phase"] == "sgd" and frozen.grad is None and not frozen.any()
+    for a, b in zip(ours_w, theirs_w, strict=True):
+        assert torch.allclose(a, b, atol=1e-7)

@@ -167,3 +167,40 @@ def test_three_phases_past_the_middle_are_refused() -> None:
         load_config(["schedule=onecycle", "schedule.three_phase=true", "schedule.pct_start=0.5"])
     load_config(["schedule=onecycle", "schedule.three_phase=true", "schedule.pct_start=0.45"])
     load_config(["schedule=onecycle", "schedule.pct_start=0.7"])  # two phases: any pct_start
+
+
+def _run(name: str, steps: int, spe: int,
+         **kw: object) -> tuple[torch.optim.Optimizer, Schedule, list[float]]:
+    """`steps` batches of a one-epoch-per-`spe` run; the lr before each batch and the optimizer."""
+    w = torch.zeros(2, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=LR)
+    s = Schedule(opt, _cfg(name, **kw), steps_per_epoch=spe, epochs=max(1, steps // spe))
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        w.grad = torch.ones(2)
+        opt.step()
+        s.after_batch()
+    return opt, s, lrs
+
+
+def test_a_warmup_of_one_step_is_a_warmup() -> None:
+    opt, _, lrs = _run("constant", 1, 10, warmup_epochs=0.1, warmup_start_factor=0.1)
+    assert lrs == [pytest.approx(LR * 0.1)] and opt.param_groups[0]["lr"] == LR
+
+
+@pytest.mark.parametrize(("start", "steps"), [(0.1, 7), (0.3, 3), (0.7, 10)])
+def test_warmup_ends_exactly_on_the_base_rate(start: float, steps: int) -> None:
+    """torch's LinearLR gets there by products (0.1 after 7 steps at 0.1 is 0.09999999999999998):
+    the base rate is restored exactly, as the user wrote it."""
+    opt, _, _ = _run("constant", steps, 10, warmup_epochs=steps / 10, warmup_start_factor=start)
+    assert opt.param_groups[0]["lr"] == LR
+
+
+@pytest.mark.parametrize("warmup", [0, 1, 3, 7, 9])
+def test_a_cosine_schedule_ends_on_its_floor_whatever_its_warmup(warmup: int) -> None:
+    """The main schedule gets the steps warmup left (at least one) and takes the last one."""
+    opt, _, lrs = _run("cosine", 10, 10, min_lr_ratio=0.1, warmup_epochs=warmup / 10,
+                       warmup_start_factor=0.5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(LR * 0.1)
+    assert lrs[warmup] == LR  # the main schedule starts from the base rate
