@@ -3,7 +3,9 @@
 Debian's `slurm-wlm` and `munge`: a munge key and socket of its own, a `slurm.conf` with this
 host's name as the only node and ports of its own, state and spool dirs under a temp dir.
 Nothing system-wide is touched; the clients find it through `SLURM_CONF` (see `env`), and
-`stop` ends the three daemons by the PIDs it started.
+`stop` ends the three daemons by the PIDs it started. `cred_expire=30` (default 120) is also
+how long Slurm holds a requeued job before it may start again: the requeue test waited two
+minutes on it.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={self.socket}
+AuthInfo=socket={self.socket},cred_expire=30
 SlurmctldPort={free_port()}
 SlurmdPort={free_port()}
 StateSaveLocation={r / 'state'}
