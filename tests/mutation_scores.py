@@ -88,7 +88,8 @@ def main() -> int:
     for name, path in survivors:
         print(f"\n# survived, not listed as equivalent: {name}")
         print(get_diff_for_mutant(name, path=path))
-    stale = sorted(k for k in known if k in seen and seen[k] != "survived")
+    undecided = ("survived", "not checked", "check was interrupted by user")
+    stale = sorted(k for k in known if k in seen and seen[k] not in undecided)
     if stale:  # the list must stay true: an entry a test now kills is no longer equivalent
         print(f"\nlisted as equivalent but not surviving now (remove them): {', '.join(stale)}")
     if unchecked:
