@@ -36,9 +36,11 @@ lint: env
 
 ## Mutation testing of the core modules ([tool.mutmut] in pyproject.toml), then the score per
 ## module and every survivor not listed as equivalent in tests/mutation_equivalent.txt.
+## Crashed mutants (two test processes at once can hit the CPU limit) are run again alone.
+MUTMUT = env OMP_NUM_THREADS=1 SWEEPS_HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut
 mutate: env
-	OMP_NUM_THREADS=1 SWEEPS_HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run --max-children $(or $(JOBS),2) || true
-	$(BIN)/python tests/mutation_scores.py --crashed | xargs -r env OMP_NUM_THREADS=1 SWEEPS_HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run --max-children 1 > /dev/null || true
+	$(MUTMUT) run --max-children $(or $(JOBS),2) || true
+	$(BIN)/python tests/mutation_scores.py --crashed | xargs -r $(MUTMUT) run --max-children 1 > /dev/null || true
 	$(BIN)/python tests/mutation_scores.py
 
 bench: env

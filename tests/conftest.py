@@ -38,6 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     durations = json.loads(stats.read_text()).get("duration_by_test", {})
     items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
+
 TINY = [
     "dataset=mnist_5k",
     "dataset.val_size=300",
