@@ -4,6 +4,7 @@ PostgreSQL storage, an `mlflow server`, a launch without local workers, and two
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -64,11 +65,20 @@ def test_postgres_storage_mlflow_server_and_remote_workers(tmp_path: Path, mlflo
     assert launch.returncode == 0, launch.stdout + launch.stderr
     assert f"sweeps worker --study {pg_sweep}" in launch.stdout
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "worker", "--study", pg_sweep, "--storage", PG_URL,
-         "--index", str(i), "--output-dir", str(tmp_path / f"w{i}")],
-        cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        for i in range(2)]
+
+    def worker(i: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sweeps", "worker", "--study", pg_sweep, "--storage", PG_URL,
+             "--index", str(i), "--output-dir", str(tmp_path / f"w{i}")],
+            cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    # Both workers take a share, whatever their start-up times: the first is paused inside its
+    # first trial (outside the budget lock) until the second has claimed one of its own.
+    first = worker(0)
+    with _paused_in_a_trial(first, pg_sweep):
+        second = worker(1)
+        wait_for(lambda: _claimed_by(second, pg_sweep), timeout=300)
+    workers = [first, second]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     # Optuna's heartbeat API through its current names, its "experimental" notes kept out
@@ -119,6 +129,52 @@ def test_postgres_storage_mlflow_server_and_remote_workers(tmp_path: Path, mlflo
     report = run_sweeps("report", pg_sweep, "--storage", PG_URL, cwd=tmp_path)
     assert report.returncode == 0, report.stdout + report.stderr
     assert "paired t-test" in report.stdout and (tmp_path / "reports" / pg_sweep / "report.html").exists()
+
+
+def _claimed_by(proc: subprocess.Popen[str], sweep: str, states: tuple[str, ...] = ("RUNNING", "COMPLETE",
+                                                                                   "PRUNED")) -> bool:
+    """Whether the worker `proc` has claimed a trial of `sweep` (its ``host:pid`` recorded)."""
+    import optuna
+
+    from sweeps.store.storages import open_storage
+
+    storage = open_storage(PG_URL)
+    studies = [s for s in storage.get_all_studies() if s.user_attrs.get("sweep") == sweep]
+    return any(str(t.user_attrs.get("worker", "")).endswith(f":{proc.pid}") and t.state.name in states
+               for s in studies
+               for t in optuna.load_study(study_name=s.study_name, storage=storage).trials)
+
+
+@contextlib.contextmanager
+def _paused_in_a_trial(proc: subprocess.Popen[str], sweep: str) -> Iterator[None]:
+    """SIGSTOP `proc` (and its children) while one of its trials is running, so it holds no
+    budget lock; SIGCONT on the way out. A trial that ended before the stop took effect
+    means the pause may have caught the next claim: resume and try again."""
+    import signal
+
+    for _ in range(20):
+        wait_for(lambda: proc.poll() is not None or _claimed_by(proc, sweep, ("RUNNING",)), timeout=300)
+        assert proc.poll() is None, proc.communicate()[0]
+        pids = [proc.pid, *descendants(proc.pid)]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: _state(proc.pid) == "T", timeout=10, interval=0.05)
+        if _claimed_by(proc, sweep, ("RUNNING",)):
+            break
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    else:
+        raise AssertionError("the first worker was never caught inside a trial")
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def test_passwords_are_redacted() -> None:
