@@ -33,6 +33,7 @@ from sweeps.tracking import clients, outage
 from sweeps.tracking.writer import Background
 from trainer.errors import UserError
 
+IDLE_RECHECK_S = 2.0
 log = logging.getLogger("sweeps")
 
 
@@ -104,7 +105,7 @@ class Worker:
             nxt = self.claims.next_job()
             if nxt is None:
                 if self.claims.others_may_fail():
-                    time.sleep(float(heartbeat.interval(self.storage) or 1))
+                    time.sleep(_recheck_s(heartbeat.interval(self.storage)))
                     continue
                 Background.drain()  # every queued MLflow write, before the worker ends
                 return count
@@ -119,6 +120,14 @@ class Worker:
                         if record is not None:
                             fail_fast.halt(self.studies, record)
             count += 1
+
+
+def _recheck_s(heartbeat_s: int | None) -> float:
+    """How long an idle worker waits before looking again at the others' running trials:
+    a heartbeat at most (a lost trial is failed no sooner), but no more than
+    `IDLE_RECHECK_S`, so a worker leaves within seconds of the sweep's last trial ending,
+    not up to a heartbeat later (one small query per look)."""
+    return float(min(heartbeat_s or 1, IDLE_RECHECK_S))
 
 
 def _load_spec(found: Sequence[optuna.Study], attrs: Mapping[str, Any]) -> SweepSpec:

@@ -280,3 +280,13 @@ def test_a_non_finite_objective_says_it_diverged() -> None:
     got = outcome_mod.outcome_of(_result(best=float("nan")), None, "best")
     assert (got.state, got.value) == ("diverged", None)
     assert got.reason == "diverged: non-finite validation accuracy"
+
+
+@pytest.mark.parametrize(("heartbeat_s", "wait_s"), [(30, 2.0), (2, 2.0), (1, 1.0), (None, 1.0)])
+def test_an_idle_worker_looks_again_within_seconds_not_a_heartbeat_later(heartbeat_s: int | None,
+                                                                         wait_s: float) -> None:
+    """Waiting for the others' last trials, a worker rechecks every 2 s at most: it leaves soon
+    after the sweep's last trial ends (it used to sleep a whole 30 s heartbeat)."""
+    from sweeps.run.worker import _recheck_s
+
+    assert _recheck_s(heartbeat_s) == wait_s

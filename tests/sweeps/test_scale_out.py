@@ -75,7 +75,7 @@ def test_postgres_storage_mlflow_server_and_remote_workers(tmp_path: Path, mlflo
     # Both workers take a share, whatever their start-up times: the first is paused inside its
     # first trial (outside the budget lock) until the second has claimed one of its own.
     first = worker(0)
-    with _paused_in_a_trial(first, pg_sweep):
+    with _paused_in_a_trial(first, pg_sweep, tmp_path / "w0"):
         second = worker(1)
         wait_for(lambda: _claimed_by(second, pg_sweep), timeout=300)
     workers = [first, second]
@@ -146,19 +146,26 @@ def _claimed_by(proc: subprocess.Popen[str], sweep: str, states: tuple[str, ...]
 
 
 @contextlib.contextmanager
-def _paused_in_a_trial(proc: subprocess.Popen[str], sweep: str) -> Iterator[None]:
+def _paused_in_a_trial(proc: subprocess.Popen[str], sweep: str, out: Path) -> Iterator[None]:
     """SIGSTOP `proc` (and its children) while one of its trials is running, so it holds no
-    budget lock; SIGCONT on the way out. A trial that ended before the stop took effect
-    means the pause may have caught the next claim: resume and try again."""
+    budget lock; SIGCONT on the way out. A trial's folder under `out` appears once it is
+    claimed (polled fast: a tiny trial lasts about a second); one that ended before the stop
+    took effect is let go, and the next one is waited for."""
     import signal
 
+    seen: set[Path] = set()
+
+    def new_trial() -> set[Path]:
+        return set(out.glob(f"{sweep}/*")) - seen if proc.poll() is None else {Path("exited")}
+
     for _ in range(20):
-        wait_for(lambda: proc.poll() is not None or _claimed_by(proc, sweep, ("RUNNING",)), timeout=300)
+        fresh = wait_for(new_trial, timeout=300, interval=0.01)
         assert proc.poll() is None, proc.communicate()[0]
+        seen |= fresh
         pids = [proc.pid, *descendants(proc.pid)]
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
-        wait_for(lambda: _state(proc.pid) == "T", timeout=10, interval=0.05)
+        wait_for(lambda: _state(proc.pid) == "T", timeout=10, interval=0.01)
         if _claimed_by(proc, sweep, ("RUNNING",)):
             break
         for pid in pids:
