@@ -134,15 +134,11 @@ def test_postgres_storage_mlflow_server_and_remote_workers(tmp_path: Path, mlflo
 def _claimed_by(proc: subprocess.Popen[str], sweep: str, states: tuple[str, ...] = ("RUNNING", "COMPLETE",
                                                                                    "PRUNED")) -> bool:
     """Whether the worker `proc` has claimed a trial of `sweep` (its ``host:pid`` recorded)."""
-    import optuna
-
+    from sweeps.search.studies import sweep_studies
     from sweeps.store.storages import open_storage
 
-    storage = open_storage(PG_URL)
-    studies = [s for s in storage.get_all_studies() if s.user_attrs.get("sweep") == sweep]
     return any(str(t.user_attrs.get("worker", "")).endswith(f":{proc.pid}") and t.state.name in states
-               for s in studies
-               for t in optuna.load_study(study_name=s.study_name, storage=storage).trials)
+               for s in sweep_studies(open_storage(PG_URL), sweep) for t in s.get_trials(deepcopy=False))
 
 
 @contextlib.contextmanager
@@ -163,21 +159,24 @@ def _paused_in_a_trial(proc: subprocess.Popen[str], sweep: str, out: Path) -> It
         assert proc.poll() is None, proc.communicate()[0]
         seen |= fresh
         pids = [proc.pid, *descendants(proc.pid)]
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
+        _signal(pids, signal.SIGSTOP)
         wait_for(lambda: _state(proc.pid) == "T", timeout=10, interval=0.01)
         if _claimed_by(proc, sweep, ("RUNNING",)):
             break
-        for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+        _signal(pids, signal.SIGCONT)
     else:
         raise AssertionError("the first worker was never caught inside a trial")
     try:
         yield
     finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        _signal(pids, signal.SIGCONT)
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    """`sig` to each of these PIDs (started by this test) that is still there."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def _state(pid: int) -> str:
