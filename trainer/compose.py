@@ -31,8 +31,12 @@ def conf_dir() -> str:
     return str(Path(next(iter(spec.submodule_search_locations))).resolve())
 
 
-def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose conf/ with Hydra overrides; Hydra errors become one-line UserErrors."""
+def compose(overrides: Sequence[str] = (), config_name: str = "config", *,
+            hints: bool = True) -> DictConfig:
+    """Compose conf/ with Hydra overrides; Hydra errors become one-line UserErrors.
+
+    `hints`: an unknown key's message lists the keys allowed there, which takes a second
+    composition; that one runs with ``hints=False``, so the error path never recurses."""
     from trainer import config_dir
     from trainer.compose_cache import cached
 
@@ -55,7 +59,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
             except MissingConfigException as err:
                 raise _missing_option(err, overrides) from None
             except HydraException as err:
-                raise _composition_error(err, overrides, config_name) from None
+                raise _composition_error(err, overrides, config_name, hints) from None
         return with_group_names(cfg)
 
     bundled, user = conf_dir(), config_dir.current()
@@ -119,8 +123,12 @@ def _missing_option(err: Any, overrides: Sequence[str]) -> UserError:
     return UserError(str(err).strip().splitlines()[0])
 
 
-def _composition_error(err: Exception, overrides: Sequence[str], config_name: str) -> UserError:
+def _composition_error(err: Exception, overrides: Sequence[str], config_name: str,
+                       hints: bool = True) -> UserError:
     text = str(err).strip()
+    packaged = _package_mistake(text)
+    if packaged is not None:
+        return packaged
     match = re.search(r"Could not (?:override|append to|delete from) '([^']+)'", text)
     if match:
         key = match.group(1)
@@ -128,17 +136,31 @@ def _composition_error(err: Exception, overrides: Sequence[str], config_name: st
                      None)
         parent, _, _ = key.rpartition(".")
         allowed = _keys_of(parent, [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key],
-                           config_name)  # without the bad key: composing that again would recurse
+                           config_name) if hints else []
         hint = f"; allowed keys of {parent or 'the config'}: {', '.join(allowed)}" if allowed else ""
         return ConfigError(key, value, "unknown key" + hint)
     first = text.splitlines()[0] if text else type(err).__name__
     return UserError(f"bad override: {first}")
 
 
+def _package_mistake(text: str) -> UserError | None:
+    """A group file whose defaults override other groups (``override /dataset: x``) but that
+    lacks ``# @package _global_``: Hydra puts its keys, and those overrides, under the group
+    (``dataset@sweep.dataset``) and says only that it cannot override them."""
+    match = re.search(r"In '([\w./-]+)/([\w.-]+)': Could not (?:override|append to|delete from) "
+                      r"'(\w+)@\1\.\3'", text)
+    if match is None:
+        return None
+    group, name = match.group(1), match.group(2)
+    return UserError(f"{group}/{name}.yaml: its `override /{match.group(3)}` is read as "
+                     f"`{group}.{match.group(3)}` because the file lacks a package line; a {group} file "
+                     f"sets keys of the whole config: add `# @package _global_` as its first line")
+
+
 def _keys_of(parent: str, overrides: Sequence[str], config_name: str) -> list[str]:
     groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0]]
     try:
-        cfg = compose(groups, config_name)
+        cfg = compose(groups, config_name, hints=False)
         node = OmegaConf.select(cfg, parent) if parent else cfg
         return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
     except UserError:

@@ -23,7 +23,7 @@ from trainer.compose import (  # noqa: F401  (re-exported: the config API in one
     to_container,
 )
 from trainer.dataset_keys import DATASET_PARAMS, LOADER_PARAMS, RESERVED, with_defaults
-from trainer.errors import ConfigError
+from trainer.errors import ConfigError, UserError
 from trainer.legacy import upgrade
 from trainer.models import check_model
 from trainer.optim.factory import validate_optimizer
@@ -76,6 +76,7 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
 
         check_call("trainer.loss", t["loss"])
 
+    check_packaging(data)
     data["dataset"] = check_dataset(data["dataset"])
     check_model(data["model"])
 
@@ -91,6 +92,26 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError("schedule.warmup_epochs", s["warmup_epochs"],
                           f"must be < trainer.epochs ({t['epochs']}) for schedule {info.name}")
     return data
+
+
+def check_packaging(data: Mapping[str, Any]) -> None:
+    """The two Hydra packaging mistakes of a user's group file, named with their fix: its keys
+    nested under the group's name again, or lifted to the top by ``# @package _global_``."""
+    from trainer.targets import TARGET
+
+    for group in ("dataset", "model"):
+        section = data.get(group)
+        if not isinstance(section, Mapping):
+            continue
+        name = section.get("name", "?")
+        if TARGET not in section and isinstance(section.get(group), Mapping):
+            raise UserError(f"{group}/{name}.yaml nests its keys under `{group}:`: a {group} file "
+                            f"holds the {group}'s own keys (`_target_: ...`); remove the `{group}:` "
+                            "level")
+    if TARGET in data:
+        raise UserError(f"`_target_` ({data[TARGET]}) is at the top of the config: a model or "
+                        "dataset file has `# @package _global_`; remove that line (only sweep files "
+                        "set keys of the whole config)")
 
 
 def check_dataset(ds: Mapping[str, Any]) -> dict[str, Any]:

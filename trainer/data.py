@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from trainer.dataset_keys import RESERVED
 from trainer.errors import ConfigError
-from trainer.splits import held_out, split_indices, targets
+from trainer.splits import held_out, numeric, split_indices, targets
 
 
 @dataclass
@@ -145,17 +145,17 @@ def _splits_cached(key: str, device: str) -> Any:
 
 def _in_memory(section: Mapping[str, Any], raw: Mapping[str, Any], device: torch.device) -> Splits:
     task = section["task"]
-    x, y = (_tensor(v) for v in raw["train"])
+    x, y = _pair(raw["train"], task, "train")
     seed = int(section["split_seed"])
     if raw["test"] is not None:
-        test: tuple[torch.Tensor, torch.Tensor] | None = tuple(_tensor(v) for v in raw["test"])  # type: ignore[assignment]
+        test: tuple[torch.Tensor, torch.Tensor] | None = _pair(raw["test"], task, "test")
     elif section["test_size"] is not None:
         idx, rest = split_indices(len(x), held_out(section["test_size"], len(x), "dataset.test_size"), seed)
         test, x, y = (x[idx], y[idx]), x[rest], y[rest]
     else:
         test = None
     if raw["val"] is not None:
-        val = tuple(_tensor(v) for v in raw["val"])
+        val = _pair(raw["val"], task, "val")
     else:
         idx, rest = split_indices(len(x), held_out(section["val_size"], len(x), "dataset.val_size"),
                                   seed + 1)
@@ -177,10 +177,10 @@ def _in_memory(section: Mapping[str, Any], raw: Mapping[str, Any], device: torch
     return Splits(*out["train"], *out["val"], test_x, test_y, num_outputs, task)
 
 
-def _tensor(value: Any) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value
-    return torch.as_tensor(np.asarray(value))
+def _pair(split: Any, task: str, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split's (inputs, targets) as tensors; strings among them are one line, not torch's."""
+    inputs, labels = split
+    return numeric(inputs, task, name, "inputs"), numeric(labels, task, name)
 
 
 def outputs_of(section: Mapping[str, Any], ys: list[torch.Tensor], task: str) -> int:

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from trainer.errors import ConfigError
-from trainer.splits import held_out, rng_untouched, split_indices, targets
+from trainer.splits import held_out, numeric, rng_untouched, split_indices, targets
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Loaders:
     def _on_device(self, loader: DataLoader[Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         blocking = not (loader.pin_memory and self.device.type == "cuda")
         for x, y in loader:
-            y = targets(torch.as_tensor(y), self.task, "batch")
+            y = targets(numeric(y, self.task, "batch"), self.task, "batch")
             x = x.float() if x.dtype == torch.float64 else x  # NumPy's default; the model's is fp32
             yield (x.to(self.device, non_blocking=not blocking),
                    y.to(self.device, non_blocking=not blocking))

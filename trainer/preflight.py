@@ -18,7 +18,7 @@ from torch.utils.data import default_collate
 
 from trainer.data import Splits
 from trainer.errors import ConfigError
-from trainer.splits import rng_untouched, targets
+from trainer.splits import numeric, rng_untouched, targets
 from trainer.tasks import Loss, Task
 
 BATCH = 4
@@ -32,7 +32,7 @@ def first_batch(data: Any, device: torch.device) -> tuple[torch.Tensor, torch.Te
     with rng_untouched():
         x, y = default_collate([data.train[i] for i in range(n)])
     x = x.float() if x.dtype == torch.float64 else x  # as the loader path feeds it
-    return x.to(device), targets(torch.as_tensor(y), data.task, "train").to(device)
+    return x.to(device), targets(numeric(y, data.task, "train"), data.task, "train").to(device)
 
 
 @torch.no_grad()

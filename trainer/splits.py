@@ -29,6 +29,30 @@ def held_out(size: int | float, n: int, key: str) -> int:
     return k
 
 
+def numeric(value: object, task: str, split: str, role: str = "targets") -> torch.Tensor:
+    """`value` (a tensor, an array, a list; a batch of labels a DataLoader collated) as a
+    tensor, or one line saying why it cannot be one: string class labels are the common case,
+    and torch's own error for them names neither the split nor the fix."""
+    if isinstance(value, torch.Tensor):
+        return value
+    array = np.asarray(value)
+    if array.dtype.kind in "USO":  # strings, bytes or Python objects
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            first = next(iter(array.flat), None)
+            example = str(first) if isinstance(first, str | bytes) else first
+            what = "strings" if isinstance(first, str | bytes) else f"{type(first).__name__} objects"
+            if role == "targets" and task != "regression":
+                raise ConfigError("dataset.task", task, f"the {split!r} labels are "
+                                  f"{what} (e.g. {example!r}); classification "
+                                  "needs integer labels 0..C-1: encode them in your dataset callable "
+                                  "(e.g. sklearn.preprocessing.LabelEncoder().fit_transform(y))") from None
+            raise ConfigError("dataset._target_", "-", f"the {split!r} {role} are not numbers "
+                              f"(e.g. {example!r}); return numeric arrays or tensors") from None
+    return torch.as_tensor(array)
+
+
 def targets(y: torch.Tensor, task: str, split: str) -> torch.Tensor:
     """Class indices (int64) for classification, float32 columns (N, k) for regression."""
     if task == "regression":

@@ -6,7 +6,9 @@
   and the objective are by ``val/loss``, minimised.
 
 `trainer.loss` may name another loss by `_target_` (e.g. ``torch.nn.HuberLoss``): it is
-called as ``loss(outputs, targets)`` and returns the batch mean. No torch at import: the
+called as ``loss(outputs, targets)`` and returns the batch mean. Training and evaluation reduce
+it the same way: evaluation weights each batch's mean by its size, so a loss with k targets per
+example is the mean over every value in both (not k times larger in evaluation). No torch at import: the
 sweep layer reads these records in commands that never train.
 """
 
@@ -90,7 +92,7 @@ class Loss:
         return self._builtin(outputs, targets)
 
     def total(self, outputs: Any, targets: Any) -> Any:
-        """The batch's summed loss in float64 (an exact sum with the built-in losses)."""
-        if self.custom is not None:
-            return self.custom(outputs.float(), targets).double() * len(targets)
-        return self._builtin(outputs.float(), targets, reduction="sum").double()
+        """The batch's loss as training reduces it (the same callable, its mean) times the
+        batch size, in float64: summed over batches and divided by the examples, it is the
+        mean that training reports, whatever the number of targets per example."""
+        return self.mean(outputs.float(), targets).double() * len(targets)

@@ -23,7 +23,7 @@ from sweeps.search.validate import (
     tracking_writer,
 )
 from trainer import config_dir
-from trainer.config import GROUPS, compose, validate
+from trainer.config import GROUPS, check_packaging, compose, validate
 from trainer.errors import ConfigError
 from trainer.tasks import task_of
 
@@ -63,6 +63,7 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         raise ConfigError("sweep", sweep, "missing: choose one with sweep=quick|mnist|cifar10")
     sweep = dict(sweep)
     check_sweep_section(sweep)
+    check_packaging(data)
     search = data.get("search") or {}
     check_storage_url(data.get("storage") or {})
     tracking = (data.get("tracking") or {}).get("uri")

@@ -26,7 +26,7 @@ from sweeps.search.spec import (
 )
 from trainer.config import TRAINER_PARAMS
 from trainer.dataset_keys import DATASET_PARAMS, RESERVED
-from trainer.errors import ConfigError
+from trainer.errors import ConfigError, UserError
 from trainer.models import model_params
 from trainer.optim.factory import OPTIMIZERS
 from trainer.schedules import SCHEDULES
@@ -35,7 +35,18 @@ from trainer.spec import Param, check_section
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+# The config's top-level sections: found inside `sweep`, they come from a sweep file without
+# a package line (Hydra puts a group file's keys under the group's name).
+_SECTIONS = ("sweep", "trainer", "search", "dataset", "model", "optimizer", "schedule", "storage",
+             "tracking", "launcher")
+
+
 def check_sweep_section(sweep: dict[str, Any]) -> None:
+    nested = [k for k in _SECTIONS if k in sweep and k not in SWEEP_PARAMS]
+    if nested:
+        found = ", ".join(f"sweep.{k}" for k in nested)
+        raise UserError(f"the sweep file's sections landed under `sweep.` ({found}) because the "
+                        "file lacks a package line: add `# @package _global_` as its first line")
     for key, default in SWEEP_DEFAULTS.items():
         sweep.setdefault(key, default)
     for key, param in SWEEP_PARAMS.items():

@@ -49,6 +49,10 @@ def _nothing_written(where: Path) -> None:
     (["+dataset.bogus=1"], "dataset.bogus=1: not a parameter of userpkg.blobs"),
     (["dataset.task=ranking"], "dataset.task='ranking': must be one of classification, regression"),
     (["dataset.val_size=300"], "dataset.val_size=300: must leave at least one of the 300"),
+    (["dataset._target_=userpkg.string_labels"],
+     "the 'train' labels are strings (e.g. 'owl'); classification needs integer labels 0..C-1"),
+    (["dataset._target_=userpkg.string_label_dataset"],
+     "the 'train' labels are strings (e.g. 'owl'); classification needs integer labels 0..C-1"),
 ])
 def test_bad_user_model_or_data_fails_in_one_line_and_writes_nothing(
         project: Path, cli: CliRunner, overrides: list[str], expected: str) -> None:

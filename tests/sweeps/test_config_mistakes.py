@@ -1,0 +1,73 @@
+"""Hydra packaging mistakes in a user's config dir are one line that says what to change,
+and the error path that explains a composition error never recurses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sweeps.cli import app
+
+from .test_user_project import _nothing_written, project  # noqa: F401  (the fixture)
+
+MISTAKES = {
+    # a sweep file that overrides groups but lacks the package line (the keys go under sweep.)
+    "sweep/nopkg.yaml": ("defaults:\n  - base\n  - override /dataset: blobs\nsweep:\n  name: nopkg\n",
+                         "sweep=nopkg", "sweep/nopkg.yaml: its `override /dataset` is read as "
+                         "`sweep.dataset` because the file lacks a package line"),
+    # the same without a defaults list: Hydra composes it, under sweep.
+    "sweep/flat.yaml": ("sweep:\n  name: flat\ntrainer:\n  epochs: 1\n", "sweep=flat",
+                        "the sweep file's sections landed under `sweep.` (sweep.sweep, sweep.trainer)"),
+    # a model file that repeats its group's name
+    "model/nested.yaml": ("model:\n  _target_: userpkg.Net\n", "model=nested",
+                          "model/nested.yaml nests its keys under `model:`"),
+    # a model file with the sweep files' package line
+    "model/lifted.yaml": ("# @package _global_\n_target_: userpkg.Net\n", "model=lifted",
+                          "`_target_` (userpkg.Net) is at the top of the config: a model or dataset "
+                          "file has `# @package _global_`; remove that line"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_a_packaging_mistake_is_one_line_with_the_fix(project: Path, cli: CliRunner,  # noqa: F811
+                                                       name: str) -> None:
+    text, choice, expected = MISTAKES[name]
+    (project / "conf" / name).write_text(text)
+    overrides = [choice] if choice.startswith("sweep=") else ["sweep=user", choice]
+    result = cli.invoke(app, ["--config-dir", "conf", "launch", *overrides])
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and expected in lines[0], result.output
+    assert ("_global_" in lines[0]) == (name != "model/nested.yaml")  # the fix names the line
+    _nothing_written(project)
+
+
+def test_the_error_path_composes_at_most_once_more(project: Path,  # noqa: F811
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown key's message composes again to list the allowed keys; that second
+    composition has no hints of its own, so a file that fails every composition cannot
+    make the error path recurse (it once did, until a RecursionError)."""
+    from trainer import compose as compose_module
+    from trainer import config_dir
+    from trainer.errors import UserError
+
+    config_dir.use(project / "conf")
+    monkeypatch.setenv("SWEEPS_COMPOSE_CACHE", "0")
+    calls: list[bool] = []
+    real = compose_module.compose
+
+    def counted(overrides=(), config_name="config", *, hints=True):  # type: ignore[no-untyped-def]
+        calls.append(hints)
+        return real(overrides, config_name, hints=hints)
+
+    monkeypatch.setattr(compose_module, "compose", counted)
+    with pytest.raises(UserError, match="nosuch='1': unknown key; allowed keys of the config"):
+        compose_module.compose(["sweep=user", "nosuch=1"], "sweeps")
+    assert calls == [True, False]
+    # the hint-less composition of a failing override: the bare message, no further call
+    calls.clear()
+    err = compose_module._composition_error(
+        Exception("Could not override 'trainer.nosuch'"), ["trainer.nosuch=1"], "sweeps", hints=False)
+    assert str(err) == "trainer.nosuch='1': unknown key" and calls == []
