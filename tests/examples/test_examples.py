@@ -80,6 +80,27 @@ def test_regression_reports_losses_and_no_accuracy(tmp_path: Path) -> None:
     assert "val/loss" in out["confirm"] and "val/acc" not in out["confirm"]
 
 
+def test_two_target_regression_reports_losses_reduced_as_in_training(tmp_path: Path) -> None:
+    """Two targets per example: every reported loss is the mean over both targets, as the
+    training loss is; were evaluation to sum over targets, validation would be about twice
+    the training loss and every generalization gap about the training loss itself."""
+    from sweeps.search.studies import sweep_studies
+    from sweeps.store.storages import open_storage
+
+    where = project("regression", tmp_path)
+    out = run_all(where, "friedman_two", "sweep.optimizers=[sgd,adam]", "sweep.n_trials=4",
+                  "trainer.epochs=4")
+    assert "friedman_two (regression)" in out["summary"] and "val loss" in out["summary"]
+    trials = [t for s in sweep_studies(open_storage(str(where / "sweeps.journal")), "friedman_two")
+              for t in s.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    assert trials
+    for t in trials:
+        curves = t.user_attrs["curves"]
+        train, val = curves["train/loss"][-1], curves["val/loss"][-1]
+        assert abs(val - train) < 0.5 * train, (t.number, train, val)
+        assert t.user_attrs["final"]["test/loss"] < 1.5 * train
+
+
 def test_image_folder_through_dataloader_workers(tmp_path: Path) -> None:
     where = project("image_folder", tmp_path)
     out = run_all(where, "digit_folders", "sweep.n_trials=4", "trainer.epochs=2",
