@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.report import stats, summary
+from sweeps.report import failures, stats, summary
 from sweeps.report import tuning_budget as budget
 from sweeps.search import boundary, confirm_jobs
 from sweeps.search.studies import sweep_task
@@ -53,6 +53,22 @@ class ConfirmedConfig:
     adam_share: stats.SeedSummary | None = None  # adam_to_sgd: share of steps run by Adam
     switched: int = 0  # adam_to_sgd: runs that switched to SGD
     by_seed: dict[int, FrozenTrial] = field(default_factory=dict)
+
+    @property
+    def used(self) -> list[int]:
+        """The seeds whose runs completed: the ones every mean and test is computed over."""
+        return [s for s in self.seeds if self.by_seed[s].state == TrialState.COMPLETE]
+
+    @property
+    def lost(self) -> list[tuple[int, str]]:
+        """(seed, what happened) of each run that did not complete: diverged or failed."""
+        return [(s, failures.reason_of(self.by_seed[s])) for s in self.seeds
+                if self.by_seed[s].state != TrialState.COMPLETE]
+
+    def seeds_text(self) -> str:
+        """"5", or "4 of 5" where a run diverged or failed."""
+        used = len(self.used)
+        return str(used) if used == len(self.seeds) else f"{used} of {len(self.seeds)}"
 
 
 @dataclass
@@ -87,14 +103,19 @@ class OptimizerRow:
 
 @dataclass
 class Pair:
+    """The best optimizer against another over their shared completed seeds. Differences are
+    oriented one way for every metric: how much worse this optimizer is than the best
+    (lower accuracy or higher loss: positive; better: negative)."""
+
     optimizer: str
     best: str
-    seeds: list[int]
-    test: stats.PairedComparison  # best minus this one, on the test metric of the task
-    val: stats.PairedComparison
+    seeds: list[int]  # shared seeds on which both runs completed: K of the tests
+    test: stats.PairedComparison  # worse-by on the test metric of the task
+    val: stats.PairedComparison  # worse-by on the validation objective
     p_adjusted: float  # Holm over the comparisons with the best (test metric)
     task: Task = CLASSIFICATION
     split: str = "test"  # what `test` compares: the test split, or "val" where there is none
+    seeds_run: list[int] = field(default_factory=list)  # seeds both configurations ran
 
     @property
     def significant(self) -> bool:
@@ -106,23 +127,35 @@ class Pair:
     @property
     def behind(self) -> bool:
         """This optimizer is worse than the best on test (lower accuracy, higher loss)."""
-        return self.test.mean_diff > 0 if self.task.maximize else self.test.mean_diff < 0
+        return self.test.mean_diff > 0
 
     def sentence(self) -> str:
-        c, diff, name = self.test, _diff_fmt(self.task), f"{self.split} {self.task.metric}"
+        c, name = self.test, f"{self.split} {self.task.metric}"
+        amount = _diff_fmt(self.task)
         k = len(self.seeds)
         if c.n == 0:
             return f"{self.best} vs {self.optimizer}: no shared seed with a finite {name}"
         if c.n < 2 or not math.isfinite(c.p_value):
-            same = "identical on every seed" if c.identical else f"{diff(c.mean_diff)} on every seed"
-            return f"{self.best} vs {self.optimizer}: {name} difference {same} (K={k}): no spread to test"
+            same = f"{name} identical on every seed" if c.identical else \
+                f"{self.optimizer} {worse_or_better(c.mean_diff, amount)} on {name} on every seed"
+            return f"{self.best} vs {self.optimizer}: {same} (K={k}): no spread to test"
         verdict = (f"significant at K={k} ({stats.ALPHA:g}, Holm-corrected)" if self.significant
                    else f"not significant at K={k}")
-        coarse = (f"; with {c.n} seeds the bootstrap interval is coarse: rerun "
-                  "`sweeps confirm --seeds 5` or more" if c.n < COARSE_BELOW else "")
-        return (f"{self.best} vs {self.optimizer}: {name} difference {diff(c.mean_diff)} "
-                f"(95 % CI {diff(c.ci_low)}…{diff(c.ci_high)}), {verdict} "
-                f"(paired t-test p = {c.p_value:.2g}, Holm-adjusted {self.p_adjusted:.2g}{coarse})")
+        return (f"{self.best} vs {self.optimizer}: {self.optimizer} {worse_or_better(c.mean_diff, amount)} "
+                f"on {name} (95 % CI of worse-by {amount(c.ci_low)}…{amount(c.ci_high)}), {verdict} "
+                f"(paired t-test p = {c.p_value:.2g}, Holm-adjusted {self.p_adjusted:.2g}"
+                f"{self._coarse()})")
+
+    def _coarse(self) -> str:
+        """Below COARSE_BELOW usable seeds: the caveat, and the one command that adds enough
+        seeds (confirm runs seeds 1..N; those already done are kept), never one already run."""
+        n = self.test.n
+        if n >= COARSE_BELOW:
+            return ""
+        run = max(len(self.seeds_run), n)
+        lost = f"{run - n} of {run} seeds did not complete; " if run > n else ""
+        return (f"; {lost}with {n} seeds the bootstrap interval is coarse: "
+                f"`sweeps confirm --seeds {run + COARSE_BELOW - n}` adds seeds")
 
 
 @dataclass
@@ -161,12 +194,19 @@ class Comparison:
 
 
 def _pp(x: float) -> str:
-    return f"{100 * x:+.1f} pp"
+    return f"{100 * x:.1f} pp"
 
 
 def _diff_fmt(task: Task) -> Any:
     """How a difference of the task's metric is written: accuracy points, or loss units."""
-    return _pp if task.has_accuracy else (lambda x: f"{x:+.4g}")
+    return _pp if task.has_accuracy else (lambda x: f"{x:.4g}")
+
+
+def worse_or_better(worse_by: float, amount: Any) -> str:
+    """"worse by 3.1 pp", "better by 0.02", "equal": one wording for every metric."""
+    if worse_by == 0:
+        return "equal"
+    return f"{'worse' if worse_by > 0 else 'better'} by {amount(abs(worse_by))}"
 
 
 def fmt_summary(s: stats.SeedSummary | None, digits: int = 4, ci: bool = True) -> str:
@@ -373,12 +413,16 @@ def _pairs(ranking: Sequence[OptimizerRow], task: Task = CLASSIFICATION) -> list
         def metric(cfg: ConfirmedConfig, key: str, seeds: list[int] = shared) -> list[float]:
             return [_final(cfg.by_seed[s], key) or math.nan for s in seeds]
 
-        raw.append((row.optimizer, shared,
-                    stats.paired(metric(best, key), metric(other, key)),
-                    stats.paired(metric(best, task.best_key), metric(other, task.best_key))))
+        def worse_by(key: str) -> stats.PairedComparison:
+            """How much worse `other` is: best - other for an accuracy, other - best for a loss."""
+            a, b = metric(best, key), metric(other, key)
+            return stats.paired(a, b) if task.maximize else stats.paired(b, a)
+
+        raw.append((row.optimizer, shared, worse_by(key), worse_by(task.best_key),
+                    [s for s in best.seeds if s in other.seeds]))
     adjusted = stats.holm([p[2].p_value for p in raw])
-    return [Pair(opt, ranking[0].optimizer, shared, test, val, adj, task, split)
-            for (opt, shared, test, val), adj in zip(raw, adjusted, strict=True)]
+    return [Pair(opt, ranking[0].optimizer, shared, test, val, adj, task, split, run)
+            for (opt, shared, test, val, run), adj in zip(raw, adjusted, strict=True)]
 
 
 def params_text(params: Mapping[str, Any]) -> str:

@@ -149,7 +149,7 @@ def best_table(c: Any) -> Table:
             cells += ["-" if rep is None or rep.val is None else
                       (f"{rep.val.mean:.4f} ± {rep.val.std:.4f}" if rep.val.n > 1
                        else f"{rep.val.mean:.4f}"),
-                      "-" if rep is None else str(len(rep.seeds))]
+                      "-" if rep is None else rep.seeds_text()]
         hits = row.boundary.get(t.number, [])
         cells.append(",".join(f"{h.dim}:{h.edge}" for h in hits) or "-")
         table.add_row(*cells)

@@ -74,6 +74,37 @@ def _diff(c: cmp.Comparison, x: float) -> str:
     return f"{100 * x:+.1f}" if c.task.has_accuracy else f"{x:+.4g}"
 
 
+def _worse_by_header(c: cmp.Comparison) -> str:
+    on = "val" if _split(c) == "validation" else "test"
+    return f"{on} {_short(c)}: worse than best by [95 % CI]"
+
+
+def sign_convention(c: cmp.Comparison) -> str:
+    """The one direction every difference in the report is written in."""
+    unit = "accuracy points (pp)" if c.task.has_accuracy else "loss units"
+    worse = "a lower accuracy" if c.task.has_accuracy else "a higher loss"
+    return (f"Differences are written as how much worse than the best optimizer another one is, in "
+            f"{unit}: positive is worse ({worse}), negative is better; the same for every metric.")
+
+
+def _k(values: Sequence[int]) -> str:
+    """One K, or the range of them where runs were lost."""
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def lost_runs(c: cmp.Comparison) -> list[str]:
+    """Each confirm run left out of the statistics, with what happened to it."""
+    out = []
+    for row in c.ranking:
+        rep = row.representative
+        if rep is not None and rep.lost:
+            runs = "; ".join(f"seed {seed}: {reason}" for seed, reason in rep.lost)
+            out.append(f"{row.optimizer} #{rep.trial.number} used {len(rep.used)} of its "
+                       f"{len(rep.seeds)} seeds; left out of every mean and test: {runs}.")
+    return out
+
+
 def context(c: cmp.Comparison, studies_attrs: dict) -> list[str]:
     """What the numbers are measured on: data, splits, budget, seeds."""
     base = studies_attrs.get("base_config") or {}
@@ -104,9 +135,11 @@ def verdict(c: cmp.Comparison) -> list[str]:
     on = _split(c)
     lines = [f"Ranked by mean validation {_metric(c)} over the confirm seeds "
              f"({', '.join(map(str, c.seeds))}; the search used its own seed, not among them). "
-             f"Each optimizer is compared with the best one, {best.optimizer}, over the seeds they "
-             "share: a paired t-test (Holm-corrected over the comparisons) and a bootstrap 95 % "
-             f"interval of the mean {on}-{_metric(c)} difference; \"significant\" needs both."]
+             f"Each optimizer is compared with the best one, {best.optimizer}, over the seeds on "
+             "which both completed (K): a paired t-test (Holm-corrected over the comparisons) and "
+             f"a bootstrap 95 % interval of the mean {on}-{_metric(c)} difference; \"significant\" "
+             "needs both.", sign_convention(c)]
+    lines += lost_runs(c)
     if on == "validation":
         lines.append("The data has no test split: the comparisons are on the validation split "
                      "that also chose the configurations, so they favour the chosen ones.")
@@ -125,7 +158,9 @@ def _split(c: cmp.Comparison) -> str:
 
 def bottom_line(c: cmp.Comparison) -> str:
     """The pairs in one sentence: who is behind, who cannot be told apart, who is ahead on test."""
-    best, k = c.ranking[0].optimizer, len(c.seeds)
+    best = c.ranking[0].optimizer
+    used = [len(r.representative.used) for r in c.ranking if r.representative is not None]
+    k = _k(used)
     tied = [p.optimizer for p in c.pairs if not p.significant]
     behind = [p.optimizer for p in c.pairs if p.significant and p.behind]
     ahead = [p.optimizer for p in c.pairs if p.significant and not p.behind]
@@ -141,7 +176,8 @@ def bottom_line(c: cmp.Comparison) -> str:
         parts = [f"In short: {best} ranks first on validation {m} over {k} seeds"]
     on = _split(c)
     if tied:
-        parts.append(f"{', '.join(tied)} cannot be told apart from it on {on} {m} at K={k}")
+        at = _k([len(p.seeds) for p in c.pairs if not p.significant])
+        parts.append(f"{', '.join(tied)} cannot be told apart from it on {on} {m} at K={at}")
     if behind:
         parts.append(f"{', '.join(behind)} {'is' if len(behind) == 1 else 'are'} significantly "
                      f"behind it on {on} {m}")
@@ -161,10 +197,11 @@ def ranking_table(c: cmp.Comparison) -> Table:
         p = pairs.get(row.optimizer)
         unit = " pp" if c.task.has_accuracy else ""
         diff = "-" if p is None or p.test.n == 0 else (
-            f"{_diff(c, p.test.mean_diff)}{unit} [{_diff(c, p.test.ci_low)}, {_diff(c, p.test.ci_high)}]")
+            f"{_diff(c, p.test.mean_diff)}{unit} [{_diff(c, p.test.ci_low)}, {_diff(c, p.test.ci_high)}]"
+            f" (K={len(p.seeds)})")
         se = [_se(c, rep.val.mean if rep.val else None)] if c.task.has_accuracy else []
         test = [_summ(rep.test)] if has_test else []
-        rows.append([str(i), row.optimizer, f"#{rep.trial.number}", str(len(rep.seeds)),
+        rows.append([str(i), row.optimizer, f"#{rep.trial.number}", rep.seeds_text(),
                      _summ(rep.val), *se, *test, diff,
                      "-" if p is None else _f(p.p_adjusted, 3),
                      "best" if p is None else ("significant" if p.significant else "not significant")])
@@ -172,9 +209,12 @@ def ranking_table(c: cmp.Comparison) -> Table:
     se_col = ["split SE"] if c.task.has_accuracy else []
     columns = ["rank", "optimizer", "trial", "seeds", f"val {m}", *se_col,
                *([f"test {m}"] if has_test else []),
-               f"{'val' if _split(c) == 'validation' else 'test'} {m} vs best [95 % CI]", "p (Holm)",
-               "verdict"]
-    return Table("Ranking (confirm runs: mean ± std [95 % CI over seeds])", columns, rows,
+               _worse_by_header(c), "p (Holm)", "verdict"]
+    notes = [sign_convention(c)] + (["seeds: completed runs of those run; a diverged or failed run "
+                                      "is left out of every mean and test (listed above)."]
+                                     if any(r.representative and r.representative.lost
+                                            for r in c.ranking) else [])
+    return Table("Ranking (confirm runs: mean ± std [95 % CI over seeds])", columns, rows, notes,
                  right=set(range(3, len(columns) - 1)) | {0})
 
 
@@ -186,7 +226,7 @@ def confirmed_table(c: cmp.Comparison) -> Table:
             accs = [_summ(cfg.val_acc), _summ(cfg.test_acc)] if acc else []
             losses = [_summ(cfg.val_loss, ci=not acc), _summ(cfg.test_loss, ci=not acc)]
             gaps = [_summ(cfg.gap_acc, ci=False)] if acc else []
-            rows.append([row.optimizer, f"#{cfg.trial.number}", str(len(cfg.seeds)), str(cfg.diverged),
+            rows.append([row.optimizer, f"#{cfg.trial.number}", cfg.seeds_text(), str(cfg.diverged),
                          *accs, *losses, *gaps, _summ(cfg.gap_loss, ci=False), _share(cfg)])
     if acc:
         notes = ["Gaps are train minus validation accuracy (gap/acc) and validation minus train loss "
@@ -197,7 +237,8 @@ def confirmed_table(c: cmp.Comparison) -> Table:
         notes = ["gap/loss is validation minus train loss at each run's best-validation epoch; "
                  "test metrics use the best-validation weights. Adam share: the share of "
                  "optimizer steps Adam ran before the switch to SGD (1 = never switched)."]
-    columns = ["optimizer", "trial", "seeds", "diverged", *(["val acc", "test acc"] if acc else []),
+    columns = ["optimizer", "trial", "seeds used", "not completed",
+               *(["val acc", "test acc"] if acc else []),
                "val loss", "test loss", *(["gap/acc"] if acc else []), "gap/loss", "Adam share"]
     return Table(f"Confirmed configurations (mean ± std over seeds; [95 % CI] for "
                  f"{'accuracies' if acc else 'losses'})", columns, rows, notes,

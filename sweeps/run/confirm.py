@@ -174,6 +174,6 @@ def confirm_table(studies: Sequence[optuna.Study], confirm: optuna.Study | None)
         for cfg in row.configs:
             test = comparison.fmt_summary(cfg.test) if cfg.test is not None or comp.n_test \
                 else "no test split"
-            table.add_row(row.optimizer, f"#{cfg.trial.number}", str(len(cfg.seeds)),
+            table.add_row(row.optimizer, f"#{cfg.trial.number}", cfg.seeds_text(),
                           comparison.fmt_summary(cfg.val), test, str(cfg.diverged))
     return table

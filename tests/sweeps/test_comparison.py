@@ -97,7 +97,7 @@ def test_confirm_runs_rank_and_pair_over_shared_seeds(studies) -> None:
     assert not pairs["rmsprop"].significant and "not significant at K=5" in pairs["rmsprop"].sentence()
     assert pairs["sgd"].significant and "significant at K=5 (0.05, Holm" in pairs["sgd"].sentence()
     assert pairs["sgd"].test.mean_diff == pytest.approx(0.9260 - 0.8908)
-    assert pairs["sgd"].sentence().startswith("adam vs sgd: test acc difference +3.5 pp (95 % CI")
+    assert pairs["sgd"].sentence().startswith("adam vs sgd: sgd worse by 3.5 pp on test acc (95 % CI")
     assert "coarse" not in pairs["sgd"].sentence()  # K=5: no caveat
     assert report_tables.verdict(c)[-1] == (
         "In short: adam ranks first on validation accuracy over 5 seeds; rmsprop cannot be told "
@@ -129,7 +129,55 @@ def test_a_diverged_seed_drops_out_of_the_pairing(studies) -> None:
     sgd = next(r for r in c.rows if r.optimizer == "sgd").representative
     assert sgd is not None and sgd.diverged == 1 and sgd.val_acc.n == 2
     (pair,) = c.pairs
-    assert pair.seeds == [1, 2] and pair.test.n == 2
+    assert pair.seeds == [1, 2] and pair.test.n == 2 and pair.seeds_run == [1, 2, 3]
+
+
+def test_a_diverged_confirm_seed_is_counted_the_same_everywhere(studies) -> None:
+    """Five seeds run, sgd's seed 3 diverged: every table, sentence and recommendation says
+    K=4 for the pair, 4 of 5 for sgd, names the lost run and why, and asks for no seed
+    that was already run."""
+    confirm = _confirm({
+        ("s.adam", 1): [(0.930, 0.925), (0.932, 0.928), (0.929, 0.926), (0.931, 0.924), (0.930, 0.927)],
+        ("s.sgd", 0): [(0.90, 0.89), (0.905, 0.893), (0.899, 0.891), (0.902, 0.888), (0.901, 0.892)],
+    })
+    lost = next(t for t in confirm.trials if t.user_attrs["optimizer"] == "sgd" and t.user_attrs["seed"] == 3)
+    rebuilt = optuna.create_study(study_name="s.confirm", direction="maximize")
+    for t in confirm.trials:
+        rebuilt.add_trial(t if t.number != lost.number else create_trial(
+            state=TrialState.FAIL, user_attrs={**t.user_attrs, "state": "diverged",
+                                               "failure_reason": "diverged: non-finite training "
+                                                                 "loss (inf) at epoch 2"}))
+    c = comparison.build(studies[::2] + studies[1:2], rebuilt)  # adam, rmsprop (no runs), sgd
+    (pair,) = c.pairs
+    assert len(pair.seeds) == 4 and len(pair.seeds_run) == 5
+    sentence = pair.sentence()
+    assert "at K=4" in sentence and "--seeds 5" not in sentence
+    assert "1 of 5 seeds did not complete" in sentence and "`sweeps confirm --seeds 6`" in sentence
+    verdict = report_tables.verdict(c)
+    assert any(line == "sgd #0 used 4 of its 5 seeds; left out of every mean and test: seed 3: "
+               "diverged: non-finite training loss (inf) at epoch 2." for line in verdict)
+    assert verdict[-1].startswith("In short: adam ranks first on validation accuracy over 4-5 seeds")
+    assert "K=5" not in " ".join(verdict)
+    ranking = report_tables.ranking_table(c)
+    assert [row[3] for row in ranking.rows] == ["5", "4 of 5"]
+    assert ranking.rows[1][-3].endswith("(K=4)")
+    confirmed = report_tables.confirmed_table(c)
+    assert sorted(row[2] for row in confirmed.rows) == ["4 of 5", "5"]
+
+
+def test_differences_read_the_same_way_for_an_accuracy_and_a_loss(studies) -> None:
+    """sgd is worse than adam on both: a positive worse-by, and the words "worse by", on the
+    accuracy and on the loss alike (the loss once showed a negative difference)."""
+    confirm = _confirm({
+        ("s.adam", 1): [(0.930, 0.925), (0.932, 0.928), (0.929, 0.926), (0.931, 0.924), (0.930, 0.927)],
+        ("s.sgd", 0): [(0.90, 0.89), (0.905, 0.893), (0.899, 0.891), (0.902, 0.888), (0.901, 0.892)],
+    })
+    acc = comparison.build(studies[:2], confirm)
+    (pair,) = acc.pairs
+    assert pair.test.mean_diff > 0 and pair.behind and "sgd worse by 3.5 pp" in pair.sentence()
+    assert "3.5 pp [" in report_tables.ranking_table(acc).rows[1][-3]
+    assert "positive is worse (a lower accuracy)" in report_tables.sign_convention(acc)
+    # the loss side: test_a_regression_sweep_with_confirm_runs_ranks_pairs_and_reaches_the_lowest_losses
 
 
 def test_report_files_say_what_the_data_supports(studies, tmp_path: Path) -> None:
@@ -212,8 +260,11 @@ def test_a_summary_reads_mean_spread_and_interval() -> None:
 
 def test_a_difference_is_written_in_points_for_accuracy_and_units_for_a_loss() -> None:
     acc, loss = comparison._diff_fmt(CLASSIFICATION), comparison._diff_fmt(REGRESSION)
-    assert (acc(0.0351), acc(-0.02), acc(0.0)) == ("+3.5 pp", "-2.0 pp", "+0.0 pp")
-    assert (loss(0.012345), loss(-2.5)) == ("+0.01235", "-2.5")
+    assert (acc(0.0351), acc(-0.02), acc(0.0)) == ("3.5 pp", "-2.0 pp", "0.0 pp")
+    assert (loss(0.012345), loss(-2.5)) == ("0.01235", "-2.5")
+    assert comparison.worse_or_better(0.0351, acc) == "worse by 3.5 pp"
+    assert comparison.worse_or_better(-0.5, loss) == "better by 0.5"
+    assert comparison.worse_or_better(0.0, loss) == "equal"
 
 
 def test_final_values_are_read_only_when_finite() -> None:
@@ -361,31 +412,44 @@ def test_the_sweep_name_is_the_recorded_one_else_the_study_name() -> None:
 
 
 def _pair(n: int, diff: float, low: float, high: float, p: float, adjusted: float | None = None,
-          task=CLASSIFICATION, split: str = "test", k: int | None = None) -> comparison.Pair:
+          task=CLASSIFICATION, split: str = "test", k: int | None = None,
+          run: int | None = None) -> comparison.Pair:
     c = PairedComparison(n, diff, low, high, p)
-    return comparison.Pair("sgd", "adam", list(range(k if k is not None else n)), c, c,
-                           p if adjusted is None else adjusted, task, split)
+    k = k if k is not None else n
+    return comparison.Pair("sgd", "adam", list(range(k)), c, c, p if adjusted is None else adjusted,
+                           task, split, list(range(run if run is not None else k)))
 
 
 def test_each_pair_sentence_reads_exactly() -> None:
     assert _pair(0, math.nan, math.nan, math.nan, math.nan, k=3).sentence() == \
         "adam vs sgd: no shared seed with a finite test acc"
     assert _pair(1, 0.02, 0.02, 0.02, math.nan).sentence() == \
-        "adam vs sgd: test acc difference +2.0 pp on every seed (K=1): no spread to test"
+        "adam vs sgd: sgd worse by 2.0 pp on test acc on every seed (K=1): no spread to test"
     assert _pair(3, 0.0, 0.0, 0.0, math.nan).sentence() == \
-        "adam vs sgd: test acc difference identical on every seed (K=3): no spread to test"
-    assert _pair(3, 0.01, 0.01, 0.01, math.nan).sentence() == \
-        "adam vs sgd: test acc difference +1.0 pp on every seed (K=3): no spread to test"
+        "adam vs sgd: test acc identical on every seed (K=3): no spread to test"
+    assert _pair(3, -0.01, -0.01, -0.01, math.nan).sentence() == \
+        "adam vs sgd: sgd better by 1.0 pp on test acc on every seed (K=3): no spread to test"
     assert _pair(5, 0.035, 0.03, 0.04, 0.001, 0.002).sentence() == (
-        "adam vs sgd: test acc difference +3.5 pp (95 % CI +3.0 pp…+4.0 pp), significant at K=5 "
-        "(0.05, Holm-corrected) (paired t-test p = 0.001, Holm-adjusted 0.002)")
+        "adam vs sgd: sgd worse by 3.5 pp on test acc (95 % CI of worse-by 3.0 pp…4.0 pp), "
+        "significant at K=5 (0.05, Holm-corrected) (paired t-test p = 0.001, Holm-adjusted 0.002)")
     assert _pair(4, 0.01, -0.01, 0.03, 0.3, 0.6).sentence() == (
-        "adam vs sgd: test acc difference +1.0 pp (95 % CI -1.0 pp…+3.0 pp), not significant at K=4 "
-        "(paired t-test p = 0.3, Holm-adjusted 0.6; with 4 seeds the bootstrap interval is coarse: "
-        "rerun `sweeps confirm --seeds 5` or more)")
-    assert _pair(5, -0.25, -0.5, -0.1, 0.04, task=REGRESSION, split="val").sentence() == (
-        "adam vs sgd: val loss difference -0.25 (95 % CI -0.5…-0.1), significant at K=5 "
-        "(0.05, Holm-corrected) (paired t-test p = 0.04, Holm-adjusted 0.04)")
+        "adam vs sgd: sgd worse by 1.0 pp on test acc (95 % CI of worse-by -1.0 pp…3.0 pp), not "
+        "significant at K=4 (paired t-test p = 0.3, Holm-adjusted 0.6; with 4 seeds the bootstrap "
+        "interval is coarse: `sweeps confirm --seeds 5` adds seeds)")
+    # a loss: worse is higher, written the same way
+    assert _pair(5, 0.25, 0.1, 0.5, 0.04, task=REGRESSION, split="val").sentence() == (
+        "adam vs sgd: sgd worse by 0.25 on val loss (95 % CI of worse-by 0.1…0.5), significant at "
+        "K=5 (0.05, Holm-corrected) (paired t-test p = 0.04, Holm-adjusted 0.04)")
+
+
+def test_the_coarse_caveat_never_asks_for_seeds_already_run() -> None:
+    """Five seeds run, one diverged: K=4, and the command asks for a sixth, not for five."""
+    text = _pair(4, 0.01, -0.01, 0.03, 0.3, 0.6, run=5).sentence()
+    assert "not significant at K=4" in text
+    assert "1 of 5 seeds did not complete; with 4 seeds the bootstrap interval is coarse: " \
+        "`sweeps confirm --seeds 6` adds seeds" in text
+    assert "--seeds 5" not in text
+    assert "`sweeps confirm --seeds 7`" in _pair(3, 0.01, -0.01, 0.03, 0.3, 0.6, run=5).sentence()
 
 
 @pytest.mark.parametrize(("low", "high", "adjusted", "significant"), [
@@ -400,9 +464,10 @@ def test_a_difference_is_significant_only_where_both_tests_say_so(low, high, adj
 def test_behind_means_a_lower_accuracy_or_a_higher_loss() -> None:
     assert _pair(5, 0.01, 0, 0, 0.5).behind and not _pair(5, 0.0, 0, 0, 0.5).behind
     assert not _pair(5, -0.01, 0, 0, 0.5).behind
-    assert _pair(5, -0.01, 0, 0, 0.5, task=REGRESSION).behind
+    # a pair holds how much worse the other is, whatever the metric: positive is behind
+    assert _pair(5, 0.01, 0, 0, 0.5, task=REGRESSION).behind
     assert not _pair(5, 0.0, 0, 0, 0.5, task=REGRESSION).behind
-    assert not _pair(5, 0.01, 0, 0, 0.5, task=REGRESSION).behind
+    assert not _pair(5, -0.01, 0, 0, 0.5, task=REGRESSION).behind
 
 
 def _config(mean: float | None) -> comparison.ConfirmedConfig:
@@ -523,7 +588,7 @@ def test_without_a_test_split_pairs_compare_validation_and_holm_adjusts_them() -
     assert pairs[0].test == pairs[0].val == comparison.stats.paired(
         [0.95, 0.96, 0.97, 0.95, 0.96], [0.90, 0.93, 0.91, 0.92, 0.90])
     assert [p.p_adjusted for p in pairs] == comparison.stats.holm([p.test.p_value for p in pairs])
-    assert pairs[0].sentence().startswith("adam vs sgd: val acc difference +4.6 pp")
+    assert pairs[0].sentence().startswith("adam vs sgd: sgd worse by 4.6 pp on val acc")
     assert comparison._pairs(ranking[:1]) == []
 
 
@@ -568,7 +633,11 @@ def test_a_regression_sweep_with_confirm_runs_ranks_pairs_and_reaches_the_lowest
     assert (sgd.configs[0].optimizer, sgd.configs[0].study) == ("sgd", "r.sgd")
     (pair,) = c.pairs
     assert pair.split == "test" and pair.behind
-    assert pair.test.mean_diff == pytest.approx(0.12 - 0.52)
+    assert pair.test.mean_diff == pytest.approx(0.52 - 0.12)  # momentum's test loss is higher: worse
+    assert "momentum worse by 0.4 on test loss" in pair.sentence()
+    assert "positive is worse (a higher loss)" in report_tables.sign_convention(c)
+    ranking_text = report_tables.ranking_table(c).markdown()
+    assert "test loss: worse than best by [95 % CI]" in ranking_text and "| +0.4 [" in ranking_text
     assert c.target == pytest.approx(0.11 / 0.99)
     assert (sgd.reach.reached, sgd.reach.of, sgd.reach.seconds.mean) == (2, 3, 2.0)  # 0.10 and 0.11
     assert mom.boundary == {1: [], 0: []}  # the top trial, and the confirmed one beside it
