@@ -413,7 +413,7 @@ def _pairs(ranking: Sequence[OptimizerRow], task: Task = CLASSIFICATION) -> list
         def metric(cfg: ConfirmedConfig, key: str, seeds: list[int] = shared) -> list[float]:
             return [_final(cfg.by_seed[s], key) or math.nan for s in seeds]
 
-        def worse_by(key: str) -> stats.PairedComparison:
+        def worse_by(key: str, other: ConfirmedConfig = other) -> stats.PairedComparison:
             """How much worse `other` is: best - other for an accuracy, other - best for a loss."""
             a, b = metric(best, key), metric(other, key)
             return stats.paired(a, b) if task.maximize else stats.paired(b, a)
