@@ -1,7 +1,8 @@
 """What a sweep found, said only as far as the data supports it.
 
 Statistics (`stats`: t intervals, paired tests, Holm, split standard errors), the
-comparison of optimizers (`comparison`), tuning-budget curves (`tuning_budget`), tables
+comparison of optimizers (`comparison`; a pair of them and the words of a difference:
+`pairs`), tuning-budget curves (`tuning_budget`), tables
 and summaries for the terminal (`summary`) and the report (`tables`), failed trials
 grouped by reason (`failures`), figures (`plots`),
 the report itself (`document`: summary.md and report.html), optimizer paths (`paths`),

@@ -22,12 +22,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.report import failures, stats, summary
 from sweeps.report import tuning_budget as budget
+from sweeps.report.pairs import Pair
 from sweeps.search import boundary, confirm_jobs
 from sweeps.search.studies import sweep_task
 from trainer.tasks import CLASSIFICATION, Task
-
-# Fewer seeds than this: a bootstrap over seeds has only a handful of distinct resamples.
-COARSE_BELOW = 5
 
 TARGET_FRACTION = 0.99  # default target: 99 % of the best mean validation accuracy (loss: / 0.99)
 
@@ -102,63 +100,6 @@ class OptimizerRow:
 
 
 @dataclass
-class Pair:
-    """The best optimizer against another over their shared completed seeds. Differences are
-    oriented one way for every metric: how much worse this optimizer is than the best
-    (lower accuracy or higher loss: positive; better: negative)."""
-
-    optimizer: str
-    best: str
-    seeds: list[int]  # shared seeds on which both runs completed: K of the tests
-    test: stats.PairedComparison  # worse-by on the test metric of the task
-    val: stats.PairedComparison  # worse-by on the validation objective
-    p_adjusted: float  # Holm over the comparisons with the best (test metric)
-    task: Task = CLASSIFICATION
-    split: str = "test"  # what `test` compares: the test split, or "val" where there is none
-    seeds_run: list[int] = field(default_factory=list)  # seeds both configurations ran
-
-    @property
-    def significant(self) -> bool:
-        """Both the (Holm-adjusted) paired t-test and the bootstrap interval exclude no difference."""
-        c = self.test
-        return (math.isfinite(self.p_adjusted) and self.p_adjusted < stats.ALPHA
-                and (c.ci_low > 0 or c.ci_high < 0))
-
-    @property
-    def behind(self) -> bool:
-        """This optimizer is worse than the best on test (lower accuracy, higher loss)."""
-        return self.test.mean_diff > 0
-
-    def sentence(self) -> str:
-        c, name = self.test, f"{self.split} {self.task.metric}"
-        amount = _diff_fmt(self.task)
-        k = len(self.seeds)
-        if c.n == 0:
-            return f"{self.best} vs {self.optimizer}: no shared seed with a finite {name}"
-        if c.n < 2 or not math.isfinite(c.p_value):
-            same = f"{name} identical on every seed" if c.identical else \
-                f"{self.optimizer} {worse_or_better(c.mean_diff, amount)} on {name} on every seed"
-            return f"{self.best} vs {self.optimizer}: {same} (K={k}): no spread to test"
-        verdict = (f"significant at K={k} ({stats.ALPHA:g}, Holm-corrected)" if self.significant
-                   else f"not significant at K={k}")
-        return (f"{self.best} vs {self.optimizer}: {self.optimizer} {worse_or_better(c.mean_diff, amount)} "
-                f"on {name} (95 % CI of worse-by {amount(c.ci_low)}…{amount(c.ci_high)}), {verdict} "
-                f"(paired t-test p = {c.p_value:.2g}, Holm-adjusted {self.p_adjusted:.2g}"
-                f"{self._coarse()})")
-
-    def _coarse(self) -> str:
-        """Below COARSE_BELOW usable seeds: the caveat, and the one command that adds enough
-        seeds (confirm runs seeds 1..N; those already done are kept), never one already run."""
-        n = self.test.n
-        if n >= COARSE_BELOW:
-            return ""
-        run = max(len(self.seeds_run), n)
-        lost = f"{run - n} of {run} seeds did not complete; " if run > n else ""
-        return (f"; {lost}with {n} seeds the bootstrap interval is coarse: "
-                f"`sweeps confirm --seeds {run + COARSE_BELOW - n}` adds seeds")
-
-
-@dataclass
 class Comparison:
     sweep: str
     n_val: int | None
@@ -171,6 +112,7 @@ class Comparison:
     budget: dict[str, list[budget.BudgetPoint]]
     target_given: bool = False  # --target, rather than the default
     task: Task = CLASSIFICATION
+    unchecked: dict[str, int] = field(default_factory=dict)  # study -> completed, too few for edges
 
     @property
     def confirmed(self) -> bool:
@@ -191,22 +133,6 @@ class Comparison:
         top = max(v for _, v in scored)
         se = self.se(top)
         return [o for o, v in sorted(scored, key=lambda ov: -ov[1]) if top - v < se]
-
-
-def _pp(x: float) -> str:
-    return f"{100 * x:.1f} pp"
-
-
-def _diff_fmt(task: Task) -> Any:
-    """How a difference of the task's metric is written: accuracy points, or loss units."""
-    return _pp if task.has_accuracy else (lambda x: f"{x:.4g}")
-
-
-def worse_or_better(worse_by: float, amount: Any) -> str:
-    """"worse by 3.1 pp", "better by 0.02", "equal": one wording for every metric."""
-    if worse_by == 0:
-        return "equal"
-    return f"{'worse' if worse_by > 0 else 'better'} by {amount(abs(worse_by))}"
 
 
 def fmt_summary(s: stats.SeedSummary | None, digits: int = 4, ci: bool = True) -> str:
@@ -328,9 +254,10 @@ def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top:
                 if row.search_best is None or sign * t.value > sign * row.search_best.value:  # type: ignore[operator]
                     row.search_best, row.search_study = t, study
     # boundary warnings for each optimizer's top trials; confirmed configs: trials with re-runs
+    edges, unchecked = _edges(studies)
     for opt, chosen in confirm_jobs.top_trials(studies, top or 1).items():
         for study, t in chosen:
-            rows[opt].boundary[t.number] = boundary.trial_hits(study.user_attrs, t.params, opt)
+            rows[opt].boundary[t.number] = edges(study, t, opt)
     by_name = {s.study_name: (s, s.get_trials(deepcopy=False)) for s in studies} if reruns else {}
     for key, runs in reruns.items():
         found = _trial(by_name, *key)
@@ -340,7 +267,7 @@ def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top:
         opt = confirm_jobs.optimizer_of(study, t)
         if opt in rows:
             rows[opt].configs.append(_confirmed(opt, study.study_name, t, runs, task))
-            rows[opt].boundary.setdefault(t.number, boundary.trial_hits(study.user_attrs, t.params, opt))
+            rows[opt].boundary.setdefault(t.number, edges(study, t, opt))
     for row in rows.values():
         row.configs.sort(key=lambda c: (-sign * (c.trial.value or 0.0), c.trial.number))
     ordered = list(rows.values())
@@ -359,7 +286,23 @@ def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top:
     n_val, n_test = _split_sizes(studies)
     curves = {o: _budget_curve(v, task) for o, v in values.items() if v}
     return Comparison(_sweep_name(studies), n_val, n_test, ordered, seeds, ranking, pairs, target,
-                      curves, given, task)
+                      curves, given, task,
+                      unchecked=unchecked)
+
+
+def _edges(studies: Sequence[optuna.Study]) -> tuple[Any, dict[str, int]]:
+    """A trial's boundary hits, checked only in studies with enough completed trials to say
+    (`boundary.MIN_TRIALS`); and the studies left unchecked, with their completed count."""
+    completed = {s.study_name: len(s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+                 for s in studies}
+    unchecked = {name: n for name, n in completed.items() if n < boundary.MIN_TRIALS}
+
+    def edges(study: optuna.Study, t: FrozenTrial, opt: str) -> list[boundary.BoundaryHit]:
+        if study.study_name in unchecked:
+            return []
+        return boundary.trial_hits(study.user_attrs, t.params, opt)
+
+    return edges, unchecked
 
 
 def _default_target(ranking: Sequence[OptimizerRow], values: Mapping[str, list[float]],

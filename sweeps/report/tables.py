@@ -306,6 +306,10 @@ def search_table(c: cmp.Comparison) -> Table:
 
 def boundary_lines(c: cmp.Comparison) -> list[str]:
     out = []
+    if c.unchecked:
+        few = ", ".join(f"{name} ({n})" for name, n in c.unchecked.items())
+        out.append(f"Not checked in studies with fewer than {cmp.boundary.MIN_TRIALS} completed "
+                   f"trials, where a best value near an edge is chance: {few}.")
     for row in c.rows:
         for number, hits in sorted(row.boundary.items()):
             out += [f"{row.optimizer} #{number}: {h.describe()}" for h in hits]

@@ -145,6 +145,8 @@ def launch(overrides: Sequence[str], console: Console | None = None, detach: boo
         if slurm:
             slurm_jobs.check_time(p.spec.launcher, _epoch_estimate(p))
         _say_shadowed(console)
+        for note in p.spec.notes:
+            console.print(note, highlight=False)
         with locks.launch_lock(p.url, p.spec.name):
             storage, studies = _open_studies(p, console)
             parent = _open_parent(p, studies, console)

@@ -23,7 +23,7 @@ from sweeps.report import summary
 from sweeps.search import studies as study_mod
 from sweeps.tracking import clients
 from sweeps.tracking import runs as tracking_runs
-from sweeps.tracking.logger import TrialLogger
+from sweeps.tracking.logger import TrialLogger, size_tags
 from trainer.callbacks import Callback, RunInfo
 from trainer.errors import UserError
 from trainer.loop import fit
@@ -156,6 +156,7 @@ def reproduce(studies: Sequence[optuna.Study], ref: str, tolerance: float | None
     tol = tolerance if tolerance is not None else (0.0 if result.device == "cpu" else 1e-3)
     comparison = compare(trial, result, tol)
     state = "complete" if comparison.ok else "failed"
-    tracking_runs.end_trial(uri, run_id, state, None if comparison.ok else "differs from the original")
+    tracking_runs.end_trial(uri, run_id, state, None if comparison.ok else "differs from the original",
+                            extra_tags=size_tags(result.final))
     return comparison, result, run_id
 

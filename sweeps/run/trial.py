@@ -31,7 +31,7 @@ from sweeps.store import trial_writes
 from sweeps.tracking import outage, run_writes
 from sweeps.tracking import params as tracking_params
 from sweeps.tracking import runs as tracking_runs
-from sweeps.tracking.logger import TrialLogger
+from sweeps.tracking.logger import TrialLogger, size_tags
 from sweeps.tracking.writer import Background
 from trainer.errors import UserError
 from trainer.loop import fit, resolve_device
@@ -89,7 +89,7 @@ class TrialRunner:
             result, reporter = self._fit_resumable(cfg, trial, ref, background, out)
             outcome = outcome_of(result, reporter, self.s.spec.objective)
             outcome.attrs = result_attrs(result)
-            tags: dict[str, str] = {}
+            tags: dict[str, str] = size_tags(result.final)
             if reporter.resumed_from:
                 outcome.attrs["resumed_from_epoch"] = reporter.resumed_from
                 tags["sweeps.resumed_from_epoch"] = str(reporter.resumed_from)
@@ -198,7 +198,7 @@ class TrialRunner:
             run_writes.end_trial_async(self.s.uri, background, ref, state, outcome.reason,
                                        outcome.value, outcome.tags)
         if not self.s.quiet:
-            value = "" if outcome.value is None else f" val/acc {outcome.value:.4f}"
+            value = "" if outcome.value is None else f" {self.s.spec.task.val_key} {outcome.value:.4f}"
             print(f"[worker {self.s.index}] {label or f'{study.study_name} #{trial.number}'}: "
                   f"{outcome.state}"
                   f"{value}{'' if not outcome.reason else ' (' + outcome.reason + ')'}", flush=True)

@@ -6,6 +6,11 @@ value counts as "at the edge" when it lies within `MARGIN` (5 %) of the range's 
 from an end, measured on the log scale for log dimensions. Edges that cannot be moved
 (the trainer's own limits: warmup 0, dampening 0, a ratio of 1) never warn: a best
 value there is not a sign of a narrow range.
+
+Only where the range could have been wider and the study can say so: an integer range of
+fewer than `MIN_INT_VALUES` values (``step_size`` in [1, 3]) never warns (its ends are most of
+it), and a study with fewer than `MIN_TRIALS` completed trials is not checked at all (its first
+samples are random draws, and one of a few draws lands near an edge by chance).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from sweeps.search.space import Dimension, parse_dimension
 from trainer.errors import ConfigError
 
 MARGIN = 0.05
+MIN_INT_VALUES = 10  # an integer range of fewer values: its edges are no sign of narrowness
+MIN_TRIALS = 8  # completed trials a study needs before its best values are checked
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,8 @@ def hits(params: Mapping[str, Any], dims: Sequence[Dimension], base: Mapping[str
     out = []
     for dim in dims:
         if dim.type == "categorical" or dim.name not in params:
+            continue
+        if dim.type == "int" and float(dim.high) - float(dim.low) + 1 < MIN_INT_VALUES:  # type: ignore[arg-type]
             continue
         value = params[dim.name]
         if not isinstance(value, int | float) or isinstance(value, bool):

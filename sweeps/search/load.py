@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sweeps.search import pinned
 from sweeps.search.launcher import check_launcher
 from sweeps.search.space import Dimension, SearchSpace
 from sweeps.search.spec import DEFAULT_SWEEP, SWEEP_CONFIG, TRAINER_SECTIONS, StudySpec, SweepSpec
@@ -41,15 +42,19 @@ def compose_trainer(user: Sequence[str], extra: Sequence[str] = ()) -> dict[str,
     """
     from trainer.config import to_container
 
+    kept = [o for o in user if o.split("=", 1)[0].lstrip("+~").split(".")[0] in TRAINER_SECTIONS
+            and o.split("=", 1)[0].lstrip("+~") != "sweep"]
+    return validate(trainer_part(to_container(compose([f"+sweep={chosen_sweep(user)}", *kept,
+                                                       *extra]))))
+
+
+def chosen_sweep(overrides: Sequence[str]) -> str:
+    """The sweep file the overrides choose (``sweep=NAME``; the last one wins), else the default."""
     sweep = DEFAULT_SWEEP
-    kept: list[str] = []
-    for o in user:
-        key = o.split("=", 1)[0].lstrip("+~")
-        if key == "sweep":
+    for o in overrides:
+        if o.split("=", 1)[0].lstrip("+~") == "sweep" and "=" in o:
             sweep = o.split("=", 1)[1]
-        elif key.split(".")[0] in TRAINER_SECTIONS:
-            kept.append(o)
-    return validate(trainer_part(to_container(compose([f"+sweep={sweep}", *kept, *extra]))))
+    return sweep
 
 
 def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
@@ -80,8 +85,11 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     user = [o for o in overrides if not o.startswith(("hydra.", "hydra/"))]
 
     bases = {opt: compose_trainer(user, [f"optimizer={opt}"]) for opt in optimizers}
-
-    check_warmup(search, int(bases[optimizers[0]]["trainer"]["epochs"]))
+    written = pinned.written(user, chosen_sweep(user))
+    search, notes = pinned.apply(search, written, ("common", *optimizers))
+    search, warm = check_warmup(search, int(bases[optimizers[0]]["trainer"]["epochs"]),
+                                "search.common.warmup_epochs" in written.dims)
+    notes += warm
     tasks = {task_of(b).name for b in bases.values()}
     if len(tasks) > 1:
         raise ConfigError("dataset.task", sorted(tasks), "must be one task for every optimizer")
@@ -102,7 +110,7 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
         tracking_writer=tracking_writer(data.get("tracking") or {}, workers),
         task=task_of(bases[optimizers[0]]),
         config_dir=str(config_dir.current()) if config_dir.current() else None,
-        launcher=launcher,
+        launcher=launcher, notes=tuple(notes),
     )
 
 

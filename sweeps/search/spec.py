@@ -116,6 +116,7 @@ class SweepSpec:
     task: Task = CLASSIFICATION  # what every study optimises (all share one dataset task)
     config_dir: str | None = None  # the user's config dir (--config-dir), recorded for workers
     launcher: Mapping[str, Any] = field(default_factory=lambda: {"name": "local"})  # where workers run
+    notes: tuple[str, ...] = ()  # what the launch says before it starts (e.g. a pinned dimension)
 
     def study(self, name: str) -> StudySpec:
         for s in self.studies:

@@ -206,10 +206,25 @@ def tracking_writer(cfg: Mapping[str, Any], local_workers: int) -> str:
     return str(value)
 
 
-def check_warmup(search: Mapping[str, Any], epochs: int) -> None:
-    """A warmup range must leave epochs to schedule."""
-    warmup = (search.get("common") or {}).get("warmup_epochs")
-    if isinstance(warmup, Mapping) and isinstance(warmup.get("high"), int | float) \
-            and warmup["high"] >= epochs:
+def check_warmup(search: Mapping[str, Any], epochs: int, user_written: bool = True
+                 ) -> tuple[dict[str, Any], list[str]]:
+    """A warmup range must leave epochs to schedule. The bundled range (up to 1 epoch) is
+    narrowed to half the run for a run of one epoch, and the launch says so; a range the
+    user wrote is refused with the two ways to fix it."""
+    out = dict(search)
+    common = dict(out.get("common") or {})
+    warmup = common.get("warmup_epochs")
+    if not (isinstance(warmup, Mapping) and isinstance(warmup.get("high"), int | float)
+            and warmup["high"] >= epochs):
+        return out, []
+    if user_written:
         raise ConfigError("search.common.warmup_epochs.high", warmup["high"],
-                          f"must be < trainer.epochs ({epochs}): warmup must leave epochs to schedule")
+                          f"must be < trainer.epochs ({epochs}): warmup must leave epochs to "
+                          f"schedule; narrow it (search.common.warmup_epochs.high={epochs / 2:g}) "
+                          "or turn it off (search.common.warmup_epochs=null)")
+    high = epochs / 2
+    common["warmup_epochs"] = {**warmup, "high": high, "low": min(float(warmup.get("low", 0.0)), high)}
+    out["common"] = common
+    return out, [f"note: trainer.epochs={epochs}: the warmup search range is narrowed to "
+                 f"[{common['warmup_epochs']['low']:g}, {high:g}] epochs (it must leave epochs to "
+                 "schedule)"]

@@ -21,6 +21,17 @@ if TYPE_CHECKING:
 
 FLUSH_EVERY_S = 2.0  # a trial's curves go to MLflow at most this often (and at its end)
 
+# Written first in every batch: the MLflow UI's compare view plots a run's first metric by
+# default, and that is the objective's per-epoch curve (val/loss where there is no accuracy).
+FIRST = {"val/acc": 0, "val/loss": 1}
+# Final values that are no metric: how many examples each split held. Tags, see `size_tags`.
+SIZES = "data/"
+
+
+def size_tags(final: Mapping[str, float]) -> dict[str, str]:
+    """``data/train_size`` -> tag ``data.train_size``: a count of examples, not a curve."""
+    return {k.replace("/", "."): str(int(v)) for k, v in final.items() if k.startswith(SIZES)}
+
 
 class TrialLogger(Callback):
     """Streams one trial's curves to its MLflow run through the writer: per-epoch
@@ -58,13 +69,14 @@ class TrialLogger(Callback):
             self._flush()
 
     def _flush(self, hold: bool = False) -> None:
-        batch, self._pending = self._pending, []
+        batch, self._pending = sorted(self._pending, key=lambda p: FIRST.get(p[0], 2)), []
         self._last_flush = time.monotonic()
         self.background.submit(_op_write, self.ref.key, self.ref.id, self.uri, batch, hold)
 
     def on_fit_end(self, run: RunInfo, result: FitResult) -> None:
         now = int(time.time() * 1000)
-        self._pending += [(k, float(v), now, len(result.history)) for k, v in result.final.items()]
+        self._pending += [(k, float(v), now, len(result.history)) for k, v in result.final.items()
+                          if not k.startswith(SIZES)]
         if result.status == "diverged" and result.history:
             last = result.history[-1]
             self._pending += [(k, float(v), now, int(last["epoch"])) for k, v in last.items()

@@ -1,7 +1,7 @@
 """Which params go on which run: the sweep's constant config once, on the launch's parent
 run; on each trial's run only what varies between trials.
 
-A trial's run holds its sampled values (``sampled.*``), the optimizer, schedule, model and
+A trial's run holds its sampled values (``hp.*``), the optimizer, schedule, model and
 dataset names, the seed, and every config key whose value differs from the parent's
 constant part (the keys a search dimension sets, an optimizer's own settings in a compare
 sweep, a worker's device or threads). `rebuild` puts parent and child back together into
@@ -22,7 +22,7 @@ CHILD_KEYS = ("optimizer.name", "schedule.name", "model.name", "dataset.name", "
               "trainer.threads")
 
 
-SAMPLED = "sampled."
+SAMPLED = "hp."  # sorts before optimizer.*, schedule.*, trainer.*: the UI's default compare axes
 
 
 def flat_params(d: Mapping[str, Any]) -> dict[str, str]:

@@ -32,7 +32,9 @@ log = logging.getLogger("sweeps")
 STATES = ("running", "complete", "pruned", "failed", "diverged")
 
 
-_MLFLOW_STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED",
+# pruned: KILLED, so that the runs list tells a pruned run (stopped early on purpose) from a
+# completed one at a glance; its `sweeps.state` tag says "pruned"
+_MLFLOW_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED",
                   "diverged": "FAILED", "interrupted": "KILLED"}
 
 
@@ -177,10 +179,10 @@ def start_trial(uri: str, sweep: str, parent_run_id: str | None, study: str, num
     all_params = trial_params(config, params, constant if parent_run_id else None)
     text = config_yaml(config)
     if pending is not None:  # sent with the run's first metrics and its history (fewer writes)
-        pending.params, pending.first_metrics = all_params, {"trial": float(number)}
+        pending.params = all_params
         pending.artifacts["config.yaml"] = text
     else:
-        outage.patiently(_log_params_tags, uri, run_id, all_params, metrics={"trial": float(number)})
+        outage.patiently(_log_params_tags, uri, run_id, all_params)
         outage.patiently(c.log_text, run_id, text, "config.yaml")
     return run_id
 

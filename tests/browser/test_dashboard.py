@@ -162,7 +162,7 @@ def test_finished_sweep_in_the_mlflow_ui_and_the_html_report(
     constant = {p["key"] for p in parent["data"]["params"]} - {"storage", "tracking_uri", "overrides",
                                                                 "threads_per_worker", "studies"}
     varying = {p["key"] for r in trial_runs for p in r["data"]["params"]}
-    assert "trainer.epochs" in constant and "sampled.lr" in varying
+    assert "trainer.epochs" in constant and "hp.lr" in varying
     ids = urllib.parse.quote(json.dumps([r["info"]["run_id"] for r in trial_runs]))
     _open(page, f"{mlflow_server}/#/compare-runs?runs={ids}&experiments="
                 f"{urllib.parse.quote(json.dumps([exp['experiment_id']]))}")

@@ -116,3 +116,13 @@ def test_a_joint_dimension_takes_the_fixed_ends_of_the_optimizer_it_belongs_to()
     assert boundary.hits({"momentum": 1.0}, [dim], SGD_BASE, "joint") == []
     plain = Dimension("momentum", "float", "optimizer.momentum", 0.5, 1.0)
     assert [h.edge for h in boundary.hits({"momentum": 1.0}, [plain], SGD_BASE, "joint")] == ["high"]
+
+
+def test_a_small_integer_range_never_warns_a_wide_one_does() -> None:
+    """step_size in [1, 3] has three values: 3 is a third of it, not a sign of a narrow range."""
+    small = Dimension("step_size", "int", "schedule.step_size", 1, 3)
+    wide = Dimension("patience", "int", "schedule.patience", 0, 9)  # ten values: checked
+    edges = {"step_size": [False, False], "patience": [False, False]}
+    found = boundary.hits({"step_size": 3, "patience": 9}, [small, wide], SGD_BASE, "sgd", fixed=edges)
+    assert [(h.dim, h.edge) for h in found] == [("patience", "high")]
+    assert boundary.MIN_INT_VALUES == 10

@@ -11,7 +11,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeps.report import comparison
+from sweeps.report import comparison, pairs
 from sweeps.report import tables as report_tables
 from sweeps.report.document import write_report
 
@@ -68,7 +68,8 @@ def studies() -> list[optuna.Study]:
             _search("s", "rmsprop", [0.925, 0.88], [2e-3, 1e-3])]
 
 
-def test_without_confirm_runs_there_is_no_ranking_only_what_to_run(studies) -> None:
+def test_without_confirm_runs_there_is_no_ranking_only_what_to_run(studies, monkeypatch) -> None:
+    monkeypatch.setattr(comparison.boundary, "MIN_TRIALS", 3)  # adam's study has 3 trials
     c = comparison.build(studies, None)
     assert not c.confirmed and c.ranking == [] and c.pairs == []
     verdict = " ".join(report_tables.verdict(c))
@@ -180,7 +181,30 @@ def test_differences_read_the_same_way_for_an_accuracy_and_a_loss(studies) -> No
     # the loss side: test_a_regression_sweep_with_confirm_runs_ranks_pairs_and_reaches_the_lowest_losses
 
 
-def test_report_files_say_what_the_data_supports(studies, tmp_path: Path) -> None:
+def test_edges_are_checked_only_in_studies_with_enough_trials(studies) -> None:
+    """Three trials of adam with the best lr at the top of its range: too few to say that the
+    range was too narrow, so no warning, and the report says which studies were not checked."""
+    assert comparison.boundary.MIN_TRIALS > 3
+    c = comparison.build(studies, None)
+    assert all(hits == [] for r in c.rows for hits in r.boundary.values())
+    assert c.unchecked == {"s.adam": 3, "s.sgd": 2, "s.rmsprop": 2}
+    (line,) = report_tables.boundary_lines(c)
+    assert line.startswith(f"Not checked in studies with fewer than {comparison.boundary.MIN_TRIALS} "
+                           "completed trials") and "s.adam (3)" in line
+    # enough trials: the same best trial warns
+    adam = studies[0]
+    for v in (0.5, 0.6, 0.55, 0.52, 0.58):
+        adam.add_trial(create_trial(value=v, params={"lr": 1e-3},
+                                    distributions={"lr": FloatDistribution(1e-4, 1e-1, log=True)},
+                                    user_attrs=_run_attrs(v, v - 0.01)))
+    c = comparison.build(studies, None)
+    assert "s.adam" not in c.unchecked
+    row = next(r for r in c.rows if r.optimizer == "adam")
+    assert [(h.dim, h.edge) for h in row.boundary[1]] == [("lr", "high")]
+
+
+def test_report_files_say_what_the_data_supports(studies, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(comparison.boundary, "MIN_TRIALS", 3)  # adam's study has 3 trials
     _, (html, md) = write_report(studies, None, tmp_path)
     text = md.read_text()
     assert "No confirm runs yet" in text and "### Ranking" not in text
@@ -259,12 +283,12 @@ def test_a_summary_reads_mean_spread_and_interval() -> None:
 
 
 def test_a_difference_is_written_in_points_for_accuracy_and_units_for_a_loss() -> None:
-    acc, loss = comparison._diff_fmt(CLASSIFICATION), comparison._diff_fmt(REGRESSION)
+    acc, loss = pairs._diff_fmt(CLASSIFICATION), pairs._diff_fmt(REGRESSION)
     assert (acc(0.0351), acc(-0.02), acc(0.0)) == ("3.5 pp", "-2.0 pp", "0.0 pp")
     assert (loss(0.012345), loss(-2.5)) == ("0.01235", "-2.5")
-    assert comparison.worse_or_better(0.0351, acc) == "worse by 3.5 pp"
-    assert comparison.worse_or_better(-0.5, loss) == "better by 0.5"
-    assert comparison.worse_or_better(0.0, loss) == "equal"
+    assert pairs.worse_or_better(0.0351, acc) == "worse by 3.5 pp"
+    assert pairs.worse_or_better(-0.5, loss) == "better by 0.5"
+    assert pairs.worse_or_better(0.0, loss) == "equal"
 
 
 def test_final_values_are_read_only_when_finite() -> None:

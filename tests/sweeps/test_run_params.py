@@ -38,7 +38,10 @@ def test_parent_and_child_params_rebuild_every_trial_config(mode: str) -> None:
     for cfg, sampled in _trial_configs(overrides):
         child = tracking_params.trial_params(cfg, sampled, constant)
         assert tracking_params.rebuild(parent, child) == tracking_params.flat_params(cfg)
-        assert {f"sampled.{k}" for k in sampled} <= set(child)
+        assert {f"hp.{k}" for k in sampled} <= set(child)
+        # the UI's compare view plots the first three differing params, sorted: the sampled ones
+        varying = sorted(k for k in child if k not in tracking_params.CHILD_KEYS)
+        assert varying[:len(sampled)] == sorted(f"hp.{k}" for k in sampled)
         assert set(tracking_params.CHILD_KEYS) <= set(child)
         assert not set(child) & set(constant)  # nothing twice
 

@@ -67,7 +67,8 @@ BAD = [
     (["search.adam.one_minus_beta1.high=2.0"], "search.adam.one_minus_beta1", "outside [0, 1)"),
     (["sweep=nope"], "sweep", "allowed: base, cifar10, mnist, quick"),
     (["optimizer.lr=-1"], "optimizer.lr", "> 0"),
-    (["trainer.epochs=1"], "search.common.warmup_epochs.high", "< trainer.epochs (1)"),
+    (["trainer.epochs=1", "search.common.warmup_epochs.high=1.0"], "search.common.warmup_epochs.high",
+     "< trainer.epochs (1)"),
 ]
 
 

@@ -88,7 +88,7 @@ def test_a_worker_sends_its_trials_runs_through_a_writer_process(
         # the worker's identity, not the writer's: Ctrl-C clean-up picks runs by it
         assert run.data.tags["sweeps.worker"] == f"{socket.gethostname()}:{os.getpid()}"
         assert run.data.params["optimizer.name"] == "adam"
-        assert run.data.params["sampled.lr"] == str(trial.params["lr"])
+        assert run.data.params["hp.lr"] == str(trial.params["lr"])
         assert run.data.metrics["objective"] == pytest.approx(trial.value)
         curve = client.get_metric_history(run.info.run_id, "val/acc")
         assert [m.step for m in curve] == [1, 2]  # the held last epoch arrived with the end
