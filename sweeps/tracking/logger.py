@@ -29,8 +29,8 @@ SIZES = "data/"
 
 
 def size_tags(final: Mapping[str, float]) -> dict[str, str]:
-    """``data/train_size`` -> tag ``data.train_size``: a count of examples, not a curve."""
-    return {k.replace("/", "."): str(int(v)) for k, v in final.items() if k.startswith(SIZES)}
+    """``data/train_size`` -> tag ``sweeps.data.train_size``: a count of examples, not a curve."""
+    return {"sweeps." + k.replace("/", "."): str(int(v)) for k, v in final.items() if k.startswith(SIZES)}
 
 
 class TrialLogger(Callback):

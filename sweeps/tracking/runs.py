@@ -40,6 +40,16 @@ _MLFLOW_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "failed": "FAILED"
 
 MAX_BATCH = 100  # MLflow's per-request limit for params/tags
 
+MARKED = ("pruned", "failed", "diverged")  # states a run's name shows: "sgd #3 (pruned)"
+
+
+def marked_name(name: str, state: str) -> str:
+    """``sgd #3`` -> ``sgd #3 (pruned)``, once (a run closed again keeps one mark)."""
+    base = name
+    for s in MARKED:
+        base = base.removesuffix(f" ({s})")
+    return f"{base} ({state})"
+
 
 MAX_ENTRIES = 1000  # and for metrics + params + tags together
 
@@ -312,6 +322,9 @@ def end_trial(uri: str, run_id: str, state: str, reason: str | None = None,
     tags = {"sweeps.state": state, **(extra_tags or {})}
     if reason:
         tags["sweeps.failure_reason"] = reason[:5000]
+    if state in MARKED:  # the runs list then says it in the name; a complete run stays as named
+        name = outage.patiently(lambda: clients.client(uri).get_run(run_id).info.run_name) or ""
+        tags["mlflow.runName"] = marked_name(name, state)
     now = int(time.time() * 1000)
     metrics = [] if value is None else [Metric("objective", float(value), now, 0)]
     ref = ref if ref is not None else RunState(run_id)

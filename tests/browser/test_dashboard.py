@@ -147,6 +147,29 @@ def test_finished_sweep_in_the_mlflow_ui_and_the_html_report(
     assert children <= set(listed), listed
     _shot(page, "mlflow-runs", tmp_path)
 
+    # a pruned trial's run is told from a completed one in the list: by its name and by its
+    # status (KILLED, not the completed runs' green check); a run closed as pruned by the
+    # sweep's own code
+    from sweeps.tracking import runs as tracking_runs
+
+    done = next(r for r in runs if tags[r["info"]["run_name"]].get("sweeps.kind") == "trial")
+    pruned_id = tracking_runs.start_trial(mlflow_server, "quick", tags[done["info"]["run_name"]][
+        "mlflow.parentRunId"], "quick.adam_to_sgd", 99, "adam_to_sgd", {"trainer": {"epochs": 3}}, {},
+        "cpu")
+    tracking_runs.end_trial(mlflow_server, pruned_id, "pruned", "pruned at epoch 1")
+    got = _api(mlflow_server, f"runs/get?run_id={pruned_id}")["run"]
+    assert got["info"]["status"] == "KILLED" and got["info"]["run_name"] == "adam_to_sgd #99 (pruned)"
+    page.reload(wait_until="domcontentloaded")
+    _expand_parent(page)
+    _wait_names(page, lambda n: "adam_to_sgd #99 (pruned)" in n)
+    icons = {}
+    for row in page.locator("[role=row]").filter(has=page.locator("[col-id='attributes.`Run Name`']")).all():
+        name = row.locator("[col-id='attributes.`Run Name`']").inner_text().split("\n")[-1]
+        icons[name] = row.locator("[col-id='runDateAndNestInfo'] svg").first.inner_html()
+    complete = {icons[n] for n in children if n in icons}
+    assert len(complete) == 1 and icons["adam_to_sgd #99 (pruned)"] not in complete, icons
+    _shot(page, "mlflow-runs-pruned", tmp_path)
+
     # ... and filters them by the optimizer tag
     flt = urllib.parse.quote("tags.`sweeps.optimizer` = 'sgd'")
     _open(page, f"{base}/runs?{ML}&searchFilter={flt}")
@@ -174,6 +197,11 @@ def test_finished_sweep_in_the_mlflow_ui_and_the_html_report(
     assert shown == varying, (shown ^ varying)
     assert not shown & constant and len(constant) > 30, sorted(shown)  # once, not per trial
     _shot(page, "mlflow-compare", tmp_path, full_page=True)
+    # its default axes: the sampled hyperparameters (hp.*) against the objective's curve
+    chosen = page.locator("[class*='select-selection-item-content']")
+    chosen.first.wait_for()
+    axes = chosen.all_inner_texts()
+    assert len(axes) == 4 and all(a.startswith("hp.") for a in axes[:3]) and axes[3] == "val/acc", axes
 
     # a run's page renders its val/acc chart (per epoch)
     best = next(n for n, t in tags.items() if t.get("sweeps.kind") == "confirm")

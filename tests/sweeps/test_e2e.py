@@ -63,7 +63,7 @@ def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path,
         # what is no curve is no metric: the trial number and the split sizes are tags
         assert "trial" not in run.data.metrics and not any(k.startswith("data/") for k in run.data.metrics)
         if trial.state.name == "COMPLETE":
-            assert int(tags["data.val_size"]) == trial.user_attrs["final"]["data/val_size"]
+            assert int(tags["sweeps.data.val_size"]) == trial.user_attrs["final"]["data/val_size"]
         assert run.info.status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(trial.state.name, "FAILED")
         curve = client.get_metric_history(run.info.run_id, "val/acc")
         assert [m.step for m in curve] == list(range(1, trial.user_attrs["epochs"] + 1))
