@@ -210,10 +210,10 @@ def ranking_table(c: cmp.Comparison) -> Table:
     columns = ["rank", "optimizer", "trial", "seeds", f"val {m}", *se_col,
                *([f"test {m}"] if has_test else []),
                _worse_by_header(c), "p (Holm)", "verdict"]
-    notes = [sign_convention(c)] + (["seeds: completed runs of those run; a diverged or failed run "
-                                      "is left out of every mean and test (listed above)."]
-                                     if any(r.representative and r.representative.lost
-                                            for r in c.ranking) else [])
+    # the sign convention is stated once, in the verdict above the table
+    notes = (["seeds: completed runs of those run; a diverged or failed run is left out of every "
+              "mean and test (listed above)."]
+             if any(r.representative and r.representative.lost for r in c.ranking) else [])
     return Table("Ranking (confirm runs: mean ± std [95 % CI over seeds])", columns, rows, notes,
                  right=set(range(3, len(columns) - 1)) | {0})
 

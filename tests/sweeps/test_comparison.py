@@ -166,6 +166,16 @@ def test_a_diverged_confirm_seed_is_counted_the_same_everywhere(studies) -> None
     assert sorted(row[2] for row in confirmed.rows) == ["4 of 5", "5"]
 
 
+
+def test_the_sign_convention_is_stated_once_in_the_report(studies, tmp_path: Path) -> None:
+    confirm = _confirm({("s.adam", 1): [(0.93, 0.925), (0.932, 0.928), (0.929, 0.926)],
+                        ("s.sgd", 0): [(0.90, 0.89), (0.905, 0.893), (0.899, 0.891)]})
+    _, (_, md) = write_report(studies[:2], confirm, tmp_path)
+    text = md.read_text()
+    assert text.count("Differences are written as how much worse than the best") == 1
+    assert "test acc: worse than best by [95 % CI]" in text and "sgd worse by 3.5 pp on test acc" in text
+
+
 def test_differences_read_the_same_way_for_an_accuracy_and_a_loss(studies) -> None:
     """sgd is worse than adam on both: a positive worse-by, and the words "worse by", on the
     accuracy and on the loss alike (the loss once showed a negative difference)."""
