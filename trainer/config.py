@@ -90,7 +90,9 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
                           "schedule.three_phase=true (its two ramps take 2 x pct_start of the run)")
     if s["warmup_epochs"] >= t["epochs"] and info.interval == "step":
         raise ConfigError("schedule.warmup_epochs", s["warmup_epochs"],
-                          f"must be < trainer.epochs ({t['epochs']}) for schedule {info.name}")
+                          f"must be < trainer.epochs ({t['epochs']}) for schedule {info.name}: "
+                          f"warmup must leave epochs to schedule (e.g. schedule.warmup_epochs="
+                          f"{t['epochs'] / 2:g})")
     return data
 
 

@@ -77,7 +77,8 @@ BAD = [
     (["schedule=plateau", "schedule.factor=1.0"], "schedule.factor", "(0, 1)"),
     (["schedule=cosine", "schedule.warmup_epochs=-1"], "schedule.warmup_epochs", ">= 0"),
     (["schedule=cosine", "schedule.warmup_epochs=5", "trainer.epochs=5"],
-     "schedule.warmup_epochs", "< trainer.epochs"),
+     "schedule.warmup_epochs", "< trainer.epochs (5) for schedule cosine: warmup must leave epochs to "
+                               "schedule (e.g. schedule.warmup_epochs=2.5)"),
     (["model.init=orthogonal"], "model.init", "he_normal"),
     (["model=resnet", "model.blocks=0"], "model.blocks", ">= 1"),
     (["trainer.device=tpu"], "trainer.device", "auto, cpu, cuda"),
