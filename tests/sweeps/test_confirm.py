@@ -115,8 +115,10 @@ def test_search_trials_at_a_range_edge_are_tagged(workdir: Path, cli: CliRunner)
     runs = [r for r in mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}")
             if r.data.tags.get("sweeps.state") == "complete"]
     assert runs and all("lr:" in r.data.tags.get("sweeps.boundary", "") for r in runs)
+    # the tag says where the trial lies; a warning waits for a study with enough trials to say
+    # that the range was too narrow (2 here)
     out = cli.invoke(app, ["best"]).output
-    assert "within 5% of the" in out and "edge of [0.001, 1]" in out
+    assert "within 5% of the" not in out and "boundary" in out
 
 
 @pytest.mark.parametrize(("args", "expected"), [

@@ -102,7 +102,7 @@ def test_user_sweep_runs_shadowing_is_said_and_a_worker_without_the_package_stop
     assert report.returncode == 0, report.stdout + report.stderr
     summary = (project / "reports" / "user" / "summary.md").read_text()
     assert "no test split" in summary and "comparisons are on the validation split" in summary
-    assert "val acc difference" in summary and "nan" not in summary.lower()
+    assert "on val acc (95 % CI of worse-by" in summary and "nan" not in summary.lower()
     assert "test acc" not in summary.split("### Ranking")[1].split("###")[0]
 
     # a second sweep for a worker to join; then a worker on a "machine" without userpkg
