@@ -7,8 +7,13 @@ A bundled search space samples keys a user may also set: `search.common.batch_si
 - the user's value wins: a dimension whose key the sweep file chain (the chosen sweep file
   and the sweep files in its defaults list) or the command line sets is dropped, and the
   launch says so in one line;
-- unless the user gave that dimension too (in the same places): then the search wins, and
-  the launch says that, with how to pin the value instead (``search.common.batch_size: null``).
+- unless the dimension is given too: then the command line beats a file (``schedule=cosine``
+  on the command line pins the schedule that a sweep file searches), and where both come from
+  the same place the search wins and the launch says how to pin the value instead
+  (``search.common.batch_size: null``).
+
+A group choice pins only itself: ``schedule=cosine`` drops the `schedule` dimension, not the
+cosine schedule's own dimensions (``schedule.min_lr_ratio``).
 
 Only what the user wrote counts, read from the files and overrides themselves: a bundled
 default (``trainer.batch_size: 128`` in config.yaml) is nobody's choice.
@@ -24,6 +29,8 @@ from typing import Any
 from sweeps.search.spec import TRAINER_SECTIONS
 from trainer import config_dir
 from trainer.compose import conf_dir, flatten
+
+CLI = "the command line"
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,9 @@ def written(overrides: Sequence[str], sweep: str) -> Written:
         key = o.split("=", 1)[0].lstrip("+~")
         root = key.split(".")[0]
         if root in TRAINER_SECTIONS:
-            keys[key] = "the command line"
+            keys[key] = CLI
         elif root == "search" and key.count(".") >= 2:
-            dims[".".join(key.split(".")[:3])] = "the command line"
+            dims[".".join(key.split(".")[:3])] = CLI
     return Written(keys, dims)
 
 
@@ -77,11 +84,11 @@ def apply(search: Mapping[str, Any], user: Written, sections: Sequence[str]
             target = raw.get("key") if isinstance(raw, Mapping) else None
             set_by = _set_by(target, user.keys) if isinstance(target, str) else None
             dim = f"search.{section}.{name}"
-            if set_by is None or dim in user.dims:
+            if set_by is None or _search_wins(set_by[1], user.dims.get(dim)):
                 kept[name] = raw
             else:
                 dropped.setdefault(set_by, []).append(dim)
-            if set_by is not None and dim in user.dims and section in sections:
+            if set_by is not None and _search_wins(set_by[1], user.dims.get(dim)) and section in sections:
                 notes.append(f"note: {set_by[0]} is set {_in(set_by[1])} but {dim} (set "
                              f"{_in(user.dims[dim])}) searches it: the search wins; to pin it, "
                              f"set {dim}: null")
@@ -96,7 +103,7 @@ def apply(search: Mapping[str, Any], user: Written, sections: Sequence[str]
 
 
 def _in(where: str) -> str:
-    return "on the command line" if where == "the command line" else f"in {where}"
+    return "on the command line" if where == CLI else f"in {where}"
 
 
 def _names(dims: Sequence[str]) -> str:
@@ -109,13 +116,22 @@ def _names(dims: Sequence[str]) -> str:
     return ", ".join(dims)
 
 
+def _search_wins(key_where: str, dim_where: str | None) -> bool:
+    """Both written: the command line beats a file; otherwise the dimension, asked for in the
+    same place as the value, wins (and the launch says how to pin the value instead)."""
+    if dim_where is None:
+        return False
+    return not (key_where == CLI and dim_where != CLI)
+
+
 def _set_by(target: str, keys: Mapping[str, str]) -> tuple[str, str] | None:
     """The user's key that fixes `target` (itself, or a parent: ``optimizer.betas`` fixes
-    ``optimizer.betas.0``), with where it was set."""
+    ``optimizer.betas.0``; a group choice such as ``schedule`` fixes only the choice, not the
+    keys of the chosen option), with where it was set."""
     parts = target.split(".")
     for i in range(len(parts), 0, -1):
         key = ".".join(parts[:i])
-        if key in keys:
+        if key in keys and (i == len(parts) or key not in TRAINER_SECTIONS):
             return key, keys[key]
     return None
 

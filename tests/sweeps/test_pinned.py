@@ -47,6 +47,24 @@ def test_a_dimension_the_user_gave_too_wins_and_says_how_to_pin() -> None:
                      "search.common.batch_size: null"]
 
 
+def test_the_command_line_beats_a_file_and_a_group_choice_pins_only_itself() -> None:
+    """`schedule=cosine` on the command line over a sweep file that searches the schedule: the
+    choice is pinned, the cosine schedule's own dimension is still searched."""
+    search = {"common": {**SEARCH["common"],
+                         "cos_min": {"type": "float", "low": 0.0, "high": 0.1, "key": "schedule.min_lr_ratio",
+                                     "when": {"schedule": "cosine"}}}}
+    user = pinned.Written({"schedule": pinned.CLI},
+                          {"search.common.schedule": "the bundled sweep/quick.yaml"})
+    out, notes = pinned.apply(search, user, ("common",))
+    assert set(out["common"]) == {"batch_size", "cos_min"}
+    assert notes == ["note: schedule is set on the command line, so your value is used: "
+                     "search.common.schedule is not searched (give it a range to search it)"]
+    # the other way round: a dimension on the command line beats a value in a file
+    user = pinned.Written({"schedule": "conf/sweep/mine.yaml"}, {"search.common.schedule": pinned.CLI})
+    out, notes = pinned.apply(search, user, ("common",))
+    assert "schedule" in out["common"] and "the search wins" in notes[0]
+
+
 def test_nothing_the_user_did_not_write_changes_the_search() -> None:
     search, notes = pinned.apply(SEARCH, pinned.Written({"trainer.epochs": "x", "schedule.gamma": "y"}, {}),
                                  ("common", "sgd"))
