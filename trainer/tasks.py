@@ -92,7 +92,12 @@ class Loss:
         return self._builtin(outputs, targets)
 
     def total(self, outputs: Any, targets: Any) -> Any:
-        """The batch's loss as training reduces it (the same callable, its mean) times the
-        batch size, in float64: summed over batches and divided by the examples, it is the
-        mean that training reports, whatever the number of targets per example."""
-        return self.mean(outputs.float(), targets).double() * len(targets)
+        """The batch's loss as training reduces it, times the batch size, in float64: summed
+        over batches and divided by the examples, it is the mean that training reports,
+        whatever the number of targets per example. A user's loss: its own mean times the
+        batch size. A built-in one: the exact sum over every value, divided by the values per
+        example (k targets: k), which is that mean without its rounding."""
+        if self.custom is not None:
+            return self.custom(outputs.float(), targets).double() * len(targets)
+        per_example = max(targets.numel() // max(len(targets), 1), 1)
+        return self._builtin(outputs.float(), targets, reduction="sum").double() / per_example
