@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env quickstart train test test-fast lint mutate bench bench-load clean
+.PHONY: env quickstart train test test-fast lint docs docs-serve screenshots mutate bench bench-load clean
 
 env: $(STAMP)
 
@@ -34,6 +34,20 @@ lint: env
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+## The documentation site (mkdocs-material), built offline into site/ with every link checked;
+## docs-serve serves it at http://127.0.0.1:8000 and rebuilds on every change.
+# (the plugins' banners about a future MkDocs 2 are silenced: the site pins mkdocs<2)
+MKDOCS = env NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs
+docs: env
+	$(MKDOCS) build --strict
+
+docs-serve: env
+	$(MKDOCS) serve
+
+## The screenshots in docs/assets/screenshots/, made again by the browser tests (needs chromium).
+screenshots: env
+	SWEEPS_SCREENSHOTS=docs/assets/screenshots $(BIN)/python -m pytest tests/browser -n 0
+
 ## Mutation testing of the core modules ([tool.mutmut] in pyproject.toml), then the score per
 ## module and every survivor not listed as equivalent in tests/mutation_equivalent.txt.
 ## Crashed mutants (two test processes at once can hit the CPU limit) are run again alone.
@@ -43,22 +57,23 @@ mutate: env
 	$(BIN)/python tests/mutation_scores.py --crashed | xargs -r $(MUTMUT) run --max-children 1 > /dev/null || true
 	$(BIN)/python tests/mutation_scores.py
 
+## Every benchmark; each writes its result file into benchmarks/results/, which the docs'
+## performance page shows (command, machine, date, commit).
 bench: env
-	$(BIN)/python benchmarks/trainer_vs_dataloader.py
-	$(BIN)/python benchmarks/trainer_step.py
+	$(BIN)/python benchmarks/trainer_vs_dataloader.py --repeats 3
+	$(BIN)/python benchmarks/trainer_step.py --repeats 3
 	$(BIN)/python benchmarks/user_data.py
+	$(BIN)/python benchmarks/quick_sweep.py
 	$(BIN)/python benchmarks/sweep_overhead.py
-	$(BIN)/python benchmarks/sweep_overhead.py --threads 1
-	$(BIN)/python benchmarks/sweep_overhead.py --epochs 20 --trials 5 --repeats 5
 	$(BIN)/python benchmarks/sweep_scaling.py --model mlp --n-trials 96 --writers auto,thread
 	$(BIN)/python benchmarks/sweep_scaling.py --model cnn
 	$(BIN)/python benchmarks/pruning.py
 	$(BIN)/python benchmarks/confirm_speed.py
 	$(BIN)/python benchmarks/report_speed.py
 	$(BIN)/python benchmarks/latency.py
-	$(BIN)/python benchmarks/latency.py --cold --repeats 1
 	$(BIN)/pip install -q -e '.[peers]' || echo "peers not installed: benchmarks/peers.py skips them"
-	$(BIN)/python benchmarks/peers.py
+	$(BIN)/python benchmarks/peers.py --settings mlp --tools sweeps,optuna,bare --repeats 3
+	$(BIN)/python benchmarks/peers.py --settings cnn
 
 ## Growth of status/best/report and per-trial costs to 10,000 trials, then load at cluster
 ## scale (8-64 workers on PostgreSQL + an MLflow server), about 35 minutes on 2 cores.
@@ -68,4 +83,4 @@ bench-load: env
 	$(BIN)/python benchmarks/load.py --workers 32 --lengths 1 --backends postgresql,sqlite
 
 clean:
-	rm -rf $(VENV) outputs multirun reports .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) outputs multirun reports site .pytest_cache .ruff_cache *.egg-info

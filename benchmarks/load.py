@@ -367,4 +367,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from _results import record
+
+    record(main)

@@ -404,4 +404,6 @@ if __name__ == "__main__":
         else:
             run_bare(ov, w, i, cwd, s)
     else:
-        main()
+        from _results import record
+
+        record(main)

@@ -64,4 +64,6 @@ def main() -> None:
         print(f"{writer:<14} speed-up with 2 workers: {two / one:.2f}x (target >= 1.8x)")
 
 if __name__ == "__main__":
-    main()
+    from _results import record
+
+    record(main)

@@ -21,6 +21,9 @@ settings.register_profile("sweeps", derandomize=True, deadline=None, database=No
 # `make mutate` runs the selected tests once per mutant: fewer examples each
 settings.register_profile("mutate", parent=settings.get_profile("sweeps"), max_examples=15)
 settings.load_profile(os.environ.get("SWEEPS_HYPOTHESIS_PROFILE", "sweeps"))
+# A benchmark a test runs writes its result file here, never over benchmarks/results/
+os.environ.setdefault("SWEEPS_BENCH_RESULTS", os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"sweeps-bench-results-{os.getpid()}"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

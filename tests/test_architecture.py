@@ -98,15 +98,15 @@ def test_the_wheel_lists_every_package() -> None:
     assert found <= listed, sorted(found - listed)
 
 
-def test_the_readme_map_and_each_package_docstring_name_every_module() -> None:
-    """The map in the README's Design section matches the tree: a module added without a
-    line there (or in its package's docstring) is a room nobody will find."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("### Map of the code"):readme.index("Where to look first")]
+def test_the_docs_map_and_each_package_docstring_name_every_module() -> None:
+    """The map of the code in the docs matches the tree: a module added without a line there
+    (or in its package's docstring) is a room nobody will find."""
+    page = (ROOT / "docs" / "explanation" / "architecture.md").read_text()
+    table = page[page.index("## Map of the code"):page.index("## Where to look first")]
     for init in sorted((ROOT / "sweeps").glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         rows = [line for line in table.splitlines() if line.startswith(f"| `sweeps/{init.parent.name}/`")]
-        assert len(rows) == 1, f"no README map row for sweeps/{init.parent.name}/"
+        assert len(rows) == 1, f"no map row for sweeps/{init.parent.name}/"
         for module in sorted(p.stem for p in init.parent.glob("*.py") if p.stem != "__init__"):
             assert f"`{module}`" in doc, f"{init.relative_to(ROOT)} does not name `{module}`"
-            assert f"`{module}`" in rows[0], f"README map row of sweeps/{init.parent.name}/ lacks `{module}`"
+            assert f"`{module}`" in rows[0], f"the map row of sweeps/{init.parent.name}/ lacks `{module}`"

@@ -31,23 +31,30 @@ from trainer.schedules import SCHEDULES
 from trainer.spec import Param, check_section, count, flag, one_of
 
 TRAINER_PARAMS: dict[str, Param] = {
-    "epochs": count(1),
-    "batch_size": count(1),
-    "eval_batch_size": count(1),
-    "seed": count(0),
-    "device": Param("str"),
-    "precision": one_of("fp32", "bf16"),
-    "channels_last": flag(),
-    "threads": count(0),
-    "drop_last": flag(),
-    "log_every": Param("log_every"),  # a count >= 1, or auto: ~10 batch points per epoch
-    "selection": one_of("best", "last"),
-    "checkpoint": one_of("every_epoch", "last", "best", "never"),
-    "checkpoint_every_s": Param("float", low=0.0),
-    "resume": Param("path", nullable=True),
-    "progress": flag(),
-    "output_dir": Param("path", nullable=True),
-    "loss": Param("section", nullable=True),  # null: the task's; else {_target_: ..., kwargs}
+    "epochs": count(1, "passes over the training split"),
+    "batch_size": count(1, "training examples per optimizer step"),
+    "eval_batch_size": count(1, "examples per batch when evaluating (no gradients, so larger)"),
+    "seed": count(0, "model init, data order, dropout and augmentation; the same seed gives "
+                     "identical metrics on CPU"),
+    "device": Param("str", doc="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps"),
+    "precision": one_of("fp32", "bf16", doc="bf16: bfloat16 autocast, CUDA only"),
+    "channels_last": flag("NHWC memory format for conv models on CUDA"),
+    "threads": count(0, "torch intra-op threads; 0: torch's default"),
+    "drop_last": flag("drop the last partial training batch of each epoch"),
+    "log_every": Param("log_every", doc="optimizer steps between batch/loss and batch/lr points; "
+                       "auto: every 10, at most about ten points per epoch"),
+    "selection": one_of("best", "last", doc="which epoch's weights the test split is evaluated "
+                        "with: the best validation epoch, or the last"),
+    "checkpoint": one_of("every_epoch", "last", "best", "never",
+                         doc="every_epoch: last.pt and best.pt; last: last.pt; best: best.pt"),
+    "checkpoint_every_s": Param("float", low=0.0, doc="write last.pt only once this many seconds "
+                                "have passed since the previous one (0: every epoch)"),
+    "resume": Param("path", nullable=True, doc="a checkpoint (last.pt) to continue from"),
+    "progress": flag("a progress bar while an epoch runs"),
+    "output_dir": Param("path", nullable=True, doc="where history.json and checkpoints/ go; "
+                        "null: Hydra's run directory"),
+    "loss": Param("section", nullable=True, doc="null: the task's loss (cross-entropy or mean "
+                  "squared error); or a _target_ mapping, e.g. {_target_: torch.nn.HuberLoss}"),
 }
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 

@@ -34,7 +34,9 @@ def activation_layer(name: str) -> Callable[[], nn.Module]:
 
 RESERVED = ("name",)  # model keys the trainer reads; the rest go to the callable
 OFFERED = ("in_shape", "num_outputs")  # what the trainer passes where the signature takes it
-_INIT = {"init": one_of(*INITS), "init_scale": positive("bound/std for uniform/normal")}
+_INIT = {"init": one_of(*INITS, doc="weight initialisation of Linear and Conv layers (biases "
+                        "zero); default: PyTorch's"),
+         "init_scale": positive("the bound of init=uniform, the std of init=normal")}
 
 
 def mlp(in_shape: tuple[int, ...], num_outputs: int, depth: int = 1, width: int = 256,
@@ -88,14 +90,19 @@ def _initialised(model: nn.Module, init: str, scale: float) -> nn.Module:
     return model
 
 
-_ACT = {"activation": one_of(*ACTIVATIONS), "dropout": unit()}
+_ACT = {"activation": one_of(*ACTIVATIONS, doc="the nonlinearity after each hidden layer"),
+        "dropout": unit("dropout probability after each hidden layer (0: none)")}
 # The range checks of the bundled models' keys, by `_target_` (their option names are
 # `trainer.legacy.MODEL_TARGETS`, which configs written before `_target_` name them by).
 BUNDLED: dict[str, Mapping[str, Param]] = {
-    "trainer.models.mlp": {"depth": count(0), "width": count(1), **_ACT, **_INIT},
-    "trainer.models.cnn": {"channels": Param("floats", doc="[c1, c2]"), "hidden": count(1),
+    "trainer.models.mlp": {"depth": count(0, "hidden layers"), "width": count(1, "units per hidden layer"),
                            **_ACT, **_INIT},
-    "trainer.models.resnet": {"blocks": count(1), "width": count(1), **_INIT},
+    "trainer.models.cnn": {"channels": Param("floats", doc="[c1, c2]: the two conv layers' channels"),
+                           "hidden": count(1, "units of the fully connected layer"),
+                           **_ACT, **_INIT},
+    "trainer.models.resnet": {"blocks": count(1, "basic blocks per stage (3: ResNet-20)"),
+                              "width": count(1, "channels of the first stage (doubled per stage)"),
+                              **_INIT},
 }
 
 

@@ -57,8 +57,11 @@ def _base_lr(opt: Optimizer) -> float:
 
 
 SCHEDULES: Registry[ScheduleInfo] = Registry("schedule.name")
-_WARMUP = {"warmup_epochs": nonneg("linear warmup length in epochs"),
-           "warmup_start_factor": Param("float", low=0.0, high=1.0, low_open=True)}
+_WARMUP = {"warmup_epochs": nonneg("linear warmup length in epochs (may be fractional), "
+                                   "stepped per batch; the schedule starts after it"),
+           "warmup_start_factor": Param("float", low=0.0, high=1.0, low_open=True,
+                                        doc="warmup starts at lr x this factor")}
+_GAMMA = "multiplies the rate at each step of the schedule"
 
 
 def _register(name: str, interval: str, params: Mapping[str, Param],
@@ -67,38 +70,45 @@ def _register(name: str, interval: str, params: Mapping[str, Param],
 
 
 _register("constant", "epoch", {}, lambda o, c, h: sched.ConstantLR(o, factor=1.0, total_iters=0))
-_register("step", "epoch", {"step_size": count(1), "gamma": Param("float", 0.0, 1.0, True)},
+_register("step", "epoch", {"step_size": count(1, "epochs between decays"),
+                           "gamma": Param("float", 0.0, 1.0, True, doc=_GAMMA)},
           lambda o, c, h: sched.StepLR(o, step_size=int(c["step_size"]), gamma=c["gamma"]))
-_register("exponential", "epoch", {"gamma": Param("float", 0.0, 1.0, True)},
+_register("exponential", "epoch", {"gamma": Param("float", 0.0, 1.0, True, doc=_GAMMA)},
           lambda o, c, h: sched.ExponentialLR(o, gamma=c["gamma"]))
-_register("inverse_time", "epoch", {"decay": nonneg()},
+_register("inverse_time", "epoch", {"decay": nonneg("k in lr / (1 + k t), t in epochs")},
           lambda o, c, h: sched.LambdaLR(o, InverseTime(float(c["decay"]))))
-_register("cosine", "step", {"min_lr_ratio": unit()},
+_register("cosine", "step", {"min_lr_ratio": unit("the rate ends at lr x this ratio")},
           lambda o, c, h: sched.CosineAnnealingLR(
               o, T_max=max(1, h.total_steps), eta_min=_base_lr(o) * c["min_lr_ratio"]))
 _register("cyclic", "step", {
-    "base_lr_ratio": Param("float", 0.0, 1.0, True, True),
-    "step_size_epochs": positive(),
-    "mode": one_of("triangular", "triangular2", "exp_range"),
-    "exp_gamma": Param("float", 0.0, 1.0, True),
+    "base_lr_ratio": Param("float", 0.0, 1.0, True, True, doc="the cycle's low end: lr x this"),
+    "step_size_epochs": positive("a half cycle, in epochs"),
+    "mode": one_of("triangular", "triangular2", "exp_range", doc="torch's CyclicLR mode"),
+    "exp_gamma": Param("float", 0.0, 1.0, True, doc="exp_range: the amplitude's decay per step"),
 }, lambda o, c, h: sched.CyclicLR(
     o, base_lr=_base_lr(o) * c["base_lr_ratio"], max_lr=_base_lr(o),
     step_size_up=max(1, round(c["step_size_epochs"] * h.steps_per_epoch)),
     mode=c["mode"], gamma=c["exp_gamma"], cycle_momentum=False))
 _register("onecycle", "step", {
-    "pct_start": Param("float", 0.0, 1.0, True, True),
-    "div_factor": Param("float", low=1.0),
-    "final_div_factor": Param("float", low=1.0),
-    "anneal_strategy": one_of("cos", "linear"),
-    "three_phase": flag(),
+    "pct_start": Param("float", 0.0, 1.0, True, True, doc="share of the run spent rising to the "
+                       "peak (optimizer.lr)"),
+    "div_factor": Param("float", low=1.0, doc="the start rate is the peak / div_factor"),
+    "final_div_factor": Param("float", low=1.0, doc="the end rate is the start rate / "
+                              "final_div_factor"),
+    "anneal_strategy": one_of("cos", "linear", doc="the shape of the ramps"),
+    "three_phase": flag("a third phase that anneals below the start rate"),
 }, lambda o, c, h: sched.OneCycleLR(
     o, max_lr=_base_lr(o), total_steps=onecycle_steps(h.total_steps, c["pct_start"]),
     pct_start=c["pct_start"],
     div_factor=c["div_factor"], final_div_factor=c["final_div_factor"],
     anneal_strategy=c["anneal_strategy"], three_phase=c["three_phase"], cycle_momentum=False))
 _register("plateau", "epoch", {
-    "factor": Param("float", 0.0, 1.0, True, True), "patience": count(0),
-    "threshold": nonneg(), "cooldown": count(0), "min_lr": nonneg(),
+    "factor": Param("float", 0.0, 1.0, True, True, doc="multiplies the rate when val/loss "
+                    "stops improving"),
+    "patience": count(0, "epochs without improvement before a cut"),
+    "threshold": nonneg("the smallest relative improvement that counts"),
+    "cooldown": count(0, "epochs after a cut before watching again"),
+    "min_lr": nonneg("the rate never goes below this"),
 }, lambda o, c, h: sched.ReduceLROnPlateau(
     o, mode="min", factor=c["factor"], patience=int(c["patience"]),
     threshold=c["threshold"], cooldown=int(c["cooldown"]), min_lr=c["min_lr"]))

@@ -5,7 +5,7 @@ Validating a config needs the registries (optimizer, schedule, model and dataset
 their keys) but not torch, whose import is ~2.5 s: `sweeps launch` validates a sweep in a
 process that never trains, and its workers start while it does (`lazy_module`). At exit
 CPython collects every object of the heap, which with torch, MLflow and SQLAlchemy loaded
-is ~2 s of nothing (`skip_exit_gc`; README "Start-up and exit").
+is ~2 s of nothing (`skip_exit_gc`; docs/explanation/performance.md, "Start-up and exit").
 """
 
 from __future__ import annotations

@@ -83,6 +83,21 @@ _PIPED = not sys.stdout.isatty()
 console = Console(width=160 if _PIPED else None, soft_wrap=_PIPED)
 err_console = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
+# What the exit status of a `sweeps` command means (docs/reference/exit-codes.md is made from it).
+EXIT_CODES: dict[int, str] = {
+    0: "Done: the command did what it was asked.",
+    1: "It ran and did not succeed: `reproduce` found metrics that differ beyond the tolerance; "
+       "a launch or `confirm` lost workers past `sweep.max_worker_restarts`, or a launch ended "
+       "with no completed trial; the sweep stopped on `sweep.fail_fast` (trials failing the same "
+       "way); an unexpected error (one line; `SWEEPS_DEBUG=1` prints the traceback). The stores "
+       "stay consistent: running the same command again continues.",
+    2: "Bad input: one line names the key, option or file and what is allowed. Nothing was "
+       "written to the study, the tracking store or the output directory.",
+    130: "Stopped by Ctrl-C: running trials are marked failed (`interrupted`), their MLflow runs "
+         "closed; the next launch retries them from their checkpoints.",
+    143: "Stopped by SIGTERM (Slurm, Kubernetes, systemd): as Ctrl-C, within 30 s.",
+}
+
 Args = Annotated[list[str] | None, typer.Argument(
     help="[NAME] and Hydra overrides, e.g. quick  or  sweep=mnist storage=postgres")]
 StorageOpt = Annotated[str | None, typer.Option(

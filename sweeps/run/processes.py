@@ -116,7 +116,8 @@ class Outcome:
 def _worker_main(*args: Any) -> int:
     """A local worker process: `sweeps.run.worker` (torch, the trainer) is imported here, in
     the child, never in the launch that starts it; the MLflow writer process is started
-    first, so that its imports run beside the worker's (README "Start-up and exit")."""
+    first, so that its imports run beside the worker's (docs/explanation/performance.md,
+    "Start-up and exit")."""
     if args[-1] is not None:  # a launch's worker: start the writer before importing torch
         from sweeps.run.warmup import start_writer
 

@@ -7,7 +7,8 @@ call it), so that a claimed trial's time is its training, not this process's sta
 
 A local launch runs `check_models` in its first worker, started at once, not in the launch
 itself: the launch then never imports torch, and the worker's start-up (torch, the data,
-its MLflow writer) runs while the launch checks the stores (README "Start-up and exit").
+its MLflow writer) runs while the launch checks the stores (docs/explanation/performance.md,
+"Start-up and exit").
 """
 
 from __future__ import annotations

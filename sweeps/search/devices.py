@@ -2,7 +2,8 @@
 
 Several small trials share one GPU as separate worker processes, each pinned to its
 device by ``CUDA_VISIBLE_DEVICES`` (set in the worker before CUDA is first used), so the
-sweep layer runs them exactly as any other workers. See the README's design note.
+sweep layer runs them exactly as any other workers. See docs/explanation/design.md
+("Several small trials on one GPU").
 """
 
 from __future__ import annotations

@@ -19,22 +19,27 @@ from trainer.spec import Param, check_section, count, flag
 LAUNCHERS = ("local", "slurm")
 
 SLURM_PARAMS: dict[str, Param] = {
-    "workers": count(1),
-    "array_parallelism": count(1, nullable=True),
-    "partition": Param("str", nullable=True),
-    "account": Param("str", nullable=True),
-    "qos": Param("str", nullable=True),
-    "time": count(1),
-    "cpus_per_task": count(1),
-    "gpus_per_task": count(0),
-    "mem_gb": Param("float", low=0.0, low_open=True, nullable=True),
-    "requeue": flag(),
-    "max_requeues": count(0),
-    "signal_delay_s": count(0),
-    "setup": Param("any"),
-    "sbatch": Param("any"),
-    "python": Param("str", nullable=True),
-    "log_dir": Param("str", nullable=True),
+    "workers": count(1, "array tasks, one sweeps worker each"),
+    "array_parallelism": count(1, "at most this many tasks at once (--array=...%N); null: all",
+                               nullable=True),
+    "partition": Param("str", nullable=True, doc="--partition; null: the cluster's default"),
+    "account": Param("str", nullable=True, doc="--account"),
+    "qos": Param("str", nullable=True, doc="--qos"),
+    "time": count(1, "minutes per task (--time); a task that reaches it is requeued"),
+    "cpus_per_task": count(1, "--cpus-per-task"),
+    "gpus_per_task": count(0, "--gpus-per-task (0: none)"),
+    "mem_gb": Param("float", low=0.0, low_open=True, nullable=True,
+                    doc="--mem in GB; null: the partition's default"),
+    "requeue": flag("a preempted or timed-out task goes back into the queue"),
+    "max_requeues": count(0, "how often one task may be requeued at its time limit"),
+    "signal_delay_s": count(0, "Slurm warns a task this long before its time limit "
+                            "(--signal=USR2@N)"),
+    "setup": Param("any", doc="shell lines run before the worker, e.g. [module load cuda]"),
+    "sbatch": Param("any", doc="extra #SBATCH options, e.g. +launcher.sbatch.constraint=a100"),
+    "python": Param("str", nullable=True, doc="the Python on the nodes; null: the one running "
+                    "the launch"),
+    "log_dir": Param("str", nullable=True, doc="submitit's scripts and task logs (shared); null: "
+                     "CHECKPOINT_DIR/slurm"),
 }
 
 

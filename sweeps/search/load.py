@@ -18,7 +18,7 @@ from sweeps.search.spec import DEFAULT_SWEEP, SWEEP_CONFIG, TRAINER_SECTIONS, St
 from sweeps.search.validate import (
     build_space,
     check_patience,
-    check_storage_url,
+    check_stores,
     check_sweep_section,
     check_warmup,
     tracking_writer,
@@ -70,7 +70,7 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     check_sweep_section(sweep)
     check_packaging(data)
     search = data.get("search") or {}
-    check_storage_url(data.get("storage") or {})
+    check_stores(data)
     tracking = (data.get("tracking") or {}).get("uri")
     launcher = check_launcher(data.get("launcher"), data.get("storage") or {}, tracking)
     patience = {section: check_patience(section, data.get(section) or {})

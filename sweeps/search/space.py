@@ -20,10 +20,25 @@ from typing import Any
 import optuna
 
 from trainer.errors import ConfigError
+from trainer.spec import Param
 
 TYPES = ("float", "int", "categorical")
 TRANSFORMS = ("one_minus",)
 GROUP_KEYS = ("dataset", "model", "optimizer", "schedule")
+# The fields of a search dimension (`search.<optimizer>.<dim>.*`): what each holds.
+DIMENSION_FIELDS: dict[str, Param] = {
+    "type": Param("choice", choices=TYPES, doc="float, int or categorical"),
+    "low": Param("float", nullable=True, doc="float, int: the lowest value"),
+    "high": Param("float", nullable=True, doc="float, int: the highest value (> low)"),
+    "log": Param("bool", nullable=True, doc="float, int: sample on a log scale (low > 0)"),
+    "choices": Param("any", doc="categorical: the values, none repeated"),
+    "key": Param("str", nullable=True, doc="the trainer config key it sets (optimizer.lr); a "
+                 "group name (schedule) picks that group's option"),
+    "transform": Param("choice", choices=(None, *TRANSFORMS), doc="one_minus: the key gets 1 - "
+                       "the value (so 1 - beta2 can be searched on a log scale)"),
+    "when": Param("any", doc="sample only when other keys have these values, e.g. "
+                  "{schedule: [step, cosine]}"),
+}
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,7 @@ def parse_dimension(path: str, name: str, spec: Any) -> Dimension:
     where = f"{path}.{name}"
     if not isinstance(spec, Mapping):
         raise ConfigError(where, spec, "must be a mapping with type, low/high or choices, key")
-    allowed = {"type", "low", "high", "log", "choices", "key", "transform", "when"}
+    allowed = set(DIMENSION_FIELDS)
     extra = sorted(set(spec) - allowed)
     if extra:
         raise ConfigError(f"{where}.{extra[0]}", spec[extra[0]],

@@ -20,8 +20,10 @@ from sweeps.search.spec import (
     PRUNER_PARAMS,
     SAMPLER_DEFAULTS,
     SAMPLER_PARAMS,
+    STORAGE_PARAMS,
     SWEEP_DEFAULTS,
     SWEEP_PARAMS,
+    TRACKING_PARAMS,
     TRACKING_WRITERS,
 )
 from trainer.config import TRAINER_PARAMS
@@ -177,6 +179,18 @@ def build_space(search: Mapping[str, Any], optimizer: str, base: Mapping[str, An
                                 dim.log, dim.choices, dim.transform, cond)
             dims.append(dim)
     return dims
+
+
+def check_stores(data: Mapping[str, Any]) -> None:
+    """The storage and tracking sections: every key known, every value in range."""
+    for section, table in (("storage", STORAGE_PARAMS), ("tracking", TRACKING_PARAMS)):
+        values = data.get(section) or {}
+        for key, value in values.items():
+            if key not in table:
+                raise ConfigError(f"{section}.{key}", value,
+                                  "unknown key; allowed: " + ", ".join(sorted(table)))
+            table[key].check(f"{section}.{key}", value)
+    check_storage_url(data.get("storage") or {})
 
 
 def check_storage_url(storage: Mapping[str, Any]) -> str:

@@ -1,8 +1,8 @@
 """The dashboard in a real browser: a small finished sweep (trials and confirm runs) in a
 real `mlflow server`, opened in headless Chromium; then the HTML report.
 
-Screenshots are saved under the test's tmp dir, and into $SWEEPS_SCREENSHOTS when set
-(that is how the README's images are made: see "Reading the results").
+Screenshots are saved under the test's tmp dir, and into $SWEEPS_SCREENSHOTS when set:
+`make screenshots` makes the images of the README and the docs (docs/assets/screenshots/).
 """
 
 from __future__ import annotations

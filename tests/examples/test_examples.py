@@ -1,6 +1,7 @@
-"""The three user projects in examples/ run end to end, as a user runs them: from the
+"""The user projects in examples/ run end to end, as a user runs them: from the
 project's folder, with its config dir, `sweeps launch` -> `confirm` -> `report` ->
-`reproduce`. Only the launch names the config dir: the later commands take it from the
+`reproduce` (`examples/tabular` runs as the own-model tutorial shows it, in
+tests/docs/test_runnable.py). Only the launch names the config dir: the later commands take it from the
 sweep's record. Tiny budgets; nothing is downloaded."""
 
 from __future__ import annotations
@@ -48,23 +49,6 @@ def run_all(where: Path, sweep: str, *overrides: str) -> dict[str, str]:
     return {"launch": launch.stdout, "confirm": confirm.stdout, "report": report.stdout,
             "reproduce": reproduce.stdout,
             "summary": (where / "reports" / sweep / "summary.md").read_text()}
-
-
-def test_tabular_classification_with_the_users_mlp(tmp_path: Path) -> None:
-    where = project("tabular", tmp_path)
-    out = run_all(where, "tabular", "sweep.optimizers=[sgd,adam]", "sweep.n_trials=4",
-                  "trainer.epochs=3")
-    assert "best val/acc" in out["launch"]
-    summary = out["summary"]
-    assert "breast_cancer (classification)" in summary and "Model: tabular_mlp" in summary
-    assert "val acc" in summary and "test acc" in summary and "K=2" in summary
-    # the user's printed command runs the same config without the sweep layer
-    line = next(ln.strip() for ln in out["reproduce"].splitlines()
-                if ln.strip().startswith("python -m trainer"))
-    run = subprocess.run([*line.replace("python", sys.executable, 1).split(), "trainer.epochs=1",
-                          f"hydra.run.dir={tmp_path / 'run'}"], cwd=where, text=True,
-                         capture_output=True, timeout=300)
-    assert run.returncode == 0 and "model tabular_mlp" in run.stdout + run.stderr, run.stderr
 
 
 def test_regression_reports_losses_and_no_accuracy(tmp_path: Path) -> None:

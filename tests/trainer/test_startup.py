@@ -1,5 +1,5 @@
 """What a process pays to start and exit: no torch where a config is only validated, the
-composition cache, and the skipped final collection (README "Start-up and exit")."""
+composition cache, and the skipped final collection (docs/explanation/performance.md, "Start-up and exit")."""
 
 from __future__ import annotations
 

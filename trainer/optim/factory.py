@@ -43,13 +43,16 @@ class OptimInfo:
 
 OPTIMIZERS: Registry[OptimInfo] = Registry("optimizer.name")
 
-_IMPL = {"maximize": flag("maximize the objective"), "foreach": flag("foreach kernels", nullable=True)}
+_IMPL = {"maximize": flag("maximize the objective instead of minimising it (torch.optim)"),
+         "foreach": flag("torch.optim's multi-tensor kernels; null: torch decides", nullable=True)}
 _LR = {"lr": positive("learning rate")}
+_WD = {"weight_decay": nonneg("L2 penalty added to the gradient")}
 _ADAM = {
     **_LR,
-    "betas": Param("betas", doc="(beta1, beta2)"),
-    "eps": positive("denominator epsilon"),
-    "weight_decay": nonneg("L2 penalty"),
+    "betas": Param("betas", doc="[beta1, beta2]: decay rates of the first and second moment "
+                   "estimates"),
+    "eps": positive("added to the denominator for numerical stability"),
+    "weight_decay": nonneg("L2 penalty added to the gradient (adamw: decoupled decay)"),
 }
 
 
@@ -57,41 +60,49 @@ def _register(info: OptimInfo) -> None:
     OPTIMIZERS.register(info.name, info)
 
 
-_register(OptimInfo("sgd", "torch.optim.SGD", {**_LR, "weight_decay": nonneg(), **_IMPL},
+_register(OptimInfo("sgd", "torch.optim.SGD", {**_LR, **_WD, **_IMPL},
                     {"momentum": 0.0}, "plain SGD"))
 _register(OptimInfo("momentum", "torch.optim.SGD",
-                    {**_LR, "momentum": unit(), "dampening": unit(high_open=False),
-                     "weight_decay": nonneg(), **_IMPL},
+                    {**_LR, "momentum": unit("momentum factor"),
+                     "dampening": unit("dampening of the momentum buffer", high_open=False),
+                     **_WD, **_IMPL},
                     {"nesterov": False}, "SGD with heavy-ball momentum"))
 _register(OptimInfo("nesterov", "torch.optim.SGD",
                     {**_LR, "momentum": Param("float", low=0.0, high=1.0, low_open=True,
-                                              high_open=True),
-                     "weight_decay": nonneg(), **_IMPL},
+                                              high_open=True, doc="momentum factor"),
+                     **_WD, **_IMPL},
                     {"nesterov": True, "dampening": 0.0}, "SGD with Nesterov momentum"))
 _register(OptimInfo("rmsprop", "torch.optim.RMSprop",
-                    {**_LR, "alpha": unit(), "eps": positive(), "weight_decay": nonneg(),
-                     "momentum": unit(), "centered": flag(), **_IMPL},
+                    {**_LR, "alpha": unit("smoothing constant of the squared-gradient average"),
+                     "eps": positive("added to the denominator for numerical stability"), **_WD,
+                     "momentum": unit("momentum factor"),
+                     "centered": flag("normalise by the gradient's estimated variance"), **_IMPL},
                     {}, "RMSprop"))
 _register(OptimInfo("adam", "torch.optim.Adam", {**_ADAM, **_IMPL}, {"amsgrad": False}, "Adam"))
 _register(OptimInfo("amsgrad", "torch.optim.Adam", {**_ADAM, **_IMPL}, {"amsgrad": True},
                     "AMSGrad"))
-_register(OptimInfo("adamw", "torch.optim.AdamW", {**_ADAM, "amsgrad": flag(), **_IMPL}, {},
+_register(OptimInfo("adamw", "torch.optim.AdamW",
+                    {**_ADAM, "amsgrad": flag("the AMSGrad variant"), **_IMPL}, {},
                     "AdamW (decoupled weight decay)"))
 _register(OptimInfo(
     "adam_to_sgd", ADAM_TO_SGD,
     {
         **_ADAM,
-        "policy": one_of(*POLICIES),
+        "policy": one_of(*POLICIES, doc="fixed: switch at a set point; swats: when the SWATS "
+                         "estimate has converged"),
         "switch_at": Param("float", low=0.0, high=1.0, low_open=True, high_open=True, nullable=True,
                            doc="fraction of the run's optimizer steps spent in Adam"),
-        "switch_epoch": count(1, nullable=True),
-        "switch_step": count(1, nullable=True),
-        "sgd_lr": positive(nullable=True),
-        "sgd_momentum": unit(nullable=True),
-        "sgd_dampening": Param("float", low=0.0, high=1.0, nullable=True),
-        "sgd_nesterov": flag(),
-        "swats_eps": positive("switch tolerance"),
-        "swats_tolerance": one_of(*TOLERANCES),
+        "switch_epoch": count(1, "fixed: epochs of Adam (overrides switch_at)", nullable=True),
+        "switch_step": count(1, "fixed: optimizer steps of Adam (overrides switch_epoch and "
+                             "switch_at)", nullable=True),
+        "sgd_lr": positive("fixed: the SGD learning rate; null: the SWATS estimate", nullable=True),
+        "sgd_momentum": unit("SGD momentum after the switch; null: beta1", nullable=True),
+        "sgd_dampening": Param("float", low=0.0, high=1.0, nullable=True,
+                               doc="SGD dampening after the switch; null: sgd_momentum (SWATS)"),
+        "sgd_nesterov": flag("Nesterov momentum after the switch"),
+        "swats_eps": positive("swats: the switch tolerance (not Adam's eps)"),
+        "swats_tolerance": one_of(*TOLERANCES, doc="relative: |estimate - gamma| < swats_eps x "
+                                  "estimate; absolute: < swats_eps (the paper)"),
     },
     {}, "Adam, then SGD with momentum (fixed or SWATS switch)",
 ))

@@ -1,7 +1,7 @@
 #!/bin/sh
 # MLflow's own database and user on the sweep's PostgreSQL server: the MLflow server keeps
 # its runs, metrics and tags there (not SQLite on a volume: one writer at a time, which 16+
-# workers queue behind; see the README's "Load" section). Run once by the postgres image
+# workers queue behind; see docs/explanation/performance.md, "Load"). Run once by the postgres image
 # when it initialises its data directory (mounted into /docker-entrypoint-initdb.d by
 # docker-compose.yml and by deploy/k8s/postgres.yaml), as the image's superuser.
 #   MLFLOW_DB_PASSWORD   the mlflow user's password (required)
