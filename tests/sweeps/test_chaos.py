@@ -51,7 +51,9 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
     pg = ["storage=postgres", f"storage.url={PG_URL}", "storage.heartbeat_interval=1",
           "storage.grace_period=4"]
     sweep = [f"sweep.name={pg_sweep}", "sweep.optimizers=[sgd,adam]", f"sweep.n_trials={TRIALS}",
-             f"trainer.epochs={EPOCHS}", "model.width=32", "dataset.val_size=300",
+             # trials of about a second: one worker alone needs most of a minute for the whole
+             # budget, so workers that start late on a loaded machine still find trials
+             f"trainer.epochs={EPOCHS}", "model.width=256", "model.depth=2", "dataset.val_size=300",
              "search.common.batch_size.choices=[16]", "search.common.schedule.choices=[constant,cosine]",
              "sweep.pruner.name=none", "sweep.threads_per_worker=1", "sweep.checkpoint_every_s=0",
              "tracking=server",
