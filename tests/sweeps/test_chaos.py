@@ -55,6 +55,7 @@ def test_chaos_kills_outages_and_terminated_connections_lose_nothing(
              # budget, so workers that start late on a loaded machine still find trials
              f"trainer.epochs={EPOCHS}", "model.width=256", "model.depth=2", "dataset.val_size=300",
              "search.common.batch_size.choices=[16]", "search.common.schedule.choices=[constant,cosine]",
+             "search.sgd.lr.high=0.1", "search.adam.lr.high=0.003",  # no trial may diverge here
              "sweep.pruner.name=none", "sweep.threads_per_worker=1", "sweep.checkpoint_every_s=0",
              "tracking=server",
              f"tracking.uri={server.uri}", *pg]
