@@ -18,8 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ("trainer knows nothing of the sweep layer, Optuna or MLflow",
-             "sweeps layers: cli > run > report | tracking > search > store",
-             "no import cycles among the modules of any package")
+             "sweeps layers: cli > api > run > report | tracking > search > store",
+             "no import cycles among the modules of any package",
+             "sweeps uses the trainer only through trainer.api")
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -47,6 +48,8 @@ def test_the_import_contracts_hold() -> None:
     ("sweeps/report/summary.py", "from sweeps.tracking import runs", CONTRACTS[1]),
     ("sweeps/tracking/clients.py", "from sweeps.tracking import runs", CONTRACTS[2]),
     ("trainer/callbacks.py", "from trainer import loop", CONTRACTS[2]),
+    ("sweeps/report/stats.py", "from trainer.loop import fit", CONTRACTS[3]),
+    ("sweeps/api/frames.py", "from trainer import errors", CONTRACTS[3]),
 ])
 def test_a_wrong_import_breaks_its_contract(tmp_path: Path, module: str, line: str, broken: str) -> None:
     for part in ("sweeps", "trainer"):

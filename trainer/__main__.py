@@ -39,9 +39,11 @@ def _run(cfg: DictConfig) -> None:
 
     try:
         runtime = HydraConfig.get().runtime
-        cfg = OmegaConf.create(OmegaConf.to_container(cfg))  # not struct: the names may be added
+        plain = OmegaConf.create(OmegaConf.to_container(cfg))  # not struct: the names may be added
         choices = {"hydra": {"runtime": {"choices": dict(runtime.choices)}}}
-        cfg = with_group_names(OmegaConf.merge(cfg, choices))
+        merged = OmegaConf.merge(plain, choices)
+        assert isinstance(merged, DictConfig)  # a config file is a mapping
+        cfg = with_group_names(merged)
         out = cfg.trainer.output_dir or runtime.output_dir
         result = fit(cfg, [ConsoleReporter(progress=bool(cfg.trainer.progress))], out)
     except UserError as err:

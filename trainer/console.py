@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from trainer.callbacks import Callback, RunInfo
 from trainer.loop import FitResult
@@ -78,7 +78,7 @@ class ConsoleReporter(Callback):
 
     def on_step(self, run: RunInfo, step: int, metrics: Mapping[str, float]) -> None:
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, completed=step - self._epoch_start_step,
+            self._progress.update(TaskID(self._task), completed=step - self._epoch_start_step,
                                   loss=f"{metrics['batch/loss']:.4f}")
 
     def _stop_progress(self) -> None:

@@ -120,7 +120,8 @@ class _Trainer:
         self.model = build_model(cfg["model"], self.data.input_shape, self.data.num_outputs)
         self.channels_last = bool(self.t["channels_last"]) and self.device.type == "cuda"
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.model.to(self.device, memory_format=memory_format)
+        # torch's stubs lack the (device, memory_format) overload that torch accepts
+        self.model.to(self.device, memory_format=memory_format)  # type: ignore[call-overload]
         self.amp = self.t["precision"] == "bf16" and self.device.type == "cuda"
         if self.t["precision"] == "bf16" and not self.amp:
             log.warning("trainer.precision=bf16 applies on CUDA only; training in fp32 on %s",

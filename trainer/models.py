@@ -29,7 +29,7 @@ ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "gelu": "GE
 
 
 def activation_layer(name: str) -> Callable[[], nn.Module]:
-    return getattr(nn, ACTIVATIONS[name])  # type: ignore[no-any-return]
+    return getattr(nn, ACTIVATIONS[name])
 
 
 RESERVED = ("name",)  # model keys the trainer reads; the rest go to the callable

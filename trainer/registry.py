@@ -23,11 +23,12 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
-    def get(self, name: str) -> T:
-        try:
+    def get(self, name: object) -> T:
+        """The record of `name`: any value a config may hold, so a wrong one (None, a number)
+        fails with the allowed names too."""
+        if isinstance(name, str) and name in self._items:
             return self._items[name]
-        except (KeyError, TypeError):
-            raise ConfigError(self.key, name, "unknown; allowed: " + ", ".join(self.names())) from None
+        raise ConfigError(self.key, name, "unknown; allowed: " + ", ".join(self.names()))
 
     def names(self) -> list[str]:
         return sorted(self._items)

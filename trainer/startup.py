@@ -6,13 +6,18 @@ their keys) but not torch, whose import is ~2.5 s: `sweeps launch` validates a s
 process that never trains, and its workers start while it does (`lazy_module`). At exit
 CPython collects every object of the heap, which with torch, MLflow and SQLAlchemy loaded
 is ~2 s of nothing (`skip_exit_gc`; docs/explanation/performance.md, "Start-up and exit").
+A child started with `spawn` runs the parent's main script again unless it is hidden while
+the child starts (`main_not_rerun`).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import importlib
+import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -40,3 +45,26 @@ def skip_exit_gc() -> None:
     if not _registered:
         atexit.register(gc.freeze)
         _registered = True
+
+
+@contextlib.contextmanager
+def main_not_rerun() -> Iterator[None]:
+    """Start `spawn` children inside this block: they do not import the parent's main script.
+
+    multiprocessing's `spawn` runs the parent's `__main__` file again in each child (as
+    `__mp_main__`) unless the script guards itself with `if __name__ == "__main__":`. The
+    children started here run functions of installed modules and are given plain values, so
+    they need nothing of the main script; a notebook's cells or a script calling
+    `sweeps.launch(...)` then work without the guard. The main module is left as it was."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved: dict[str, Any] = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)

@@ -60,7 +60,7 @@ def locate(key: str, path: Any) -> Callable[..., Any]:
         break
     if not callable(obj):
         raise ConfigError(key, path, f"is a {type(obj).__name__}, not a callable")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def check_call(section: str, cfg: Mapping[str, Any], reserved: Collection[str] = (),

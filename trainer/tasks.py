@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Task:
         return f"gap/{self.metric}"
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         """The Optuna study direction."""
         return "maximize" if self.maximize else "minimize"
 

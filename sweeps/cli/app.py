@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from trainer.errors import UserError
+from trainer.api import UserError
 
 # `sweeps --help` lists the commands in the order of a sweep's life, not of their modules
 ORDER = ("launch", "worker", "status", "best", "confirm", "reproduce", "report", "paths", "sync", "ui")
@@ -31,16 +31,18 @@ class _InOrder(TyperGroup):
         return sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+             complete_var: str | None = None, standalone_mode: bool = True,
+             windows_expand_args: bool = True, **extra: Any) -> Any:
         """A typo in an option (`--seeds five`, `--nosuch`) is one line and exit 2, as any
         other bad input is, not a usage box."""
         from typer._click import exceptions as click
 
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+            return super().main(args, prog_name, complete_var, standalone_mode, windows_expand_args,
+                                **extra)
         argv = list(sys.argv[1:] if args is None else args)
         try:
-            code = super().main(argv, prog_name, complete_var, False, **extra)
+            code = super().main(argv, prog_name, complete_var, False, windows_expand_args, **extra)
         except click.NoArgsIsHelpError as err:  # `sweeps` or `sweeps CMD` alone
             err.show()
             sys.exit(err.exit_code)
@@ -140,7 +142,7 @@ class Target:
 
 
 def sweep_target(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None) -> Target:
-    from trainer.compose import compose
+    from trainer.api import compose
 
     args = list(args or [])
     names = [a for a in args if "=" not in a]
@@ -173,7 +175,7 @@ def _options(config_dir: Annotated[str | None, typer.Option(
 
 
 def _use_config_dir(path: str) -> None:
-    from trainer import config_dir
+    from trainer.api import config_dir
 
     try:
         config_dir.use(path)
@@ -192,9 +194,7 @@ def main() -> None:
     user's package beside their config dir needs no install."""
     import logging
 
-    from trainer import config_dir
-    from trainer.startup import skip_exit_gc
-    from trainer.targets import importable_from_cwd
+    from trainer.api import config_dir, importable_from_cwd, skip_exit_gc
 
     skip_exit_gc()
     # Workers stopped while they start up (a launch that gives up) leave semaphores that

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
-from trainer.errors import UserError
+from trainer.api import UserError
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -108,8 +108,8 @@ def reproduce(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Re-run a trial from its stored config and seed; compare with the original."""
-    from sweeps.run.reproduce import comparison_table, find_trial
-    from sweeps.run.reproduce import reproduce as run_reproduce
+    from sweeps.api import reporting
+    from sweeps.run.reproduce import Comparison, comparison_table, find_trial
 
     def body() -> int:
         if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
@@ -120,16 +120,13 @@ def reproduce(
         study, found = find_trial(studies, trial)  # a bad --trial: one line, nothing trained
         console.print(f"reproducing {name} trial {study.study_name} #{found.number} ...",
                       highlight=False)
-        comparison, result, run_id = run_reproduce(studies, trial, tolerance, t.tracking_uri)
-        console.print(comparison_table(comparison))
-        console.print(f"new MLflow run {run_id}; outputs in {result.output_dir}", highlight=False)
-        from sweeps.report.summary import trainer_command
-        from trainer.compose import overrides_for
-
-        console.print(f"the same run without the sweep layer:\n  "
-                      f"{trainer_command(overrides_for(result.config))}", highlight=False,
-                      soft_wrap=True)
-        if comparison.ok:
+        result = reporting.reproduce(studies, trial, tolerance, t.tracking_uri)
+        rows = [tuple(r) for r in result.comparison.itertuples(index=False)]
+        console.print(comparison_table(Comparison(rows, result.tolerance)))
+        console.print(f"new MLflow run {result.run_id}; outputs in {result.output_dir}", highlight=False)
+        console.print(f"the same run without the sweep layer:\n  {result.trainer_command}",
+                      highlight=False, soft_wrap=True)
+        if result.identical:
             console.print("[green]reproduced: identical within tolerance[/]")
             return 0
         console.print("[red]NOT reproduced: metrics differ beyond the tolerance[/]")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
-from trainer.errors import UserError
+from trainer.api import UserError
 
 
 @app.command()

@@ -14,8 +14,7 @@ import typer
 from rich.markup import escape
 
 from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
-from trainer.errors import UserError
-from trainer.writable import check_writable
+from trainer.api import UserError, check_writable
 
 
 @app.command()
@@ -86,7 +85,7 @@ def best(args: Args = None, storage: StorageOpt = None) -> None:
         console.print(f"  sweeps reproduce {name} --trial {ref}", highlight=False, soft_wrap=True)
         cfg = trial.user_attrs.get("config")
         if cfg:
-            from trainer.compose import overrides_for
+            from trainer.api import overrides_for
 
             console.print(f"  {summary.trainer_command(overrides_for(cfg))}", highlight=False,
                           soft_wrap=True)
@@ -108,43 +107,24 @@ def report(
 ) -> None:
     """The comparison: ranking with confidence intervals and paired tests, curves, budget
     curves, boundary warnings (report.html + summary.md, also logged to MLflow)."""
-    from sweeps.report.document import write_report
+    from sweeps.api import reporting
     from sweeps.search import confirm_jobs
-    from sweeps.search.studies import latest_attrs
     from sweeps.store.storages import open_storage
-    from sweeps.tracking import clients
-    from sweeps.tracking.report_upload import ReportUploader
 
     def body() -> int:
-        if target is not None and not 0.0 < target <= 1.0:
-            raise UserError(f"--target {target}: must be a validation accuracy in (0, 1]")
-        if top is not None and top < 1:
-            raise UserError(f"--top {top}: must be >= 1")
-        if out is not None:
-            check_writable(out, "--out")
+        reporting.check_report_input(out, target, top)
         t = sweep_target(args, storage, tracking_uri)
         name, studies = studies_of(t)
         confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
-        latest = latest_attrs(studies)
-        parent = latest.get("parent_run_id")
-        uploader = ReportUploader(clients.resolve_uri(tracking_uri or latest.get(
-            "tracking_uri"))) if parent else None
-        try:
-            _, files = write_report(studies, confirm, out or os.path.join("reports", name),
-                                    target=target, top=top)
-            for f in files:
-                console.print(f"wrote {f}", highlight=False)
-            console.print(files[1].read_text(), highlight=False, markup=False, soft_wrap=True)
-            if uploader is not None and parent:
-                failed = uploader.upload(parent, files)
-                if failed is None:
-                    console.print(f"logged to MLflow run {parent} (artifacts: report/)",
-                                  highlight=False)
-                else:  # the files are written; tracking only mirrors them
-                    console.print(f"[yellow]note:[/] could not log the report to MLflow ({failed})")
-        finally:
-            if uploader is not None:
-                uploader.close()
+        result = reporting.write(name, tracking_uri, studies, confirm, out, target, top)
+        for f in (result.html, result.summary):
+            console.print(f"wrote {f}", highlight=False)
+        console.print(result.summary.read_text(), highlight=False, markup=False, soft_wrap=True)
+        if result.mlflow_run_id is not None:
+            console.print(f"logged to MLflow run {result.mlflow_run_id} (artifacts: report/)",
+                          highlight=False)
+        elif result.mlflow_error is not None:  # the files are written; tracking only mirrors them
+            console.print(f"[yellow]note:[/] could not log the report to MLflow ({result.mlflow_error})")
         return 0
 
     guard(body)

@@ -25,7 +25,7 @@ from sweeps.report import tuning_budget as budget
 from sweeps.report.pairs import Pair
 from sweeps.search import boundary, confirm_jobs
 from sweeps.search.studies import sweep_task
-from trainer.tasks import CLASSIFICATION, Task
+from trainer.api import CLASSIFICATION, Task
 
 TARGET_FRACTION = 0.99  # default target: 99 % of the best mean validation accuracy (loss: / 0.99)
 
@@ -225,7 +225,7 @@ def _split_sizes(studies: Sequence[optuna.Study]) -> tuple[int | None, int | Non
                 return int(final["data/val_size"]), int(n_test) if n_test else None
     ds = (studies[0].user_attrs.get("base_config") or {}).get("dataset") or {}
     n_test = ds.get("test_size") if ds.get("name") == "mnist_5k" else {
-        "mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000}.get(ds.get("name"))
+        "mnist": 10000, "fashion_mnist": 10000, "cifar10": 10000}.get(str(ds.get("name")))
     return ds.get("val_size"), n_test
 
 
@@ -309,8 +309,8 @@ def _default_target(ranking: Sequence[OptimizerRow], values: Mapping[str, list[f
                     task: Task) -> float | None:
     """99 % of the best optimizer's typical (mean) run, else of its search best; for a loss,
     the lowest divided by 0.99 (within about 1 % of it)."""
-    peaks = [r.representative.val.mean for r in ranking] or \
-        [v for vs in values.values() for v in vs]  # type: ignore[union-attr]
+    peaks = [rep.val.mean for r in ranking if (rep := r.representative) is not None
+             and rep.val is not None] or [v for vs in values.values() for v in vs]
     if not peaks:
         return None
     return TARGET_FRACTION * max(peaks) if task.maximize else min(peaks) / TARGET_FRACTION

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweeps.report import stats
-from trainer.tasks import CLASSIFICATION, Task
+from trainer.api import CLASSIFICATION, Task
 
 # Fewer seeds than this: a bootstrap over seeds has only a handful of distinct resamples.
 COARSE_BELOW = 5

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.errors import UserError
+from trainer.api import UserError
 
 LR_GRID = tuple(10 ** (k / 2) for k in range(-8, 1))  # 1e-4, 3.2e-4, ..., 1: two per decade
 STEPS = 300
@@ -78,8 +78,7 @@ def optimizer_section(name: str, overrides: Mapping[str, Any] | None = None) -> 
     """
     from omegaconf import OmegaConf
 
-    from trainer.compose import conf_dir
-    from trainer.optim.factory import validate_optimizer
+    from trainer.api import conf_dir, validate_optimizer
 
     loaded = OmegaConf.to_container(OmegaConf.load(Path(conf_dir()) / "optimizer" / f"{name}.yaml"))
     section = {**loaded, **(overrides or {})}  # type: ignore[dict-item]
@@ -92,7 +91,7 @@ def run(fn: TestFunction, section: Mapping[str, Any], lrs: Sequence[float],
     """Optimize `fn` from its start once per learning rate; (lr, points, final value) each."""
     import torch
 
-    from trainer.optim.factory import build_optimizer
+    from trainer.api import build_optimizer
 
     points = [torch.tensor(fn.start, dtype=torch.float64, requires_grad=True) for _ in lrs]
     groups = [{"params": [p], "lr": float(lr)} for p, lr in zip(points, lrs, strict=True)]
@@ -238,7 +237,7 @@ def function_names(text: str) -> list[str]:
 
 def default_sections(chosen: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """Each optimizer's default config section (all eight unless `chosen`)."""
-    from trainer.optim import list_optimizers
+    from trainer.api import list_optimizers
 
     sections: dict[str, dict[str, Any]] = {}
     for opt in chosen or list_optimizers():

@@ -196,7 +196,8 @@ def plotted(trials: Sequence[FrozenTrial], direction: optuna.study.StudyDirectio
     if len(trials) <= PLOT_TRIALS:
         return list(trials)
     scored = [t for t in trials if t.value is not None]
-    scored.sort(key=lambda t: t.value, reverse=direction == optuna.study.StudyDirection.MAXIMIZE)
+    maximize = direction == optuna.study.StudyDirection.MAXIMIZE
+    scored.sort(key=lambda t: float(t.value or 0.0), reverse=maximize)
     keep = {t.number for t in scored[:PLOT_BEST]}
     rest = [t for t in trials if t.number not in keep]
     step = len(rest) / (PLOT_TRIALS - len(keep))

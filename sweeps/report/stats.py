@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.startup import lazy_module
+from trainer.api import lazy_module
 
 sps = lazy_module("scipy.stats")  # ~2 s to import: only where a paired test needs it
 special = lazy_module("scipy.special")  # ~0.4 s: the t quantile of every interval

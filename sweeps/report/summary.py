@@ -47,7 +47,7 @@ def study_rows(studies: Sequence[optuna.Study]) -> list[StudyRow]:
             counts[state] = counts.get(state, 0) + 1
         complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         sign = _sign(study)
-        best = max(complete, key=lambda t: sign * t.value) if complete else None  # type: ignore[arg-type,operator,return-value]
+        best = max(complete, key=lambda t: sign * t.value) if complete else None  # type: ignore[operator]
         rows.append(StudyRow(study.study_name, str(study.user_attrs.get("optimizer") or "joint"),
                              counts, int(study.user_attrs.get("budget", 0)), best))
     return rows
@@ -80,7 +80,7 @@ def overall_best(studies: Sequence[optuna.Study]) -> tuple[optuna.Study, FrozenT
     per = best_per_optimizer(studies)
     if not per:
         return None
-    return max(per.values(), key=lambda st: _sign(st[0]) * st[1].value)  # type: ignore[arg-type,operator,return-value]
+    return max(per.values(), key=lambda st: _sign(st[0]) * st[1].value)  # type: ignore[operator]
 
 
 def _sign(study: optuna.Study) -> float:
@@ -197,7 +197,7 @@ def trainer_command(overrides: Sequence[str]) -> str:
     user's config dir, where the sweep has one)."""
     import shlex
 
-    from trainer import config_dir
+    from trainer.api import config_dir
 
     user = config_dir.current()
     where = f"--config-dir {shlex.quote(str(user))} " if user is not None else ""

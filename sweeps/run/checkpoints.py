@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from trainer import writable
+from trainer.api import writable
 
 LAST = Path("checkpoints") / "last.pt"
 

@@ -25,7 +25,7 @@ from sweeps.search.spec import MAX_WORKERS, SweepSpec
 from sweeps.store import urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients
-from trainer.errors import UserError
+from trainer.api import UserError
 
 MAX_SEEDS, MAX_TOP = 1000, 100  # beyond these a request exhausts the storage before it helps
 ASK_ABOVE = 100  # more new runs than this are queued only with --yes, after the plan is shown

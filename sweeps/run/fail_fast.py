@@ -84,7 +84,7 @@ def _command(trial: FrozenTrial) -> str | None:
     if not isinstance(cfg, dict):
         return None
     from sweeps.report.summary import trainer_command
-    from trainer.compose import overrides_for
+    from trainer.api import overrides_for
 
     return trainer_command(overrides_for(cfg))
 

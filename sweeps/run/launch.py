@@ -31,7 +31,7 @@ from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
 from sweeps.tracking import params as tracking_params
 from sweeps.tracking import runs as tracking_runs
-from trainer.errors import UserError
+from trainer.api import UserError
 
 
 @dataclass
@@ -65,8 +65,7 @@ def prepare(spec: SweepSpec, workers: local.LocalWorkers | None = None) -> Prepa
 
 def _say_shadowed(console: Console) -> None:
     """Name the user's config files that replace bundled ones (the user's win)."""
-    from trainer import config_dir
-    from trainer.compose import conf_dir
+    from trainer.api import conf_dir, config_dir
 
     user = config_dir.current()
     for name in config_dir.shadowed(conf_dir()):

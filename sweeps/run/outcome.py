@@ -15,9 +15,7 @@ from typing import Any
 
 import optuna
 
-from trainer.callbacks import Callback, RunInfo
-from trainer.result import FitResult
-from trainer.tasks import task_of
+from trainer.api import Callback, FitResult, RunInfo, task_of
 
 
 class OptunaReporter(Callback):

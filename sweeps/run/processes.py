@@ -26,6 +26,7 @@ from rich.live import Live
 from sweeps.run import lost_trials, stopping
 from sweeps.run.start_gate import StartGate
 from sweeps.tracking import runs as tracking_runs
+from trainer.api import main_not_rerun
 
 
 @dataclass
@@ -34,7 +35,7 @@ class WorkerPlan:
 
     url: str
     sweep: str
-    uri: str
+    uri: str | None  # None until a launch has resolved it (its workers start earlier)
     workers: int
     kinds: tuple[str, ...]
     deadline: float | None = None
@@ -70,7 +71,8 @@ class LocalWorkers:
                   dict(plan.storage_cfg), plan.kinds, plan.threads,
                   plan.devices[i] if i < len(plan.devices) else None, self.gate,
                   list(plan.overrides) if plan.overrides is not None else None))
-        proc.start()
+        with main_not_rerun():  # a script calling sweeps.launch() needs no __main__ guard
+            proc.start()
         self.started.append(proc)
         return proc
 
@@ -222,7 +224,7 @@ def _interrupted(started: Sequence[Any], plan: WorkerPlan, studies: Sequence[opt
     _stop([p for p in started if not isinstance(p, _Gone)], stopping.signum_of(err))
     why = stopping.reason(err)
     lost_trials.fail_dead_local_trials(studies, set(pids), why)
-    if parent_run_id:
+    if parent_run_id and plan.uri is not None:
         tracking_runs.close_orphans(plan.uri, parent_run_id, why, worker_tags(pids))
     n = len(lost_trials.interrupted_by(studies, worker_tags(pids), since))
     console.print(f"[yellow]{why}[/]: {n} running trial(s) marked failed (interrupted); "

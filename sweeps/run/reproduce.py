@@ -24,11 +24,7 @@ from sweeps.search import studies as study_mod
 from sweeps.tracking import clients
 from sweeps.tracking import runs as tracking_runs
 from sweeps.tracking.logger import TrialLogger, size_tags
-from trainer.callbacks import Callback, RunInfo
-from trainer.errors import UserError
-from trainer.loop import fit
-from trainer.result import FitResult
-from trainer.tasks import task_of
+from trainer.api import Callback, FitResult, RunInfo, UserError, fit, task_of
 
 COMPARED = ("best/val_acc", "best/epoch", "test/acc", "test/loss")
 CURVES = ("train/loss", "train/acc", "val/loss", "val/acc")
@@ -94,8 +90,10 @@ def _diff(a: float, b: float) -> float:
 
 def compare(trial: FrozenTrial, result: FitResult, tolerance: float) -> Comparison:
     original = trial.user_attrs.get("final", {})
-    rows = []
+    rows: list[tuple[str, float | None, float | None, float]] = []
     task = task_of(result.config)
+    compared: tuple[str, ...]
+    curve_keys: tuple[str, ...]
     if not task.has_accuracy:  # a regression run has losses only
         compared, curve_keys = ("best/val_loss", "best/epoch", "test/loss"), ("train/loss", "val/loss")
     else:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import UserError
+from trainer.api import UserError
 
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
           "COMPLETING", "RESIZING", "SUSPENDED", "STOPPED", "SIGNALING", "STAGE_OUT"}
@@ -190,8 +190,7 @@ class WorkerTask:
         from sweeps.run import stopping
         from sweeps.run.worker import join
         from sweeps.store.owners import worker_id
-        from trainer import config_dir
-        from trainer.targets import importable_from_cwd
+        from trainer.api import config_dir, importable_from_cwd
 
         # SIGTERM (scancel, preemption) marks the trial interrupted; so does SIGUSR2 (the
         # time limit's warning) where no requeue is wanted, instead of submitit's requeue

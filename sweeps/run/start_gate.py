@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trainer.errors import UserError
+from trainer.api import UserError
 
 START_GATE_S = 30.0  # the longest a warmed-up local worker waits for the launch's others
 POLL_S = 0.02

@@ -33,9 +33,7 @@ from sweeps.tracking import params as tracking_params
 from sweeps.tracking import runs as tracking_runs
 from sweeps.tracking.logger import TrialLogger, size_tags
 from sweeps.tracking.writer import Background
-from trainer.errors import UserError
-from trainer.loop import fit, resolve_device
-from trainer.result import FitResult
+from trainer.api import FitResult, UserError, fit, resolve_device
 
 log = logging.getLogger("sweeps")
 CONFIRM = study_mod.CONFIRM_KIND

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sweeps.search.spec import SweepSpec
-from trainer.errors import UserError
+from trainer.api import UserError
 
 if TYPE_CHECKING:
     from sweeps.run.start_gate import StartGate
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def check_devices(spec: SweepSpec) -> None:
     """The device every study trains on is on this machine (`trainer.device=cuda:7` on a
     one-GPU host is one line here, not a failed trial per claim)."""
-    from trainer.loop import resolve_device
+    from trainer.api import resolve_device
 
     for device in sorted({str(b["trainer"]["device"]) for st in spec.studies
                           for b in (st.base, *st.bases.values())}):
@@ -40,7 +40,7 @@ def check_models(spec: SweepSpec) -> None:
     """One batch through each distinct model and data of the sweep, on CPU: a user's model or
     dataset that cannot work fails here, in one line, before a study, a run or an output
     directory exists. The devices too, where the launch's own workers train (local)."""
-    from trainer.preflight import check_config
+    from trainer.api import check_config
 
     if spec.launcher["name"] == "local" and spec.workers > 0:
         check_devices(spec)
@@ -57,8 +57,7 @@ def check_models(spec: SweepSpec) -> None:
 def warm(spec: SweepSpec) -> None:
     """The sweep's data in memory and torch._dynamo imported; a failure here is left to
     the trial, which reports it."""
-    from trainer.data import make_splits
-    from trainer.loop import resolve_device
+    from trainer.api import make_splits, resolve_device
 
     with contextlib.suppress(Exception):
         importlib.import_module("torch._dynamo")

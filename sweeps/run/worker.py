@@ -31,7 +31,7 @@ from sweeps.store import existing, urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
 from sweeps.tracking.writer import Background
-from trainer.errors import UserError
+from trainer.api import UserError
 
 IDLE_RECHECK_S = 2.0
 log = logging.getLogger("sweeps")
@@ -133,7 +133,7 @@ def _recheck_s(heartbeat_s: int | None) -> float:
 def _load_spec(found: Sequence[optuna.Study], attrs: Mapping[str, Any]) -> SweepSpec:
     """The sweep as launched, checked on this machine before any trial is claimed: a model
     or dataset target that does not import here is one line naming the module."""
-    from trainer import config_dir
+    from trainer.api import config_dir
 
     recorded = study_mod.use_recorded_config_dir(found)
     try:
@@ -210,7 +210,7 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
     import sys
 
     from sweeps.search import devices
-    from trainer.startup import skip_exit_gc
+    from trainer.api import skip_exit_gc
 
     devices.pin(cuda_device)  # before anything uses CUDA in this process
     skip_exit_gc()
@@ -224,7 +224,8 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
     stopping.install()  # and the launch passes a SIGTERM on
     try:
         early = start_gate is not None and overrides is not None
-        if early and not warmup.before_the_studies(start_gate, overrides, index):
+        if start_gate is not None and overrides is not None and \
+                not warmup.before_the_studies(start_gate, overrides, index):
             # the launch gave up before any study existed: its stop may reach this process
             # in its exit clean-up, where there is nothing left to record
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sweeps.search.space import Dimension, parse_dimension
-from trainer.errors import ConfigError
+from trainer.api import ConfigError
 
 MARGIN = 0.05
 MIN_INT_VALUES = 10  # an integer range of fewer values: its edges are no sign of narrowness

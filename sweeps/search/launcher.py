@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sweeps.store import urls
-from trainer.errors import ConfigError
-from trainer.spec import Param, check_section, count, flag
+from trainer.api import ConfigError, Param, check_section, count, flag
 
 LAUNCHERS = ("local", "slurm")
 

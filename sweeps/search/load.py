@@ -23,10 +23,7 @@ from sweeps.search.validate import (
     check_warmup,
     tracking_writer,
 )
-from trainer import config_dir
-from trainer.config import GROUPS, check_packaging, compose, validate
-from trainer.errors import ConfigError
-from trainer.tasks import task_of
+from trainer.api import GROUPS, ConfigError, check_packaging, compose, config_dir, task_of, validate
 
 
 def trainer_part(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,7 +37,7 @@ def compose_trainer(user: Sequence[str], extra: Sequence[str] = ()) -> dict[str,
     overrides that touch trainer sections gives the same trainer config (tested) without
     loading the nine search-space files, storage and tracking.
     """
-    from trainer.config import to_container
+    from trainer.api import to_container
 
     kept = [o for o in user if o.split("=", 1)[0].lstrip("+~").split(".")[0] in TRAINER_SECTIONS
             and o.split("=", 1)[0].lstrip("+~") != "sweep"]
@@ -60,7 +57,7 @@ def chosen_sweep(overrides: Sequence[str]) -> str:
 def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     """Compose and validate a sweep; raises a one-line UserError on any bad input."""
     cfg = compose(overrides, SWEEP_CONFIG)
-    from trainer.config import to_container
+    from trainer.api import to_container
 
     data = to_container(cfg)
     sweep = data.get("sweep")

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.search.spec import TRAINER_SECTIONS
-from trainer import config_dir
-from trainer.compose import conf_dir, flatten
+from trainer.api import conf_dir, config_dir, flatten
 
 CLI = "the command line"
 
@@ -147,9 +146,10 @@ def _sweep_files(sweep: str) -> Iterable[tuple[Path, Mapping[str, Any]]]:
         if path is None or path in seen:
             continue
         seen.add(path)
-        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-        if not isinstance(data, dict):
+        loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        if not isinstance(loaded, dict):
             continue
+        data = {str(k): v for k, v in loaded.items()}
         yield path, data
         todo += [d for d in data.get("defaults") or [] if isinstance(d, str) and d != "_self_"]
 

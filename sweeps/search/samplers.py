@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 
 from sweeps.store.quiet import quietly
-from trainer.registry import Registry
+from trainer.api import Registry
 
 
 @dataclass(frozen=True)

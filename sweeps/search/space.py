@@ -19,8 +19,7 @@ from typing import Any
 
 import optuna
 
-from trainer.errors import ConfigError
-from trainer.spec import Param
+from trainer.api import ConfigError, Param
 
 TYPES = ("float", "int", "categorical")
 TRANSFORMS = ("one_minus",)
@@ -53,19 +52,26 @@ class Dimension:
     transform: str | None = None
     when: Mapping[str, Any] = field(default_factory=dict)
 
+    def bounds(self) -> tuple[float, float]:
+        """low and high of a float or int range (parse_dimension sets both for those)."""
+        assert self.low is not None and self.high is not None, f"{self.name}: not a range"
+        return self.low, self.high
+
     def distribution(self) -> optuna.distributions.BaseDistribution:
+        if self.type == "categorical":
+            return optuna.distributions.CategoricalDistribution(self.choices)
+        low, high = self.bounds()
         if self.type == "float":
-            return optuna.distributions.FloatDistribution(self.low, self.high, log=self.log)
-        if self.type == "int":
-            return optuna.distributions.IntDistribution(int(self.low), int(self.high), log=self.log)
-        return optuna.distributions.CategoricalDistribution(self.choices)
+            return optuna.distributions.FloatDistribution(low, high, log=self.log)
+        return optuna.distributions.IntDistribution(int(low), int(high), log=self.log)
 
     def suggest(self, trial: optuna.Trial) -> Any:
+        if self.type == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        low, high = self.bounds()
         if self.type == "float":
-            return trial.suggest_float(self.name, self.low, self.high, log=self.log)
-        if self.type == "int":
-            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_categorical(self.name, list(self.choices))
+            return trial.suggest_float(self.name, low, high, log=self.log)
+        return trial.suggest_int(self.name, int(low), int(high), log=self.log)
 
     def config_value(self, raw: Any) -> Any:
         return 1.0 - raw if self.transform == "one_minus" else raw
@@ -138,6 +144,7 @@ def parse_dimension(path: str, name: str, spec: Any) -> Dimension:
             raise ConfigError(f"{where}.{bound}", value, "must be a finite number")
         if kind == "int" and int(value) != value:
             raise ConfigError(f"{where}.{bound}", value, "must be an integer for type int")
+    assert isinstance(low, int | float) and isinstance(high, int | float)  # checked just above
     if low >= high:
         raise ConfigError(f"{where}.low", low, f"must be < high ({high})")
     if log and low <= 0:
@@ -225,7 +232,7 @@ def to_overrides(values: Mapping[str, Any], base: Mapping[str, Any]) -> list[str
 
     Group choices come first so that the values after them land in the chosen option.
     """
-    from trainer.compose import override_value
+    from trainer.api import override_value
 
     groups = [f"{k}={v}" for k, v in values.items() if k in GROUP_KEYS]
     lists: dict[str, list[Any]] = {}

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweeps.search.space import SearchSpace
-from trainer.config import GROUPS
-from trainer.spec import Param, count, flag, one_of
-from trainer.tasks import CLASSIFICATION, Task
+from trainer.api import CLASSIFICATION, GROUPS, Param, Task, count, flag, one_of
 
 SWEEP_CONFIG = "sweeps"
 

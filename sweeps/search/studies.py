@@ -18,8 +18,7 @@ from sweeps.search import boundary
 from sweeps.store import urls
 from sweeps.store.quiet import quietly
 from sweeps.store.storages import open_storage
-from trainer.errors import UserError
-from trainer.tasks import TASKS, Task
+from trainer.api import TASKS, Task, UserError
 
 if TYPE_CHECKING:  # the read-only commands import this module: keep torch out of it
     from sweeps.search.spec import SweepSpec
@@ -39,7 +38,7 @@ NEUTRAL_KEYS = {"trainer.progress", "trainer.threads", "trainer.output_dir", "tr
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any],
                  skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
-    from trainer.compose import flatten
+    from trainer.api import flatten
 
     a, b = flatten(old), flatten(new)
     return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} now"
@@ -83,9 +82,7 @@ def check_compatible(storage: optuna.storages.BaseStorage, spec: SweepSpec) -> N
 def _today(base: Mapping[str, Any]) -> Any:
     """A stored base config in today's shape (one of an earlier release has no `_target_`s
     and no defaults filled in), so that only real differences refuse a resumed launch."""
-    from trainer.compose import GROUPS
-    from trainer.dataset_keys import with_defaults
-    from trainer.legacy import upgrade
+    from trainer.api import GROUPS, upgrade, with_defaults
 
     if not all(isinstance(base.get(g), Mapping) for g in ("trainer", *GROUPS)):
         return base
@@ -213,7 +210,7 @@ def use_recorded_config_dir(studies: Sequence[optuna.Study]) -> str | None:
     it exists here; returns the recorded one (None: the sweep has none)."""
     from pathlib import Path
 
-    from trainer import config_dir
+    from trainer.api import config_dir
 
     recorded = latest_attrs(studies).get("config_dir") if studies else None
     if recorded and config_dir.current() is None and Path(recorded).is_dir():

@@ -9,8 +9,7 @@ from typing import Any
 from sweeps.search.load import compose_trainer
 from sweeps.search.space import GROUP_KEYS
 from sweeps.search.spec import StudySpec, SweepSpec
-from trainer.config import validate
-from trainer.errors import ConfigError
+from trainer.api import ConfigError, validate
 
 
 class TrialConfigs:

@@ -26,13 +26,18 @@ from sweeps.search.spec import (
     TRACKING_PARAMS,
     TRACKING_WRITERS,
 )
-from trainer.config import TRAINER_PARAMS
-from trainer.dataset_keys import DATASET_PARAMS, RESERVED
-from trainer.errors import ConfigError, UserError
-from trainer.models import model_params
-from trainer.optim.factory import OPTIMIZERS
-from trainer.schedules import SCHEDULES
-from trainer.spec import Param, check_section
+from trainer.api import (
+    DATASET_PARAMS,
+    OPTIMIZERS,
+    RESERVED,
+    SCHEDULES,
+    TRAINER_PARAMS,
+    ConfigError,
+    Param,
+    UserError,
+    check_section,
+    model_params,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -134,9 +139,9 @@ def _check_dimension(path: str, dim: Dimension, base: Mapping[str, Any], optimiz
             raise ConfigError(f"{path}.{dim.name}.type", dim.type,
                               f"must be categorical to choose the {dim.key} option")
         if dim.key in ("schedule", "optimizer"):
-            allowed = {"schedule": SCHEDULES, "optimizer": OPTIMIZERS}[dim.key].names()
+            allowed = (SCHEDULES if dim.key == "schedule" else OPTIMIZERS).names()
         else:  # the options in the config search path: bundled and the user's config dir
-            from trainer.compose import group_options
+            from trainer.api import group_options
 
             allowed = group_options(dim.key)
         for choice in dim.choices:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from sweeps.store.urls import connect_args, is_database, journal_path, redact, sqlalchemy_url
-from trainer.errors import UserError
+from trainer.api import UserError
 
 TABLE = "studies"  # the table every Optuna schema has
 HEAD = 64 * 1024  # enough of a journal's first line to tell a log entry

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 
 from sweeps.store.urls import journal_path
-from trainer.errors import UserError
+from trainer.api import UserError
 
 
 def open_journal(url: str, heal: bool = True) -> optuna.storages.JournalStorage:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sweeps.store import resilient
 from sweeps.store.urls import connect_args, is_database, journal_path, libpq_url
-from trainer.errors import UserError
+from trainer.api import UserError
 
 
 def _lock_id(key: str) -> int:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import UserError
+from trainer.api import UserError
 
 _DB_URL = re.compile(r"^[a-z][a-z0-9+]*://", re.IGNORECASE)
 

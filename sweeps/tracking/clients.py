@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.store.urls import redact
-from trainer.errors import UserError
-from trainer.writable import check_writable
+from trainer.api import UserError, check_writable
 
 log = logging.getLogger("sweeps")
 
@@ -25,7 +24,7 @@ def resolve_uri(uri: str | None) -> str:
         return uri
     import mlflow  # ~1 s to import: only when MLflow must pick its default
 
-    mlflow.set_tracking_uri(None)  # reset, so MLflow picks its default for this directory
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets it: MLflow's default here
     return mlflow.get_tracking_uri()
 
 

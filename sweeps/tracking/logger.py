@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sweeps.tracking.run_writes import RunRef, _op_artifacts, _op_write
 from sweeps.tracking.writer import Background
-from trainer.callbacks import Callback, RunInfo
+from trainer.api import Callback, RunInfo
 
 if TYPE_CHECKING:
-    from trainer.result import FitResult
+    from trainer.api import FitResult
 
 
 FLUSH_EVERY_S = 2.0  # a trial's curves go to MLflow at most this often (and at its end)

@@ -27,7 +27,7 @@ SAMPLED = "hp."  # sorts before optimizer.*, schedule.*, trainer.*: the UI's def
 
 def flat_params(d: Mapping[str, Any]) -> dict[str, str]:
     """MLflow params: flattened keys, values as text, passwords redacted, within MLflow's limit."""
-    from trainer.compose import flatten
+    from trainer.api import flatten
 
     return {k: redact(str(v))[:6000] for k, v in flatten(d).items()}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.tracking import clients
+from trainer.api import main_not_rerun
 
 UPLOAD_TIMEOUT_S = 120.0  # a few small files; past this the report says so and goes on
 
@@ -61,7 +62,8 @@ class ReportUploader:
             self._conn, theirs = ctx.Pipe()
             self._proc = ctx.Process(target=_serve, args=(theirs, uri), daemon=True,
                                      name="sweeps-report-upload")
-            self._proc.start()
+            with main_not_rerun():  # the helper needs nothing of the parent's main script
+                self._proc.start()
             theirs.close()
         except OSError:  # no helper: log in-process
             self._proc = None

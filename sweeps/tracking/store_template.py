@@ -33,7 +33,7 @@ def _template() -> Path | None:
     """The empty migrated store of this MLflow version, made now if there is none yet."""
     from importlib.metadata import version
 
-    from trainer.compose_cache import cache_dir
+    from trainer.api import cache_dir
 
     path = cache_dir() / "mlflow" / f"empty-{version('mlflow-skinny')}.db"
     if path.is_file():

@@ -8,7 +8,7 @@ import shutil
 import sys
 from typing import Any
 
-from trainer.errors import UserError
+from trainer.api import UserError
 
 UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # a variable the user set wins
 

@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from sweeps.tracking import outage
+from trainer.api import main_not_rerun
 
 log = logging.getLogger("sweeps")
 PARENT_POLL_S = 0.5
@@ -39,7 +40,8 @@ def start(sql_store: bool = True) -> tuple[ProcessPoolExecutor, Any] | None:
         flag = ctx.Value("b", 0, lock=False)
         pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=_init,
                                    initargs=(os.getpid(), flag))
-        pool.submit(_import_mlflow, sql_store)  # start it now: it imports while the worker warms up
+        with main_not_rerun():  # the child needs nothing of the parent's main script
+            pool.submit(_import_mlflow, sql_store)  # start it now: it imports while the worker warms up
         return pool, flag
     except Exception as err:  # e.g. a sandbox without process creation
         log.warning("no MLflow writer process (%s); writing from a thread", err)
@@ -66,7 +68,7 @@ def _import_mlflow(sql_store: bool) -> None:
 
 
 def _init(parent: int, flag: Any) -> None:
-    from trainer.startup import skip_exit_gc
+    from trainer.api import skip_exit_gc
 
     skip_exit_gc()
     # Ctrl-C and SIGTERM are the worker's to act on: a scheduler's stop (Slurm's scancel, a

@@ -38,7 +38,7 @@ class OptimInfo:
     @property
     def cls(self) -> type[Optimizer]:
         module, _, name = self.cls_path.rpartition(".")
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), name)
 
 
 OPTIMIZERS: Registry[OptimInfo] = Registry("optimizer.name")

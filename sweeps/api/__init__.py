@@ -1,0 +1,8 @@
+"""The Python API: what `import sweeps` gives a notebook or a script.
+
+`launch` runs a sweep like `sweeps launch` (`launching`); `open` finds one in a storage; a
+`Sweep` (`handle`) answers `status()`, `trials()`, `best()`, `confirm()`, `report()` and
+`reproduce()` with pandas DataFrames (`frames`) and result objects (`results`; the report
+and reproduction calls in `reporting`), and raises one hierarchy of errors (`errors`).
+The CLI prints what these return. May import `run` and every package below it.
+"""
