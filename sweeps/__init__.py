@@ -5,6 +5,7 @@ As a library::
     import sweeps
 
     sweep = sweeps.launch("quick", {"sweep.n_trials": 8})   # blocks like `sweeps launch`
+    run = sweeps.start("quick")                              # or runs beside you: run.wait()
     sweep.trials()                                           # a pandas DataFrame
     sweep.confirm(seeds=5)
     report = sweep.report()                                  # report.ranking, report.pairs
@@ -26,6 +27,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sweeps.api.background import Launch, start
     from sweeps.api.errors import ConfigError, SweepFailed, UserError
     from sweeps.api.handle import Sweep
     from sweeps.api.handle import open_sweep as open  # `sweeps.open`, as designed
@@ -33,14 +35,15 @@ if TYPE_CHECKING:
     from sweeps.api.results import Report, Reproduction
 
 _EXPORTS = {"launch": ("sweeps.api.launching", "launch"), "open": ("sweeps.api.handle", "open_sweep"),
+            "start": ("sweeps.api.background", "start"), "Launch": ("sweeps.api.background", "Launch"),
             "Sweep": ("sweeps.api.handle", "Sweep"), "Report": ("sweeps.api.results", "Report"),
             "Reproduction": ("sweeps.api.results", "Reproduction"),
             "UserError": ("sweeps.api.errors", "UserError"),
             "ConfigError": ("sweeps.api.errors", "ConfigError"),
             "SweepFailed": ("sweeps.api.errors", "SweepFailed")}
 
-__all__ = ["ConfigError", "Report", "Reproduction", "Sweep", "SweepFailed", "UserError", "launch",
-           "open"]
+__all__ = ["ConfigError", "Launch", "Report", "Reproduction", "Sweep", "SweepFailed", "UserError",
+           "launch", "open", "start"]
 
 
 def __getattr__(name: str) -> Any:

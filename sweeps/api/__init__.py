@@ -1,6 +1,7 @@
 """The Python API: what `import sweeps` gives a notebook or a script.
 
-`launch` runs a sweep like `sweeps launch` (`launching`); `open` finds one in a storage; a
+`launch` runs a sweep like `sweeps launch` (`launching`), `start` beside the caller
+(`background`); `open` finds one in a storage; a
 `Sweep` (`handle`) answers `status()`, `trials()`, `best()`, `confirm()`, `report()` and
 `reproduce()` with pandas DataFrames (`frames`) and result objects (`results`; the report
 and reproduction calls in `reporting`), and raises one hierarchy of errors (`errors`).

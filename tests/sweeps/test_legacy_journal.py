@@ -70,3 +70,29 @@ def test_a_journal_of_the_earlier_release_opens_resumes_and_reproduces(workdir: 
         for old, new in zip(trials, after[name][:2], strict=True):
             assert (new.number, new.params, new.value) == (old.number, old.params, old.value)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for ts in after.values() for t in ts)
+
+
+def test_the_python_api_opens_the_journal_of_the_earlier_release(tmp_path: Path) -> None:
+    """`sweeps.open` on the earlier release's journal: the same trials, values and confirm
+    runs the CLI shows above, as tables; reading writes nothing."""
+    import hashlib
+
+    import sweeps
+
+    journal = tmp_path / "sweeps.journal"
+    shutil.copy(FIXTURE, journal)
+    digest = hashlib.sha256(journal.read_bytes()).hexdigest()
+    sweep = sweeps.open(storage=str(journal))
+    assert sweep.name == "quick"
+    trials = sweep.trials()
+    assert sorted(trials["study"].unique()) == ["quick.adam", "quick.sgd"] and len(trials) == 4
+    assert set(trials["state"]) == {"complete"}
+    status = sweep.status().set_index("study")
+    assert round(status.loc["quick.sgd", "best_value"], 4) == 0.69
+    assert round(status.loc["quick.adam", "best_value"], 4) == 0.7867
+    best = sweep.best()
+    assert best.iloc[0]["optimizer"] == "adam" and best["seeds"].tolist() == [2, 2]
+    assert len(sweep.confirm_runs()) == 4
+    with pytest.raises(sweeps.UserError, match="no sweep 'nosuch'"):
+        sweeps.open("nosuch", storage=str(journal))
+    assert hashlib.sha256(journal.read_bytes()).hexdigest() == digest
