@@ -9,7 +9,7 @@ the same functions, so the pages cannot drift from what the code accepts.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,47 +120,51 @@ def _dataset() -> str:
     return "\n".join(out)
 
 
+def _options_of(group: str, intro: str,
+                describe: Callable[[str, dict[str, Any]], tuple[str, Mapping[str, Any]]]) -> str:
+    """A group's section: per bundled option, its description and its keys' table.
+    `describe(option, file)` gives the option's sentence and its key table."""
+    out = [f"## {group}\n", intro]
+    for option in options(group):
+        data = option_file(group, option)
+        text, params = describe(option, data)
+        out.append(f"### `{group}={option}`\n\n{text}\n")
+        out.append(table((f"{group}.{k}", p, data.get(k), k in data) for k, p in params.items()))
+    return "\n".join(out)
+
+
 def _model() -> str:
     from trainer.models import BUNDLED
 
-    out = ["## model\n", "A bundled model, or your own `_target_` (its keyword arguments are its "
-           "keys; the trainer passes `in_shape` and `num_outputs` where the signature takes them).\n"]
-    for option in options("model"):
-        data = option_file("model", option)
-        params = BUNDLED[data["_target_"]]
-        out.append(f"### `model={option}`\n\n{first_comment(CONF / 'model' / f'{option}.yaml')} "
-                   f"Calls `{data['_target_']}`.\n")
-        out.append(table((f"model.{k}", p, data.get(k), k in data) for k, p in params.items()))
-    return "\n".join(out)
+    return _options_of(
+        "model", "A bundled model, or your own `_target_` (its keyword arguments are its keys; the "
+        "trainer passes `in_shape` and `num_outputs` where the signature takes them).\n",
+        lambda option, data: (f"{first_comment(CONF / 'model' / f'{option}.yaml')} "
+                              f"Calls `{data['_target_']}`.", BUNDLED[data["_target_"]]))
 
 
 def _optimizer() -> str:
     from trainer.optim.factory import OPTIMIZERS
 
-    out = ["## optimizer\n", "Every argument of the `torch.optim` class is a key; a key the chosen "
-           "optimizer does not take is an error, not ignored.\n"]
-    for option in options("optimizer"):
+    def describe(option: str, data: dict[str, Any]) -> tuple[str, Mapping[str, Any]]:
         info = OPTIMIZERS.get(option)
-        data = option_file("optimizer", option)
         pinned = ", ".join(f"`{k}={value(v).strip('`')}`" for k, v in info.pinned.items())
-        fixed = f" Fixed: {pinned}." if pinned else ""
-        out.append(f"### `optimizer={option}`\n\n{info.doc}: `{info.cls_path}`.{fixed}\n")
-        out.append(table((f"optimizer.{k}", p, data.get(k), k in data) for k, p in info.params.items()))
-    return "\n".join(out)
+        return f"{info.doc}: `{info.cls_path}`.{f' Fixed: {pinned}.' if pinned else ''}", info.params
+
+    return _options_of("optimizer", "Every argument of the `torch.optim` class is a key; a key the "
+                       "chosen optimizer does not take is an error, not ignored.\n", describe)
 
 
 def _schedule() -> str:
     from trainer.schedules import SCHEDULES
 
-    out = ["## schedule\n", "Each schedule also takes a linear warmup (`warmup_epochs`, "
-           "`warmup_start_factor`).\n"]
-    for option in options("schedule"):
+    def describe(option: str, data: dict[str, Any]) -> tuple[str, Mapping[str, Any]]:
         info = SCHEDULES.get(option)
-        data = option_file("schedule", option)
-        out.append(f"### `schedule={option}`\n\n{first_comment(CONF / 'schedule' / f'{option}.yaml')} "
-                   f"Steps per {'batch' if info.interval == 'step' else 'epoch'}.\n")
-        out.append(table((f"schedule.{k}", p, data.get(k), k in data) for k, p in info.params.items()))
-    return "\n".join(out)
+        return (f"{first_comment(CONF / 'schedule' / f'{option}.yaml')} "
+                f"Steps per {'batch' if info.interval == 'step' else 'epoch'}."), info.params
+
+    return _options_of("schedule", "Each schedule also takes a linear warmup (`warmup_epochs`, "
+                       "`warmup_start_factor`).\n", describe)
 
 
 def _sweep() -> str:
