@@ -48,6 +48,20 @@ _SECTIONS = ("sweep", "trainer", "search", "dataset", "model", "optimizer", "sch
              "tracking", "launcher")
 
 
+def check_importable_targets(data: Mapping[str, Any]) -> None:
+    """A `_target_` in the caller's main script (a notebook cell, `python script.py`) cannot be
+    imported by worker processes, which run every trial of a sweep: say so before anything
+    starts, instead of failing in each worker."""
+    for key, section in (("model", data.get("model")), ("dataset", data.get("dataset")),
+                         ("trainer.loss", (data.get("trainer") or {}).get("loss"))):
+        target = section.get("_target_") if isinstance(section, Mapping) else None
+        if isinstance(target, str) and target.startswith("__main__."):
+            raise ConfigError(f"{key}._target_", target,
+                              "defined in your notebook or script, which the sweep's worker "
+                              "processes cannot import: move it into a module of your package "
+                              "and name it by that module's path")
+
+
 def check_sweep_section(sweep: dict[str, Any]) -> None:
     nested = [k for k in _SECTIONS if k in sweep and k not in SWEEP_PARAMS]
     if nested:

@@ -71,3 +71,20 @@ def test_the_error_path_composes_at_most_once_more(project: Path,  # noqa: F811
     err = compose_module._composition_error(
         Exception("Could not override 'trainer.nosuch'"), ["trainer.nosuch=1"], "sweeps", hints=False)
     assert str(err) == "trainer.nosuch='1': unknown key" and calls == []
+
+
+@pytest.mark.parametrize("override", ["model._target_=__main__.Net",
+                                      "trainer.loss={_target_: __main__.my_loss}"])
+def test_a_target_in_the_callers_main_script_is_refused_before_anything_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, override: str) -> None:
+    """Worker processes cannot import a class of a notebook cell or a script: one line that
+    says so, from the CLI and from the Python API alike, and nothing written."""
+    import sweeps
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["launch", override])
+    assert result.exit_code == 2
+    assert "worker processes cannot import: move it into a module of your package" in result.output
+    with pytest.raises(sweeps.ConfigError, match="cannot import: move it into a module"):
+        sweeps.launch("quick", [override])
+    assert not any(tmp_path.iterdir())
