@@ -204,10 +204,14 @@ def overrides_for(data: Mapping[str, Any], *, skip: Sequence[str] = ("trainer.ou
     from trainer.legacy import upgrade
 
     data = upgrade(data)
-    groups = [f"{g}={data[g]['name']}" for g in GROUPS]
+    # a section without a name is an object given in-process (sweeps.launch(model=Net)):
+    # no option of the group makes it, so its keys replace the group's default one by one
+    unnamed = [g for g in GROUPS if not data[g].get("name")]
+    groups = [f"{g}={data[g]['name']}" for g in GROUPS if g not in unnamed]
     defaults = upgrade(to_container(compose(groups)))  # filled in as validation fills them
     defaults["dataset"] = with_defaults(defaults["dataset"])
-    out = list(groups)
+    defaults.update({g: {} for g in unnamed})
+    out = [*groups, *(f"~{g}" for g in unnamed)]
 
     def walk(new: Any, old: Any, prefix: str) -> None:
         if isinstance(new, Mapping) and isinstance(old, Mapping):

@@ -1,6 +1,7 @@
 """The Python API: what `import sweeps` gives a notebook or a script.
 
-`launch` runs a sweep like `sweeps launch` (`launching`), `start` beside the caller
+`launch` runs a sweep like `sweeps launch` (`launching`; with `workers=0`, and Python
+objects as model or data, in the calling process: `in_process`), `start` beside the caller
 (`background`); `open` finds one in a storage; a
 `Sweep` (`handle`) answers `status()`, `trials()`, `best()`, `confirm()`, `report()` and
 `reproduce()` with pandas DataFrames (`frames`) and result objects (`results`; the report

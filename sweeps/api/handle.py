@@ -89,13 +89,17 @@ class Sweep:
                 yes: bool = False, progress: bool = False) -> pd.DataFrame:
         """Re-run each optimizer's top `top` configurations with `seeds` new seeds, paired
         across optimizers (`sweeps confirm`); returns the confirm runs. Runs already done are
-        reused; `workers=0` only queues them for `sweeps worker`."""
+        reused. `workers`: local worker processes (default: the sweep's), or `0` to run them
+        in this process (a sweep of Python objects launched with `workers=0` needs that)."""
+        from sweeps.api.in_process import run_here
         from sweeps.run.confirm import confirm as run_confirm
 
         console = console_for(progress)
         studies = self.studies()
         check_code(run_confirm(self.name, studies, self.storage, self.tracking_uri, seeds, top,
                                workers, console, yes=yes), console, f"sweeps confirm {self.name}")
+        if workers == 0:
+            run_here(self.storage, self.name, self.tracking_uri, ("confirm",), quiet=not progress)
         return self.confirm_runs()
 
     def report(self, out: str | Path | None = None, *, target: float | None = None,

@@ -1,17 +1,19 @@
 """`sweeps.launch(...)`: the `sweeps launch` command as a function call.
 
 It blocks like the command: it validates everything, creates or resumes the studies and runs
-the local workers (processes) to the budget, then returns the `Sweep`. Models and datasets
-are named by `_target_` in a config dir, as for the command: the workers are separate
-processes and import them by path.
+the trials to the budget, then returns the `Sweep`. With worker processes (the default, as
+for the command) models and datasets are named by `_target_` in a config dir; with
+`workers=0` the trials run in the calling process, and `model=`, `dataset=` and `loss=` may
+be Python objects defined right there (`in_process`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sweeps.api.errors import SweepFailed, UserError
 from sweeps.api.handle import Sweep, check_code, console_for, use_config_dir
 
 
@@ -41,23 +43,42 @@ def as_overrides(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[st
 
 
 def launch(sweep: str = "quick", overrides: Mapping[str, Any] | Sequence[str] | None = None, *,
-           config_dir: str | Path | None = None, workers: int | None = None,
-           progress: bool = False) -> Sweep:
+           model: Callable[..., Any] | None = None, dataset: Callable[..., Any] | None = None,
+           loss: Callable[..., Any] | None = None, config_dir: str | Path | None = None,
+           workers: int | None = None, progress: bool = False) -> Sweep:
     """Run the sweep `sweep` (a bundled one, or yours in `config_dir`) to its budget and
-    return it. `overrides` change any key (`{"sweep.n_trials": 8}`); `workers`: local worker
-    processes (`0`: create the sweep only, for `sweeps worker` elsewhere). `progress=True`
-    shows the live table; otherwise nothing is printed. Raises `UserError` on bad input
-    (nothing written) and `SweepFailed` where the command exits 1."""
+    return it. `overrides` change any key (`{"sweep.n_trials": 8}`). `workers`: local worker
+    processes (default: the sweep's `sweep.workers`), or `0` to run the trials in this process.
+    `model`, `dataset`, `loss`: a class or function of yours that builds the model, returns the
+    data, or builds the loss (a class like `torch.nn.HuberLoss`); they need `workers=0`, the default
+    when one is given, unless their module imports in other processes too. Start from the
+    sweep `base` for them. `progress=True` shows the live table; otherwise nothing is printed.
+    Raises `UserError` on bad input (nothing written) and `SweepFailed` where the command
+    exits 1."""
+    from sweeps.api import in_process
     from sweeps.run.launch import launch as run_launch
     from trainer.api import compose
 
+    objects = {"model": model, "dataset": dataset, "loss": loss}
+    if any(obj is not None for obj in objects.values()) and workers is None:
+        workers = 0  # the objects are in this process
     if config_dir is not None:
         use_config_dir(config_dir)
-    args = [f"sweep={sweep}", *as_overrides(overrides)]
+    args = [f"sweep={sweep}", *in_process.object_overrides(objects),
+            *in_process.with_object_keys(as_overrides(overrides), objects)]
     if workers is not None:
+        if workers < 0:
+            raise UserError(f"workers={workers}: must be >= 0 (0: the trials run in this process)")
         args.append(f"sweep.workers={workers}")
     console = console_for(progress)
     check_code(run_launch(args, console), console, f"sweeps launch {' '.join(args)}")
     cfg = compose(args, "sweeps")
-    tracking = cfg.tracking.uri
-    return Sweep(str(cfg.sweep.name), str(cfg.storage.url), None if tracking is None else str(tracking))
+    tracking = None if cfg.tracking.uri is None else str(cfg.tracking.uri)
+    result = Sweep(str(cfg.sweep.name), str(cfg.storage.url), tracking)
+    if workers == 0:
+        in_process.run_here(result.storage, result.name, tracking, ("search",), quiet=not progress)
+        in_process.close_parent(result.studies(), tracking)
+        if result.status()["complete"].sum() == 0:
+            raise SweepFailed(f"no trial of sweep {result.name} completed: see Sweep.trials() for "
+                              "why (each trial's state, and the failure reasons)")
+    return result

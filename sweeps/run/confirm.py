@@ -22,6 +22,7 @@ from sweeps.search import confirm_jobs
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
 from sweeps.search.spec import MAX_WORKERS, SweepSpec
+from sweeps.search.validate import check_for_processes
 from sweeps.store import urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients
@@ -91,6 +92,8 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
     clients.check_reachable(uri)
     spec = load_sweep(latest.get("sweep_overrides", []))
     n_workers = spec.workers if workers is None else workers
+    if n_workers > 0:
+        check_for_processes(spec)  # a class of the caller's script cannot reach a worker process
     check_size(studies, len(plan.missing), n_workers, yes)
 
     confirm_study = confirm_jobs.open_or_create(storage, name, studies)

@@ -26,6 +26,7 @@ from sweeps.search import budget as study_budget
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
 from sweeps.search.spec import SweepSpec
+from sweeps.search.validate import check_for_processes
 from sweeps.store import existing, locks, urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
@@ -134,6 +135,8 @@ def launch(overrides: Sequence[str], console: Console | None = None, detach: boo
     console = console or Console()
     spec = load_sweep(overrides)
     slurm = spec.launcher["name"] == "slurm"
+    if slurm or spec.workers > 0:
+        check_for_processes(spec)  # a class of the caller's script cannot reach a worker process
     if detach and not slurm:
         raise UserError("--detach: only with launcher=slurm (a local launch's workers are "
                         "processes of the launch itself)")

@@ -27,6 +27,7 @@ from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
 from sweeps.search.samplers import build_pruner, build_sampler
 from sweeps.search.spec import SweepSpec
+from sweeps.search.validate import check_for_processes
 from sweeps.store import existing, urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
@@ -189,8 +190,10 @@ def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index:
                 only = study
             else:  # NAME.confirm: only the sweep's queued confirm runs
                 kinds = (CONFIRM,)
-    return Worker(storage_url, sweep_name, only_study=only, index=index, tracking_uri=tracking_uri,
-                  output_root=output_dir, quiet=False, storage_cfg=dict(storage_cfg), kinds=kinds)
+    worker = Worker(storage_url, sweep_name, only_study=only, index=index, tracking_uri=tracking_uri,
+                    output_root=output_dir, quiet=False, storage_cfg=dict(storage_cfg), kinds=kinds)
+    check_for_processes(worker.spec)  # a class of the launching script does not import here
+    return worker
 
 
 WRITER_READY_S = 30.0  # the longest a worker's warm-up waits for its MLflow writer process

@@ -17,7 +17,6 @@ from sweeps.search.space import Dimension, SearchSpace
 from sweeps.search.spec import DEFAULT_SWEEP, SWEEP_CONFIG, TRAINER_SECTIONS, StudySpec, SweepSpec
 from sweeps.search.validate import (
     build_space,
-    check_importable_targets,
     check_patience,
     check_stores,
     check_sweep_section,
@@ -67,7 +66,6 @@ def load_sweep(overrides: Sequence[str] = ()) -> SweepSpec:
     sweep = dict(sweep)
     check_sweep_section(sweep)
     check_packaging(data)
-    check_importable_targets(data)
     search = data.get("search") or {}
     check_stores(data)
     tracking = (data.get("tracking") or {}).get("uri")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweeps.search.samplers import PRUNERS, SAMPLERS
@@ -25,6 +25,7 @@ from sweeps.search.spec import (
     SWEEP_PARAMS,
     TRACKING_PARAMS,
     TRACKING_WRITERS,
+    SweepSpec,
 )
 from trainer.api import (
     DATASET_PARAMS,
@@ -48,18 +49,27 @@ _SECTIONS = ("sweep", "trainer", "search", "dataset", "model", "optimizer", "sch
              "tracking", "launcher")
 
 
-def check_importable_targets(data: Mapping[str, Any]) -> None:
+def check_for_processes(spec: SweepSpec) -> None:
+    """`check_importable_targets` over every study's trainer config (each optimizer's in joint
+    mode): before a launch, a confirm or `sweeps worker` starts worker processes."""
+    check_importable_targets([s.base for s in spec.studies]
+                             + [b for s in spec.studies for b in s.bases.values()])
+
+
+def check_importable_targets(bases: Sequence[Mapping[str, Any]]) -> None:
     """A `_target_` in the caller's main script (a notebook cell, `python script.py`) cannot be
-    imported by worker processes, which run every trial of a sweep: say so before anything
-    starts, instead of failing in each worker."""
-    for key, section in (("model", data.get("model")), ("dataset", data.get("dataset")),
-                         ("trainer.loss", (data.get("trainer") or {}).get("loss"))):
-        target = section.get("_target_") if isinstance(section, Mapping) else None
-        if isinstance(target, str) and target.startswith("__main__."):
-            raise ConfigError(f"{key}._target_", target,
-                              "defined in your notebook or script, which the sweep's worker "
-                              "processes cannot import: move it into a module of your package "
-                              "and name it by that module's path")
+    imported by worker processes: say so before one starts, instead of failing in each. (The
+    Python API runs such a sweep's trials in the calling process, where it imports.)"""
+    for data in bases:
+        for key, section in (("model", data.get("model")), ("dataset", data.get("dataset")),
+                             ("trainer.loss", (data.get("trainer") or {}).get("loss"))):
+            target = section.get("_target_") if isinstance(section, Mapping) else None
+            if isinstance(target, str) and target.startswith("__main__."):
+                raise ConfigError(f"{key}._target_", target,
+                                  "defined in your notebook or script, which the sweep's worker "
+                                  "processes cannot import: move it into a module of your "
+                                  "package, or run the trials in that process (sweeps.launch "
+                                  "with workers=0)")
 
 
 def check_sweep_section(sweep: dict[str, Any]) -> None:
