@@ -26,31 +26,11 @@ os.environ.setdefault("SWEEPS_BENCH_RESULTS", os.path.join(
     os.environ.get("TMPDIR", "/tmp"), f"sweeps-bench-results-{os.getpid()}"))
 
 
-# The longest tests (minutes on 2 cores): started first, so that the two test processes
-# finish together instead of one of them running a long test alone at the end.
-LONGEST = ("tests/sweeps/test_slurm.py", "tests/docs/test_runnable.py",
-           "tests/sweeps/test_chaos.py", "tests/examples/test_examples.py::test_image_folder",
-           "tests/sweeps/test_e2e.py::test_ctrl_c_during_confirm",
-           "tests/test_growth.py::test_the_budget_lock")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest tests first, then the other slow ones, then the fast ones (each group in
-    its own order): the scheduling that lets two processes end at about the same time.
-
-    Under `make mutate` (mutmut sets MUTANT_UNDER_TEST), run a mutant's tests quickest
+    """Under `make mutate` (mutmut sets MUTANT_UNDER_TEST), run a mutant's tests quickest
     first, by the durations mutmut measured: with `-x` a mutant then dies at its cheapest
     failing test instead of after an 8 s end-to-end one. The verdicts are the same."""
-    if not os.environ.get("MUTANT_UNDER_TEST"):
-        def rank(item: pytest.Item) -> tuple[int, int]:
-            for i, prefix in enumerate(LONGEST):  # a whole module stays together (its fixtures)
-                if item.nodeid.startswith(prefix):
-                    return 0, i
-            return (1 if item.get_closest_marker("slow") is not None else 2), 0
-
-        items.sort(key=rank)
-        return
-    if len(items) < 2:
+    if not os.environ.get("MUTANT_UNDER_TEST") or len(items) < 2:
         return
     import json
     from pathlib import Path
