@@ -93,3 +93,17 @@ def test_a_target_in_the_callers_main_script_is_refused_before_workers_start(
                        r"module of your package, or run the trials in that process"):
         sweeps.launch("quick", [override], workers=1)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("override", "line"), [
+    ("+storage.foo=1", "storage.foo=1: unknown key; allowed: grace_period, heartbeat_interval, "
+                       "patience_s, shared_fs, url"),
+    ("storage.heartbeat_interval=0", "storage.heartbeat_interval=0: must be an integer >= 1"),
+    ("tracking.patience_s=-1", "tracking.patience_s=-1: must be a number >= 0")])
+def test_a_bad_storage_or_tracking_key_is_one_line_and_nothing_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, override: str, line: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["launch", override])
+    assert result.exit_code == 2
+    assert f"error: {line}" in result.output
+    assert not any(tmp_path.iterdir())
