@@ -28,7 +28,7 @@ from _common import launch
 
 from sweeps.search import confirm_jobs
 from sweeps.store.storages import open_storage
-from trainer.compose import overrides_for
+from trainer.config.compose import overrides_for
 
 
 def _env() -> dict[str, str]:

@@ -104,7 +104,7 @@ def per_trial_costs(url: str, name: str, claims: int) -> tuple[float, float]:
     """Median seconds to claim a trial and to sample its parameters, on the worker's objects."""
     from sweeps.run.worker import Worker
 
-    worker = Worker(url, name, quiet=True)
+    worker = Worker.connect(url, name, quiet=True)
     spec = worker.spec.study(worker.studies[0].study_name)
     rng = random.Random(1)
     claim_s, sample_s = [], []

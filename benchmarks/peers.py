@@ -108,7 +108,7 @@ def _warm_up(spec: Any) -> None:
     first optimizer step imports), so that the trials span of every tool is its trials."""
     import importlib
 
-    from trainer.data import make_splits
+    from trainer.data.prepare import make_splits
     from trainer.loop import resolve_device
 
     importlib.import_module("torch._dynamo")

@@ -52,7 +52,7 @@ def main() -> None:
                "search.common.schedule.choices=[cosine]", "search.common.batch_size.choices=[128]",
                f"model={args.model}", *(["model.width=128"] if args.model == "mlp" else []))
         os.chdir(cwd)
-        worker = Worker(str(cwd / "sweeps.journal"), "quick", quiet=True, threads=args.threads)
+        worker = Worker.connect(str(cwd / "sweeps.journal"), "quick", quiet=True, threads=args.threads)
         (study,) = worker.studies
         worker.warm_up()  # as `sweeps worker` does: data, imports, the MLflow writer process
         worker.runner.run_trial(*worker.claims._next_trial())  # type: ignore[misc]

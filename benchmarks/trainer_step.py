@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from trainer_vs_dataloader import LR, MOMENTUM, TRAIN, VAL, matmul_flops, write_dataset
 
 from trainer import fit, load_config
-from trainer.config import validate
-from trainer.data import iterate_batches, make_splits
+from trainer.data.prepare import iterate_batches, make_splits
 from trainer.loop import seed_everything
 from trainer.models import build_model
 from trainer.optim import build_optimizer
+from trainer.validation import validate
 
 TARGET = 0.10  # the trainer's epoch within 10 % of the bare loop's
 

@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 from trainer import fit, load_config
-from trainer.data import split_indices
-from trainer.dataset_files import write_mnist
+from trainer.data.files import write_mnist
+from trainer.data.prepare import split_indices
 
 TRAIN, VAL, LR, MOMENTUM = 60_000, 5_000, 0.05, 0.9
 MEAN, STD = 0.1307, 0.3081

@@ -84,7 +84,7 @@ def digits(rows: int, as_dataset: bool = False) -> dict:
 def trainer_epoch(dataset: dict, workers: int, batch: int = BATCH, epochs: int = 1) -> float:
     """Seconds per training epoch through `fit` (its `time/epoch_s`, averaged)."""
     from trainer import fit, load_config
-    from trainer.config import validate
+    from trainer.validation import validate
 
     cfg = validate(load_config([
         "model=mlp", "model.width=256", "optimizer=momentum", f"optimizer.lr={LR}",

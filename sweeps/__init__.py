@@ -10,6 +10,7 @@ As a library::
     sweep.confirm(seeds=5)
     report = sweep.report()                                  # report.ranking, report.pairs
     sweeps.open("quick").reproduce("best").identical
+    sweeps.work("quick")                                     # join it, as `sweeps worker` does
 
 One package per job, in layers (each may import only those below it; checked by
 import-linter, see pyproject.toml): `cli` (the `sweeps` command) > `api` (this library) >
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from sweeps.api.handle import open_sweep as open  # `sweeps.open`, as designed
     from sweeps.api.launching import launch
     from sweeps.api.results import Report, Reproduction
+    from sweeps.api.working import work
 
 _EXPORTS = {"launch": ("sweeps.api.launching", "launch"), "open": ("sweeps.api.handle", "open_sweep"),
             "start": ("sweeps.api.background", "start"), "Launch": ("sweeps.api.background", "Launch"),
@@ -40,10 +42,10 @@ _EXPORTS = {"launch": ("sweeps.api.launching", "launch"), "open": ("sweeps.api.h
             "Reproduction": ("sweeps.api.results", "Reproduction"),
             "UserError": ("sweeps.api.errors", "UserError"),
             "ConfigError": ("sweeps.api.errors", "ConfigError"),
-            "SweepFailed": ("sweeps.api.errors", "SweepFailed")}
+            "SweepFailed": ("sweeps.api.errors", "SweepFailed"), "work": ("sweeps.api.working", "work")}
 
 __all__ = ["ConfigError", "Launch", "Report", "Reproduction", "Sweep", "SweepFailed", "UserError",
-           "launch", "open", "start"]
+           "launch", "open", "start", "work"]
 
 
 def __getattr__(name: str) -> Any:

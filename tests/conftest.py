@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings
 from omegaconf import DictConfig
 
-from trainer.config import load_config
+from trainer.validation import load_config
 
 from .servers import mlflow_server as start_mlflow_server
 
@@ -56,17 +56,14 @@ TINY = [
 
 
 @pytest.fixture(autouse=True)
-def _no_config_dir_left_behind() -> Iterator[None]:
-    """`--config-dir` sets SWEEPS_CONFIG_DIR for the process (its workers inherit it): a test
-    that used one must not hand it to the next."""
+def _no_config_dir_through_the_environment() -> Iterator[None]:
+    """A config dir is passed as an argument past the command line, never written to
+    `SWEEPS_CONFIG_DIR` for later code (or the next test) to find: every test checks that."""
     import os
 
     before = os.environ.get("SWEEPS_CONFIG_DIR")
     yield
-    if before is None:
-        os.environ.pop("SWEEPS_CONFIG_DIR", None)
-    else:
-        os.environ["SWEEPS_CONFIG_DIR"] = before
+    assert os.environ.get("SWEEPS_CONFIG_DIR") == before, "the config dir went into the environment"
 
 
 @pytest.fixture

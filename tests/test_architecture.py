@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ("trainer knows nothing of the sweep layer, Optuna or MLflow",
              "sweeps layers: cli > api > run > report | tracking > search > store",
              "no import cycles among the modules of any package",
-             "sweeps uses the trainer only through trainer.api")
+             "sweeps uses the trainer only through trainer.api",
+             "trainer.config composes and validates configs without torch")
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -41,7 +42,7 @@ def test_the_import_contracts_hold() -> None:
 
 @pytest.mark.parametrize(("module", "line", "broken"), [
     ("trainer/errors.py", "import optuna", CONTRACTS[0]),
-    ("trainer/spec.py", "from sweeps.search import space", CONTRACTS[0]),
+    ("trainer/config/spec.py", "from sweeps.search import space", CONTRACTS[0]),
     ("sweeps/report/stats.py", "from sweeps.run import worker", CONTRACTS[1]),
     ("sweeps/tracking/clients.py", "from sweeps.run import trial", CONTRACTS[1]),
     ("sweeps/store/urls.py", "from sweeps.search import studies", CONTRACTS[1]),
@@ -50,6 +51,10 @@ def test_the_import_contracts_hold() -> None:
     ("trainer/callbacks.py", "from trainer import loop", CONTRACTS[2]),
     ("sweeps/report/stats.py", "from trainer.loop import fit", CONTRACTS[3]),
     ("sweeps/api/frames.py", "from trainer import errors", CONTRACTS[3]),
+    ("sweeps/run/worker.py", "from trainer.config import compose", CONTRACTS[3]),
+    ("trainer/config/spec.py", "import torch", CONTRACTS[4]),
+    ("trainer/config/compose.py", "from trainer.data import prepare", CONTRACTS[4]),
+    ("trainer/config/targets.py", "import numpy", CONTRACTS[4]),
 ])
 def test_a_wrong_import_breaks_its_contract(tmp_path: Path, module: str, line: str, broken: str) -> None:
     for part in ("sweeps", "trainer"):
@@ -106,10 +111,14 @@ def test_the_docs_map_and_each_package_docstring_name_every_module() -> None:
     (or in its package's docstring) is a room nobody will find."""
     page = (ROOT / "docs" / "explanation" / "architecture.md").read_text()
     table = page[page.index("## Map of the code"):page.index("## Where to look first")]
-    for init in sorted((ROOT / "sweeps").glob("*/__init__.py")):
+    top = next(line for line in table.splitlines() if line.startswith("| `trainer/` |"))
+    for module in sorted(p.stem for p in (ROOT / "trainer").glob("*.py") if p.stem[0] != "_"):
+        assert f"`{module}`" in top, f"the map row of trainer/ lacks `{module}`"
+    for init in sorted([*(ROOT / "sweeps").glob("*/__init__.py"), *(ROOT / "trainer").glob("*/__init__.py")]):
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
-        rows = [line for line in table.splitlines() if line.startswith(f"| `sweeps/{init.parent.name}/`")]
-        assert len(rows) == 1, f"no map row for sweeps/{init.parent.name}/"
+        room = f"{init.parent.parent.name}/{init.parent.name}/"
+        rows = [line for line in table.splitlines() if line.startswith(f"| `{room}`")]
+        assert len(rows) == 1, f"no map row for {room}"
         for module in sorted(p.stem for p in init.parent.glob("*.py") if p.stem != "__init__"):
             assert f"`{module}`" in doc, f"{init.relative_to(ROOT)} does not name `{module}`"
-            assert f"`{module}`" in rows[0], f"the map row of sweeps/{init.parent.name}/ lacks `{module}`"
+            assert f"`{module}`" in rows[0], f"the map row of {room} lacks `{module}`"

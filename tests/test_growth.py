@@ -44,7 +44,7 @@ def _rows_read_under_the_lock(tmp_path: Path, size: int, pg_url: str) -> tuple[i
     try:
         growth.grow(study, size)
         growth.launch(cwd, name, size + 5, pg_url, 0)
-        worker = Worker(pg_url, name, quiet=True)
+        worker = Worker.connect(pg_url, name, quiet=True)
         worker.claims.next_job()  # a running trial, as other workers' are
         seen = [0, 0]
 

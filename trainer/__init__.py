@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trainer.callbacks import Callback, RunInfo
-    from trainer.config import load_config
     from trainer.errors import ConfigError, UserError
     from trainer.loop import fit
     from trainer.result import FitResult
+    from trainer.validation import load_config
 
 _EXPORTS = {"Callback": "trainer.callbacks", "RunInfo": "trainer.callbacks",
-            "load_config": "trainer.config", "ConfigError": "trainer.errors",
+            "load_config": "trainer.validation", "ConfigError": "trainer.errors",
             "UserError": "trainer.errors", "FitResult": "trainer.result", "fit": "trainer.loop"}
 
 __all__ = ["Callback", "ConfigError", "FitResult", "RunInfo", "UserError", "fit", "load_config"]

@@ -10,6 +10,7 @@ against this machine (the device, a resume file, the output dir, the dataset:
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -17,9 +18,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
-from trainer import config_dir
-from trainer.config import load_config
+from trainer.config import user_dir
 from trainer.errors import UserError
+from trainer.validation import load_config
 
 err_console = Console(stderr=True)
 
@@ -33,7 +34,7 @@ def _fail(err: UserError) -> None:
 def _run(cfg: DictConfig) -> None:
     from omegaconf import OmegaConf
 
-    from trainer.compose import with_group_names
+    from trainer.config.compose import with_group_names
     from trainer.console import ConsoleReporter
     from trainer.loop import fit
 
@@ -56,26 +57,31 @@ def _run(cfg: DictConfig) -> None:
         sys.exit(130)
 
 
-def _preflight(argv: list[str]) -> None:
-    """Validate plain overrides (not other Hydra flags, hydra.* keys or multirun sweeps)."""
-    from trainer.targets import importable_from_cwd
-
-    importable_from_cwd()
-    given = config_dir.from_argv(argv)
+def _user_dir(argv: list[str]) -> Path | None:
+    """The command line's `--config-dir DIR`, else `$SWEEPS_CONFIG_DIR`."""
+    given = user_dir.from_argv(argv)
     try:
-        config_dir.use(given)
+        return user_dir.resolve(given) if given is not None else user_dir.from_env()
     except UserError as err:
         _fail(err)
-    config_dir.register()
-    argv = config_dir.without_flag(argv)
+        raise  # not reached: _fail exits
+
+
+def _preflight(argv: list[str], user: Path | None) -> None:
+    """Validate plain overrides (not other Hydra flags, hydra.* keys or multirun sweeps)."""
+    from trainer.config.targets import importable_from_cwd
+
+    importable_from_cwd()
+    argv = user_dir.without_flag(argv)
     if any(a.startswith("-") for a in argv):
         return
     overrides = [a for a in argv if not a.lstrip("+~").startswith(("hydra.", "hydra/"))]
     try:
-        from trainer.config import validate
         from trainer.run_checks import check_machine
+        from trainer.validation import validate
 
-        check_machine(validate(load_config(overrides)))  # before Hydra makes its run folder
+        # before Hydra makes its run folder
+        check_machine(validate(load_config(overrides, config_dir=user)))
     except UserError as err:
         _fail(err)
 
@@ -84,8 +90,11 @@ def main() -> None:
     from trainer.startup import skip_exit_gc
 
     skip_exit_gc()
-    _preflight(sys.argv[1:])
-    _run()
+    user = _user_dir(sys.argv[1:])
+    _preflight(sys.argv[1:], user)
+    sys.argv = [sys.argv[0], *user_dir.without_flag(sys.argv[1:])]  # Hydra's own flag puts it last
+    with user_dir.searching(user):  # the user's files first, for Hydra's run as for the check
+        _run()
 
 
 if __name__ == "__main__":

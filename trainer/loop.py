@@ -32,15 +32,15 @@ from torch import nn
 
 from trainer import checkpoint
 from trainer.callbacks import Callback, CallbackList, RunInfo, batch_log_every
-from trainer.config import flatten, validate
-from trainer.data import Splits, augment_batch, make_splits, num_batches
+from trainer.data.prepare import Splits, augment_batch, make_splits, num_batches
 from trainer.errors import UserError
 from trainer.models import build_model
 from trainer.optim import AdamToSGD, build_optimizer, effective_lr
+from trainer.optim.schedules import Schedule
 from trainer.preflight import check_first_batch
 from trainer.result import FitResult
-from trainer.schedules import Schedule
 from trainer.tasks import Loss, Task, task_of
+from trainer.validation import flatten, validate
 
 log = logging.getLogger("trainer")
 
@@ -367,7 +367,7 @@ def fit(cfg: DictConfig | Mapping[str, Any], callbacks: Sequence[Callback] = (),
         output_dir: str | Path | None = None) -> FitResult:
     """Train one model as `cfg` says; `callbacks` observe it and may stop it.
 
-    `cfg` is a composed trainer config (see `trainer.config.load_config`); it is
+    `cfg` is a composed trainer config (see `trainer.validation.load_config`); it is
     validated again here, so callers cannot skip validation.
     """
     data = validate(cfg)

@@ -1,7 +1,7 @@
 """The bundled models (MLP, LeNet-style CNN, CIFAR ResNet), weight inits, and `build_model`.
 
 Every model, bundled or the user's, is a config with `_target_` built the same way
-(`trainer.targets.build`): the callable gets the config's keyword arguments and, where its
+(`trainer.config.targets.build`): the callable gets the config's keyword arguments and, where its
 signature has them, `in_shape` (one example's shape) and `num_outputs`. The bundled ones
 also have their keys range-checked (`BUNDLED`); a user's are checked against its signature.
 """
@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from trainer.config.spec import Param, check_section, count, one_of, positive, unit
 from trainer.errors import ConfigError
-from trainer.spec import Param, check_section, count, one_of, positive, unit
 from trainer.startup import lazy_module
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def _initialised(model: nn.Module, init: str, scale: float) -> nn.Module:
 _ACT = {"activation": one_of(*ACTIVATIONS, doc="the nonlinearity after each hidden layer"),
         "dropout": unit("dropout probability after each hidden layer (0: none)")}
 # The range checks of the bundled models' keys, by `_target_` (their option names are
-# `trainer.legacy.MODEL_TARGETS`, which configs written before `_target_` name them by).
+# `trainer.config.legacy.MODEL_TARGETS`, which configs written before `_target_` name them by).
 BUNDLED: dict[str, Mapping[str, Param]] = {
     "trainer.models.mlp": {"depth": count(0, "hidden layers"), "width": count(1, "units per hidden layer"),
                            **_ACT, **_INIT},
@@ -108,14 +108,14 @@ BUNDLED: dict[str, Mapping[str, Param]] = {
 
 def list_models() -> list[str]:
     """The bundled model options (conf/model/)."""
-    from trainer.legacy import MODEL_TARGETS
+    from trainer.config.legacy import MODEL_TARGETS
 
     return sorted(MODEL_TARGETS)
 
 
 def check_model(m: Mapping[str, Any]) -> None:
     """Validate a model section: a bundled model's keys and ranges, a user's signature."""
-    from trainer.targets import TARGET, check_call
+    from trainer.config.targets import TARGET, check_call
 
     target = m.get(TARGET)
     if target in BUNDLED:
@@ -129,7 +129,7 @@ def check_model(m: Mapping[str, Any]) -> None:
 
 def model_params(m: Mapping[str, Any]) -> Mapping[str, Param]:
     """What each key of a model section may hold (a user model's keys: anything)."""
-    from trainer.targets import TARGET
+    from trainer.config.targets import TARGET
 
     target = m.get(TARGET)
     if target in BUNDLED:
@@ -165,7 +165,7 @@ def init_weights(model: nn.Module, scheme: str, scale: float) -> None:
 
 def build_model(cfg: Mapping[str, Any], in_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
     """The model section's `_target_` called with its keys, `in_shape` and `num_outputs`."""
-    from trainer.targets import TARGET, build
+    from trainer.config.targets import TARGET, build
 
     model = build("model", cfg, RESERVED, {"in_shape": tuple(in_shape), "num_outputs": num_outputs})
     if not isinstance(model, nn.Module):

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.utils.data import default_collate
 
-from trainer.data import Splits
+from trainer.data.prepare import Splits
+from trainer.data.splits import numeric, rng_untouched, targets
 from trainer.errors import ConfigError
-from trainer.splits import numeric, rng_untouched, targets
 from trainer.tasks import Loss, Task
 
 BATCH = 4
@@ -87,7 +87,7 @@ def _first_line(err: BaseException) -> str:
 
 def check_config(cfg: Mapping[str, Any]) -> None:
     """Load the data, build the model and put one batch through it on CPU (`sweeps launch`)."""
-    from trainer.data import make_splits
+    from trainer.data.prepare import make_splits
     from trainer.models import build_model
     from trainer.tasks import task_of
 

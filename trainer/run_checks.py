@@ -3,7 +3,7 @@
 A config can be valid and still not run here: the device is absent (`cuda:7` on a
 one-GPU machine), the resume file is missing, the output dir is read-only, or the dataset
 is neither on disk nor downloadable. Each is one line and exit 2 before anything is
-written. The data loaded here is kept for the run (`trainer.data` caches it per process).
+written. The data loaded here is kept for the run (`trainer.data.prepare` caches it per process).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def check_resume(resume: str | None) -> None:
 
 def check_machine(cfg: Mapping[str, Any]) -> None:
     """The device, the resume file, the output dir and the dataset, in that order."""
-    from trainer.data import make_splits
+    from trainer.data.prepare import make_splits
     from trainer.loop import resolve_device
 
     t = cfg["trainer"]

@@ -76,7 +76,7 @@ class Loss:
 
         self.custom = None
         if spec is not None:
-            from trainer.targets import build
+            from trainer.config.targets import build
 
             self.custom = build("trainer.loss", spec)
             if not callable(self.custom):

@@ -1,5 +1,5 @@
 """The reference pages, made from the code: the CLI from the typer app, every config key
-from the key specs that validation uses (`trainer.spec.Param` tables) with the bundled
+from the key specs that validation uses (`trainer.config.spec.Param` tables) with the bundled
 files' values as defaults, and the exit codes from `sweeps.cli.app.EXIT_CODES`.
 
 `gen_pages.py` writes them into the site at build time (mkdocs-gen-files); the tests call
@@ -89,7 +89,7 @@ optimizer.lr=0.01`), in a sweep file of your config dir, or pick another option 
 
 
 def _trainer() -> str:
-    from trainer.config import TRAINER_PARAMS
+    from trainer.validation import TRAINER_PARAMS
 
     base = yaml.safe_load((CONF / "config.yaml").read_text())["trainer"]
     rows = [(f"trainer.{k}", p, base.get(k), k in base) for k, p in TRAINER_PARAMS.items()]
@@ -97,7 +97,7 @@ def _trainer() -> str:
 
 
 def _dataset() -> str:
-    from trainer.dataset_keys import BUNDLED_ARGS, DATASET_DEFAULTS, DATASET_PARAMS, LOADER_PARAMS
+    from trainer.config.dataset_keys import BUNDLED_ARGS, DATASET_DEFAULTS, DATASET_PARAMS, LOADER_PARAMS
 
     out = ["## dataset\n",
            "A dataset file names a callable (`_target_`) and its arguments; the keys below are the "
@@ -156,7 +156,7 @@ def _optimizer() -> str:
 
 
 def _schedule() -> str:
-    from trainer.schedules import SCHEDULES
+    from trainer.optim.schedules import SCHEDULES
 
     def describe(option: str, data: dict[str, Any]) -> tuple[str, Mapping[str, Any]]:
         info = SCHEDULES.get(option)

@@ -27,8 +27,9 @@ class Launch:
     """A launch running in a child process: `running`, `output`, `sweep()`, `wait()`, `stop()`."""
 
     def __init__(self, args: Sequence[str], storage: str, tracking_uri: str | None, name: str,
-                 cwd: str | None = None) -> None:
+                 cwd: str | None = None, config_dir: str | None = None) -> None:
         self.args, self.storage, self.tracking_uri, self.name = list(args), storage, tracking_uri, name
+        self.config_dir = config_dir
         self._log = tempfile.NamedTemporaryFile("w+", prefix="sweeps-launch-", suffix=".log")  # noqa: SIM115
         self._proc = subprocess.Popen([sys.executable, "-m", "sweeps", "launch", *self.args],
                                       stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
@@ -45,7 +46,7 @@ class Launch:
 
     def sweep(self) -> Sweep:
         """The sweep as it stands now; `UserError` until the launch has created its studies."""
-        return open_sweep(self.name, self.storage, self.tracking_uri)
+        return open_sweep(self.name, self.storage, self.tracking_uri, self.config_dir)
 
     def wait(self, timeout: float | None = None) -> Sweep:
         """Block until the launch ends (`TimeoutError` past `timeout` seconds; it goes on),
@@ -89,17 +90,17 @@ def start(sweep: str = "quick", overrides: Mapping[str, Any] | Sequence[str] | N
     `launch.sweep().trials()`, collect it with `launch.wait()`. The arguments are `launch`'s.
     A config that does not compose raises `UserError` here; the rest of the launch's checks
     (ranges, stores, one batch through the model) surface at `wait()`."""
-    from sweeps.api.handle import use_config_dir
+    from sweeps.api.handle import as_dir
     from trainer.api import compose
 
     args = [f"sweep={sweep}", *as_overrides(overrides)]
     if workers is not None:
         args.append(f"sweep.workers={workers}")
     cfg_args = list(args)
-    if config_dir is not None:
-        use_config_dir(config_dir)
-        args = [f"--config-dir={config_dir}", *args]
-    cfg = compose(cfg_args, "sweeps")
+    where = as_dir(config_dir)
+    if where is not None:
+        args = [f"--config-dir={where}", *args]
+    cfg = compose(cfg_args, "sweeps", config_dir=where)
     tracking = cfg.tracking.uri
     return Launch(args, str(cfg.storage.url), None if tracking is None else str(tracking),
-                  str(cfg.sweep.name))
+                  str(cfg.sweep.name), config_dir=where)

@@ -16,4 +16,5 @@ class SweepFailed(UserError):
     """A launch or confirm that ran and did not succeed: workers lost past
     `sweep.max_worker_restarts`, a stop on `sweep.fail_fast`, no completed trial."""
 
-    exit_code = 1
+    exit_code = 1  # the command's: 1, or 130/143 for a launch stopped by Ctrl-C or SIGTERM
+    shown = False  # its lines were shown on the caller's console already

@@ -8,13 +8,15 @@ the same functions as the `sweeps` command of the same name; nothing is printed 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from sweeps.api import frames
-from sweeps.api.errors import SweepFailed
+from sweeps.api.errors import SweepFailed, UserError
 from sweeps.api.results import Report, Reproduction
 
 if TYPE_CHECKING:
@@ -29,25 +31,82 @@ def console_for(progress: bool) -> Console:
 
 
 def check_code(code: int, console: Console, what: str) -> None:
-    """A command's exit code 1 as an exception, with the lines it printed at the end."""
+    """A command's exit code as an exception (`SweepFailed` with that `exit_code`), with the
+    lines it printed at the end; `shown`: those lines went to the caller's screen."""
     if code == 0:
         return
-    lines = [ln for ln in console.export_text(clear=False).splitlines() if ln.strip()]
-    raise SweepFailed(f"{what} did not succeed (exit {code}): " + " / ".join(lines[-3:]))
+    said = console.export_text(clear=False) if console.record else ""
+    lines = [ln for ln in said.splitlines() if ln.strip()]
+    err = SweepFailed(f"{what} did not succeed (exit {code}): " + " / ".join(lines[-3:]))
+    err.exit_code, err.shown = code, not isinstance(console.file, io.StringIO)
+    raise err
 
 
-def default_storage() -> str:
+def default_storage(config_dir: str | None = None) -> str:
     """`storage.url` of the bundled config: $SWEEPS_STORAGE, else the journal file here."""
     from trainer.api import compose
 
-    return str(compose([], "sweeps").storage.url)
+    return str(compose([], "sweeps", config_dir=config_dir).storage.url)
+
+
+def as_dir(path: str | Path | None) -> str | None:
+    """A config dir argument made absolute; one line when it is not a directory."""
+    from trainer.api import user_dir
+
+    resolved = user_dir.resolve(path)
+    return None if resolved is None else str(resolved)
+
+
+@dataclass
+class Location:
+    """Where a command's words point: a sweep name (None: the storage's only one), the
+    storage, the tracking URI and the sweep config they compose (`locate`)."""
+
+    name: str | None
+    storage: str
+    tracking_uri: str | None
+    config_dir: str | None
+    cfg: Any
+
+    def open(self) -> Sweep:
+        """The sweep there; `UserError` when there is none (or, without a name, several)."""
+        from sweeps.search.studies import open_sweep as find
+
+        name, studies = find(self.storage, self.name)
+        return Sweep(name, self.storage, self.tracking_uri, self.config_dir, studies=studies)
+
+
+def locate(words: Sequence[str] = (), storage: str | None = None, tracking_uri: str | None = None,
+           config_dir: str | Path | None = None) -> Location:
+    """A command's trailing words read as the CLI reads them: a bare word is the sweep's
+    name, the rest are overrides of the sweep config (`storage=postgres`, `sweep.name=x`)."""
+    from trainer.api import compose
+
+    names = [w for w in words if "=" not in w]
+    overrides = [w for w in words if "=" in w]
+    if len(names) > 1:
+        raise UserError(f"expected one sweep name, got {' '.join(names)}")
+    where = as_dir(config_dir)
+    cfg = compose(overrides, "sweeps", config_dir=where)
+    name = names[0] if names else None
+    if name is None and any(o.split("=", 1)[0] in ("sweep", "sweep.name") for o in overrides):
+        name = str(cfg.sweep.name)
+    uri = tracking_uri if tracking_uri is not None else cfg.tracking.uri
+    return Location(name, storage or str(cfg.storage.url), None if uri is None else str(uri), where, cfg)
 
 
 class Sweep:
-    """One sweep in a storage: its studies, trials, confirm runs and report."""
+    """One sweep in a storage: its studies, trials, confirm runs and report.
 
-    def __init__(self, name: str, storage: str, tracking_uri: str | None = None) -> None:
+    `config_dir`: your config dir, where the one the sweep was launched with is not found
+    from here (None: that recorded one). `studies`: the sweep's studies as just read (every
+    method reads their trials afresh)."""
+
+    def __init__(self, name: str, storage: str, tracking_uri: str | None = None,
+                 config_dir: str | None = None, *, studies: Sequence[optuna.Study] | None = None) -> None:
         self.name, self.storage, self.tracking_uri = name, storage, tracking_uri
+        self.config_dir = config_dir
+        self._studies = list(studies) if studies is not None else None
 
     def __repr__(self) -> str:
         from sweeps.store.urls import redact
@@ -55,10 +114,16 @@ class Sweep:
         return f"Sweep({self.name!r}, storage={redact(self.storage)!r})"
 
     def studies(self) -> list[optuna.Study]:
-        """The sweep's search studies, read now."""
+        """The sweep's search studies (their trials are read afresh at every call)."""
         from sweeps.search.studies import open_sweep
 
-        return open_sweep(self.storage, self.name)[1]
+        if self._studies is None:
+            self._studies = open_sweep(self.storage, self.name)[1]
+        return self._studies
+
+    def confirm_study(self) -> optuna.Study | None:
+        """The sweep's confirm study (its seed re-runs), None before `confirm`."""
+        return self._confirm_study()
 
     def _confirm_study(self) -> optuna.Study | None:
         from sweeps.search import confirm_jobs
@@ -86,33 +151,49 @@ class Sweep:
         return frames.confirm_runs(self._confirm_study())
 
     def confirm(self, seeds: int = 5, top: int = 1, workers: int | None = None, *,
-                yes: bool = False, progress: bool = False) -> pd.DataFrame:
+                yes: bool = False, progress: bool = False, console: Console | None = None,
+                queue_only: bool = False) -> pd.DataFrame:
         """Re-run each optimizer's top `top` configurations with `seeds` new seeds, paired
         across optimizers (`sweeps confirm`); returns the confirm runs. Runs already done are
         reused. `workers`: local worker processes (default: the sweep's), or `0` to run them
-        in this process (a sweep of Python objects launched with `workers=0` needs that)."""
+        in this process (a sweep of Python objects launched with `workers=0` needs that).
+        `queue_only`: with `workers=0`, queue them for `sweeps worker` and return.
+        `console`: where to show progress (the CLI's terminal)."""
         from sweeps.api.in_process import run_here
         from sweeps.run.confirm import confirm as run_confirm
 
-        console = console_for(progress)
+        console = console or console_for(progress)
         studies = self.studies()
         check_code(run_confirm(self.name, studies, self.storage, self.tracking_uri, seeds, top,
-                               workers, console, yes=yes), console, f"sweeps confirm {self.name}")
-        if workers == 0:
-            run_here(self.storage, self.name, self.tracking_uri, ("confirm",), quiet=not progress)
+                               workers, console, yes=yes, config_dir=self.config_dir),
+                   console, f"sweeps confirm {self.name}")
+        if workers == 0 and not queue_only:
+            run_here(self.storage, self.name, self.tracking_uri, ("confirm",), quiet=not progress,
+                     config_dir=self.config_dir)
         return self.confirm_runs()
 
     def report(self, out: str | Path | None = None, *, target: float | None = None,
-               top: int | None = None, log_to_mlflow: bool = True) -> Report:
+               top: int | None = None, log_to_mlflow: bool = True, absolute: bool = True) -> Report:
         """Write report.html and summary.md (default `reports/NAME/`) and return them with the
-        ranking and the paired comparisons as tables (`sweeps report`)."""
+        ranking and the paired comparisons as tables (`sweeps report`). `absolute=False`:
+        the files' paths as written (relative to here where `out` is)."""
         import dataclasses
 
         from sweeps.api.reporting import write
 
-        result = write(self.name, self.tracking_uri, self.studies(), self._confirm_study(), out,
-                       target, top, log_to_mlflow)
+        result = write(self.name, self.tracking_uri, self.studies(), self._confirm_study(),
+                       None if out is None else str(out), target, top, log_to_mlflow)
+        if not absolute:
+            return result
         return dataclasses.replace(result, html=result.html.resolve(), summary=result.summary.resolve())
+
+    def find(self, trial: str | int = "best") -> tuple[str, int]:
+        """The study and number of a trial reference ("best", N or "OPTIMIZER:N"); `UserError`
+        naming the choices when there is no such trial."""
+        from sweeps.run.reproduce import find_trial
+
+        study, found = find_trial(self.studies(), str(trial))
+        return study.study_name, found.number
 
     def reproduce(self, trial: str | int = "best", tolerance: float | None = None,
                   output_root: str | Path = "outputs") -> Reproduction:
@@ -120,7 +201,8 @@ class Sweep:
         (`sweeps reproduce`); `trial`: "best", a number, or "OPTIMIZER:N"."""
         from sweeps.api.reporting import reproduce
 
-        return reproduce(self.studies(), str(trial), tolerance, self.tracking_uri, str(output_root))
+        return reproduce(self.studies(), str(trial), tolerance, self.tracking_uri, str(output_root),
+                         self.config_dir)
 
 
 def open_sweep(name: str | None = None, storage: str | None = None,
@@ -131,14 +213,7 @@ def open_sweep(name: str | None = None, storage: str | None = None,
     is not found from here."""
     from sweeps.search.studies import open_sweep as find
 
-    if config_dir is not None:
-        use_config_dir(config_dir)
-    url = storage or default_storage()
-    found, _ = find(url, name)
-    return Sweep(found, url, tracking_uri)
-
-
-def use_config_dir(path: str | Path) -> None:
-    from trainer.api import config_dir
-
-    config_dir.use(str(path))
+    where = as_dir(config_dir)
+    url = storage or default_storage(where)
+    found, studies = find(url, name)
+    return Sweep(found, url, tracking_uri, where, studies=studies)

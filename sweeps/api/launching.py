@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from sweeps.api.errors import SweepFailed, UserError
-from sweeps.api.handle import Sweep, check_code, console_for, use_config_dir
+from sweeps.api.handle import Sweep, as_dir, check_code, console_for
 
 
 def override_value(value: Any) -> str:
@@ -42,6 +44,17 @@ def as_overrides(overrides: Mapping[str, Any] | Sequence[str] | None) -> list[st
     return [str(o) for o in overrides]
 
 
+def launch_words(words: Sequence[str], console: Console, *, detach: bool = False,
+                 config_dir: str | Path | None = None) -> None:
+    """`sweeps launch WORDS`: the command line's overrides as given, progress on `console`;
+    `SweepFailed` with the command's exit code where it did not succeed."""
+    from sweeps.run.launch import launch as run_launch
+
+    words = list(words)
+    check_code(run_launch(words, console, detach=detach, config_dir=as_dir(config_dir)), console,
+               f"sweeps launch {' '.join(words)}")
+
+
 def launch(sweep: str = "quick", overrides: Mapping[str, Any] | Sequence[str] | None = None, *,
            model: Callable[..., Any] | None = None, dataset: Callable[..., Any] | None = None,
            loss: Callable[..., Any] | None = None, config_dir: str | Path | None = None,
@@ -56,27 +69,25 @@ def launch(sweep: str = "quick", overrides: Mapping[str, Any] | Sequence[str] | 
     Raises `UserError` on bad input (nothing written) and `SweepFailed` where the command
     exits 1."""
     from sweeps.api import in_process
-    from sweeps.run.launch import launch as run_launch
     from trainer.api import compose
 
     objects = {"model": model, "dataset": dataset, "loss": loss}
     if any(obj is not None for obj in objects.values()) and workers is None:
         workers = 0  # the objects are in this process
-    if config_dir is not None:
-        use_config_dir(config_dir)
+    where = as_dir(config_dir)
     args = [f"sweep={sweep}", *in_process.object_overrides(objects),
             *in_process.with_object_keys(as_overrides(overrides), objects)]
     if workers is not None:
         if workers < 0:
             raise UserError(f"workers={workers}: must be >= 0 (0: the trials run in this process)")
         args.append(f"sweep.workers={workers}")
-    console = console_for(progress)
-    check_code(run_launch(args, console), console, f"sweeps launch {' '.join(args)}")
-    cfg = compose(args, "sweeps")
+    launch_words(args, console_for(progress), config_dir=where)
+    cfg = compose(args, "sweeps", config_dir=where)
     tracking = None if cfg.tracking.uri is None else str(cfg.tracking.uri)
-    result = Sweep(str(cfg.sweep.name), str(cfg.storage.url), tracking)
+    result = Sweep(str(cfg.sweep.name), str(cfg.storage.url), tracking, where)
     if workers == 0:
-        in_process.run_here(result.storage, result.name, tracking, ("search",), quiet=not progress)
+        in_process.run_here(result.storage, result.name, tracking, ("search",), quiet=not progress,
+                            config_dir=where)
         in_process.close_parent(result.studies(), tracking)
         if result.status()["complete"].sum() == 0:
             raise SweepFailed(f"no trial of sweep {result.name} completed: see Sweep.trials() for "

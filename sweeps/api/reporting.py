@@ -61,22 +61,26 @@ def write(name: str, tracking_uri: str | None, studies: Sequence[optuna.Study],
 
 
 def reproduce(studies: Sequence[optuna.Study], trial: str, tolerance: float | None,
-              tracking_uri: str | None, output_root: str = "outputs") -> Reproduction:
+              tracking_uri: str | None, output_root: str = "outputs",
+              config_dir: str | None = None) -> Reproduction:
     import math
 
     import pandas as pd
 
     from sweeps.report.summary import trainer_command
     from sweeps.run.reproduce import reproduce as run_reproduce
+    from sweeps.search.studies import config_dir_for
     from trainer.api import overrides_for
 
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"--tolerance {tolerance}: must be a number >= 0 (the largest "
                         "|difference| of a metric taken as identical)")
+    where = config_dir_for(studies, config_dir)
     comparison, result, run_id = run_reproduce(studies, trial, tolerance, tracking_uri, output_root)
     # object columns keep a curve row's "no single value" (None) apart from a NaN metric
     table = pd.DataFrame(comparison.rows, columns=["metric", "original", "reproduced", "difference"],
                          dtype=object)
     return Reproduction(identical=comparison.ok, tolerance=comparison.tolerance, comparison=table,
                         run_id=run_id, output_dir=Path(result.output_dir),
-                        trainer_command=trainer_command(overrides_for(result.config)))
+                        trainer_command=trainer_command(overrides_for(result.config, config_dir=where),
+                                                        where))

@@ -2,8 +2,9 @@
 
 `guard` runs a command's body: bad input ends in one line and exit 2, Ctrl-C in 130, an
 unexpected error in one line and exit 1 (the traceback only with SWEEPS_DEBUG=1).
-`sweep_target` reads a command's trailing words: a bare word is the sweep name, the rest are
-Hydra overrides of the sweep config.
+`sweep_target` reads a command's trailing words (a bare word is the sweep name, the rest are
+Hydra overrides of the sweep config) and `open_sweep` opens the `sweeps.api.Sweep` they name:
+each command is parse, one call into `sweeps.api`, print.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from trainer.api import UserError
+
+if TYPE_CHECKING:
+    from sweeps.api.handle import Location, Sweep
 
 # `sweeps --help` lists the commands in the order of a sweep's life, not of their modules
 ORDER = ("launch", "worker", "status", "best", "confirm", "reproduce", "report", "paths", "sync", "ui")
@@ -112,8 +115,14 @@ def guard(fn: Callable[[], int | None]) -> None:
     """Run a command body: UserError -> one line + exit 2; Ctrl-C -> exit 130; anything else
     (a bug, a store that fails mid-command) -> one line + exit 1, with the traceback only when
     SWEEPS_DEBUG=1 asks for it."""
+    from sweeps.api.errors import SweepFailed
+
     try:
         code = fn() or 0
+    except SweepFailed as err:
+        if not err.shown:  # said on the screen already, as the command ran
+            err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(err.exit_code) from None
     except UserError as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
@@ -132,36 +141,38 @@ def guard(fn: Callable[[], int | None]) -> None:
     raise typer.Exit(code)
 
 
-@dataclass
-class Target:
-    name: str | None
-    overrides: list[str]
-    storage_url: str
-    tracking_uri: str | None
-    cfg: Any
+def sweep_target(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None) -> Location:
+    """Where the command's words point (`sweeps.api.handle.locate`), with this command
+    line's config dir."""
+    from sweeps.api.handle import locate
+
+    return locate(list(args or []), storage, tracking_uri, config_dir_given())
 
 
-def sweep_target(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None) -> Target:
-    from trainer.api import compose
-
-    args = list(args or [])
-    names = [a for a in args if "=" not in a]
-    overrides = [a for a in args if "=" in a]
-    if len(names) > 1:
-        raise UserError(f"expected one sweep name, got {' '.join(names)}")
-    cfg = compose(overrides, "sweeps")
-    name = names[0] if names else None
-    if name is None and any(o.split("=", 1)[0] in ("sweep", "sweep.name") for o in overrides):
-        name = str(cfg.sweep.name)
-    uri = tracking_uri if tracking_uri is not None else cfg.tracking.uri
-    return Target(name, overrides, storage or str(cfg.storage.url), uri, cfg)
-
-
-def studies_of(t: Target) -> tuple[str, list[Any]]:
+def studies_of(t: Location) -> tuple[str, list[Any]]:
     """The sweep a command names (or the storage's only one) and its studies."""
-    from sweeps.search.studies import open_sweep
+    sweep = t.open()
+    return sweep.name, sweep.studies()
 
-    return open_sweep(t.storage_url, t.name)
+
+def open_sweep(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None, *,
+               recorded_uri: bool = False) -> Sweep:
+    """The `Sweep` the command's words name (the API's object every verb works on).
+    `recorded_uri`: without --tracking-uri, the tracking URI the sweep was launched with
+    rather than the config's (`$MLFLOW_TRACKING_URI`)."""
+    import dataclasses
+
+    where = sweep_target(args, storage, tracking_uri)
+    if recorded_uri:
+        where = dataclasses.replace(where, tracking_uri=tracking_uri)
+    return where.open()
+
+
+# The command line's config dir: `main` takes `--config-dir` from anywhere on the line, the
+# callback resolves it (else `$SWEEPS_CONFIG_DIR`) once per command; the commands pass it on
+# as an argument. This module is the CLI's edge: nothing below it reads either.
+_from_argv: str | None = None
+_config_dir: str | None = None
 
 
 @app.callback()
@@ -170,18 +181,26 @@ def _options(config_dir: Annotated[str | None, typer.Option(
         "the bundled ones (yours win); also SWEEPS_CONFIG_DIR, and any command's --config-dir")] = None,
 ) -> None:
     """Hyperparameter sweeps for deep-learning optimizers (Optuna + MLflow)."""
-    if config_dir is not None:
-        _use_config_dir(config_dir)
+    global _config_dir
+    _config_dir = _resolved(config_dir if config_dir is not None else _from_argv)
 
 
-def _use_config_dir(path: str) -> None:
-    from trainer.api import config_dir
+def config_dir_given() -> str | None:
+    """The user's config dir of this command line (`--config-dir`, anywhere on it, else
+    `$SWEEPS_CONFIG_DIR`), absolute; None: none given."""
+    return _config_dir
+
+
+def _resolved(path: str | None) -> str | None:
+    """The directory made absolute, or the environment's; exit 2 with one line if missing."""
+    from trainer.api import user_dir
 
     try:
-        config_dir.use(path)
+        found = user_dir.resolve(path) if path is not None else user_dir.from_env()
     except UserError as err:
         err_console.print(f"[red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise SystemExit(err.exit_code) from None
+    return str(found) if found is not None else None
 
 
 def _only_help(argv: Sequence[str]) -> bool:
@@ -194,7 +213,7 @@ def main() -> None:
     user's package beside their config dir needs no install."""
     import logging
 
-    from trainer.api import config_dir, importable_from_cwd, skip_exit_gc
+    from trainer.api import importable_from_cwd, skip_exit_gc, user_dir
 
     skip_exit_gc()
     # Workers stopped while they start up (a launch that gives up) leave semaphores that
@@ -208,10 +227,9 @@ def main() -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    given = config_dir.from_argv(argv)
-    if given is not None:
-        _use_config_dir(given)
-        argv = config_dir.without_flag(argv)
+    global _from_argv
+    _from_argv = user_dir.from_argv(argv)
+    argv = user_dir.without_flag(argv)
     importable_from_cwd()
     from sweeps.run import stopping
 

@@ -9,9 +9,17 @@ import math
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
+from sweeps.cli.app import (
+    Args,
+    StorageOpt,
+    TrackingOpt,
+    app,
+    config_dir_given,
+    console,
+    guard,
+    open_sweep,
+)
 from trainer.api import UserError
 
 
@@ -24,9 +32,9 @@ def launch(
     """Validate, create or resume the sweep's studies, and run its workers to the budget:
     local processes, or a Slurm array job with launcher=slurm (`--config-dir DIR`: your
     model/, dataset/, sweep/ files join the bundled ones)."""
-    from sweeps.run.launch import launch as run_launch
+    from sweeps.api.launching import launch_words
 
-    guard(lambda: run_launch(list(args or []), console, detach=detach))
+    guard(lambda: launch_words(list(args or []), console, detach=detach, config_dir=config_dir_given()))
 
 
 @app.command()
@@ -41,35 +49,11 @@ def worker(
 ) -> None:
     """Join an existing sweep (from another terminal or machine): run its queued confirm runs
     and its trials until the budget is reached."""
-    from sweeps.run import fail_fast
-    from sweeps.run.checkpoints import check_writable
-    from sweeps.run.claims import CONFIRM_KIND
-    from sweeps.run.worker import join
-    from sweeps.store.owners import worker_id
+    from sweeps.api.working import work
 
-    def body() -> int:
-        if index < 0:
-            raise UserError(f"--index {index}: must be >= 0 (it varies the sampler seeds)")
-        if output_dir is not None:
-            check_writable(output_dir, "--output-dir")
-        t = sweep_target(args, storage, tracking_uri)
-        w = join(t.storage_url, study, t.cfg.storage, index=index, tracking_uri=tracking_uri,
-                 output_dir=output_dir)
-        what = "confirm runs" if w.claims.kinds == (CONFIRM_KIND,) else \
-            f"{len(w.studies)} stud{'y' if len(w.studies) == 1 else 'ies'} and its confirm runs"
-        console.print(f"worker {worker_id()} joined sweep {w.sweep} ({what})")
-        n = w.run()
-        if w.claims.halt is not None:  # trials failed the same way: claiming more burns budget
-            lines = fail_fast.describe(w.claims.halt, w.sweep)
-            console.print(f"[red]{escape(lines[0])}[/]; this worker ran {n} trial(s)",
-                          highlight=False, soft_wrap=True)
-            for line in lines[1:]:
-                console.print(line, highlight=False, markup=False, soft_wrap=True)
-            return 1
-        console.print(f"nothing left to run; this worker ran {n} trial(s) or confirm run(s)")
-        return 0
-
-    guard(body)
+    guard(lambda: work(study, list(args or []), storage=storage, tracking_uri=tracking_uri,
+                       output_dir=output_dir, index=index, config_dir=config_dir_given(),
+                       console=console) and 0)
 
 
 @app.command()
@@ -86,14 +70,11 @@ def confirm(
 ) -> None:
     """Re-run each optimizer's top-N configurations with K new seeds (paired across optimizers)."""
     from sweeps.run.confirm import check_request
-    from sweeps.run.confirm import confirm as run_confirm
 
-    def body() -> int:
+    def body() -> None:
         check_request(seeds, top, workers)
-        t = sweep_target(args, storage, tracking_uri)
-        name, studies = studies_of(t)
-        return run_confirm(name, studies, t.storage_url, tracking_uri, seeds, top, workers, console,
-                           yes=yes)
+        sweep = open_sweep(args, storage, tracking_uri, recorded_uri=True)
+        sweep.confirm(seeds, top, workers, yes=yes, console=console, queue_only=True)
 
     guard(body)
 
@@ -108,19 +89,16 @@ def reproduce(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Re-run a trial from its stored config and seed; compare with the original."""
-    from sweeps.api import reporting
-    from sweeps.run.reproduce import Comparison, comparison_table, find_trial
+    from sweeps.run.reproduce import Comparison, comparison_table
 
     def body() -> int:
         if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
             raise UserError(f"--tolerance {tolerance}: must be a number >= 0 (the largest "
                             "|difference| of a metric taken as identical)")
-        t = sweep_target(args, storage, tracking_uri)
-        name, studies = studies_of(t)
-        study, found = find_trial(studies, trial)  # a bad --trial: one line, nothing trained
-        console.print(f"reproducing {name} trial {study.study_name} #{found.number} ...",
-                      highlight=False)
-        result = reporting.reproduce(studies, trial, tolerance, t.tracking_uri)
+        sweep = open_sweep(args, storage, tracking_uri)
+        study, number = sweep.find(trial)  # a bad --trial: one line, nothing trained
+        console.print(f"reproducing {sweep.name} trial {study} #{number} ...", highlight=False)
+        result = sweep.reproduce(trial, tolerance)
         rows = [tuple(r) for r in result.comparison.itertuples(index=False)]
         console.print(comparison_table(Comparison(rows, result.tolerance)))
         console.print(f"new MLflow run {result.run_id}; outputs in {result.output_dir}", highlight=False)

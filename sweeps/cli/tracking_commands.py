@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
+from sweeps.cli.app import (
+    Args,
+    StorageOpt,
+    TrackingOpt,
+    app,
+    console,
+    guard,
+    open_sweep,
+    studies_of,
+    sweep_target,
+)
 from trainer.api import UserError
 
 
@@ -14,20 +24,18 @@ from trainer.api import UserError
 def sync(args: Args = None, storage: StorageOpt = None, tracking_uri: TrackingOpt = None) -> None:
     """Write into MLflow what it is missing (runs never created, epochs never sent) from the
     Optuna record, after a tracking outage longer than tracking.patience_s."""
-    from sweeps.search import confirm_jobs
     from sweeps.search.studies import latest_attrs
     from sweeps.store import urls
-    from sweeps.store.storages import open_storage
     from sweeps.tracking import clients
     from sweeps.tracking.sync import sync as run_sync
 
     def body() -> int:
-        t = sweep_target(args, storage, tracking_uri)
-        name, studies = studies_of(t)
+        sweep = open_sweep(args, storage, tracking_uri)
+        name, studies = sweep.name, sweep.studies()
         latest = latest_attrs(studies)
         uri = clients.resolve_uri(tracking_uri or latest.get("tracking_uri"))
         clients.check_reachable(uri)
-        confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
+        confirm = sweep.confirm_study()
         r = run_sync(studies, confirm, uri, name)
         console.print(f"synced sweep {name} to {urls.redact(uri)}: {r.created} run(s) created, "
                       f"{r.completed} completed, {r.intact} already complete"

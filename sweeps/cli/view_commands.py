@@ -13,7 +13,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from sweeps.cli.app import Args, StorageOpt, TrackingOpt, app, console, guard, studies_of, sweep_target
+from sweeps.cli.app import (
+    Args,
+    StorageOpt,
+    TrackingOpt,
+    app,
+    console,
+    guard,
+    open_sweep,
+)
 from trainer.api import UserError, check_writable
 
 
@@ -24,11 +32,9 @@ def status(args: Args = None, storage: StorageOpt = None) -> None:
 
     def body() -> int:
         from sweeps.run import fail_fast, slurm_jobs
-        from sweeps.search import confirm_jobs
-        from sweeps.store.storages import open_storage
 
-        t = sweep_target(args, storage, None)
-        name, studies = studies_of(t)
+        sweep = open_sweep(args, storage, None)
+        name, studies = sweep.name, sweep.studies()
         console.print(summary.status_table(studies, f"sweep {name}"))
         failed = failures.causes_table(studies)
         if failed is not None:
@@ -38,7 +44,7 @@ def status(args: Args = None, storage: StorageOpt = None) -> None:
             console.print(f"[red]stopped[/]: the last {halt.get('count')} trials failed with "
                           f"{escape(str(halt.get('signature')))}; fix it and launch again",
                           highlight=False, soft_wrap=True)
-        confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
+        confirm = sweep.confirm_study()
         console.print(summary.confirm_line(confirm, name), highlight=False)
         for array in slurm_jobs.sweep_arrays(studies):  # launcher=slurm: each launch's array
             console.print(slurm_jobs.describe(slurm_jobs.task_states(str(array["job_id"])), array),
@@ -52,17 +58,15 @@ def status(args: Args = None, storage: StorageOpt = None) -> None:
 def best(args: Args = None, storage: StorageOpt = None) -> None:
     """The best trial (overall and per optimizer), how sure that is, and how to reproduce it."""
     from sweeps.report import comparison, summary
-    from sweeps.search import confirm_jobs
     from sweeps.search import studies as study_mod
-    from sweeps.store.storages import open_storage
 
     def body() -> int:
-        t = sweep_target(args, storage, None)
-        name, studies = studies_of(t)
+        sweep = open_sweep(args, storage, None)
+        name, studies = sweep.name, sweep.studies()
         overall = summary.overall_best(studies)
         if overall is None:
             raise UserError(f"sweep {name!r} has no completed trial yet")
-        confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
+        confirm = sweep.confirm_study()
         comp = comparison.build(studies, confirm)
         console.print(summary.best_table(comp))
         for line in summary.best_notes(comp):
@@ -87,8 +91,9 @@ def best(args: Args = None, storage: StorageOpt = None) -> None:
         if cfg:
             from trainer.api import overrides_for
 
-            console.print(f"  {summary.trainer_command(overrides_for(cfg))}", highlight=False,
-                          soft_wrap=True)
+            where = study_mod.config_dir_for(studies, sweep.config_dir)
+            console.print(f"  {summary.trainer_command(overrides_for(cfg, config_dir=where), where)}",
+                          highlight=False, soft_wrap=True)
         return 0
 
     guard(body)
@@ -108,15 +113,11 @@ def report(
     """The comparison: ranking with confidence intervals and paired tests, curves, budget
     curves, boundary warnings (report.html + summary.md, also logged to MLflow)."""
     from sweeps.api import reporting
-    from sweeps.search import confirm_jobs
-    from sweeps.store.storages import open_storage
 
     def body() -> int:
         reporting.check_report_input(out, target, top)
-        t = sweep_target(args, storage, tracking_uri)
-        name, studies = studies_of(t)
-        confirm = confirm_jobs.load(open_storage(t.storage_url, create=False), name)
-        result = reporting.write(name, tracking_uri, studies, confirm, out, target, top)
+        sweep = open_sweep(args, storage, tracking_uri, recorded_uri=True)
+        result = sweep.report(out, target=target, top=top, absolute=False)
         for f in (result.html, result.summary):
             console.print(f"wrote {f}", highlight=False)
         console.print(result.summary.read_text(), highlight=False, markup=False, soft_wrap=True)
@@ -160,7 +161,8 @@ def paths(
         if any("=" not in a for a in args or []):
             from sweeps.report import summary
 
-            name, studies = studies_of(sweep_target(args, storage, None))
+            sweep = open_sweep(args, storage, None)
+            name, studies = sweep.name, sweep.studies()
             sections = paths_mod.sweep_sections(name, summary.best_per_optimizer(studies),
                                                 chosen or summary.sweep_optimizers(studies))
             out_dir = out or os.path.join("reports", name, "paths")

@@ -192,15 +192,12 @@ def retried_count(studies: Sequence[optuna.Study]) -> int:
     return sum("retry_of" in t.user_attrs for s in studies for t in s.get_trials(deepcopy=False))
 
 
-def trainer_command(overrides: Sequence[str]) -> str:
+def trainer_command(overrides: Sequence[str], config_dir: str | None = None) -> str:
     """The `python -m trainer` command that runs a config without the sweep layer (with the
     user's config dir, where the sweep has one)."""
     import shlex
 
-    from trainer.api import config_dir
-
-    user = config_dir.current()
-    where = f"--config-dir {shlex.quote(str(user))} " if user is not None else ""
+    where = f"--config-dir {shlex.quote(config_dir)} " if config_dir else ""
     return f"python -m trainer {where}" + " ".join(shlex.quote(o) for o in overrides)
 
 

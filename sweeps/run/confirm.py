@@ -77,8 +77,10 @@ def _progress(confirm: optuna.Study | None, jobs: Sequence[confirm_jobs.Job]) ->
 
 
 def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: str | None,
-            seeds: int, top: int, workers: int | None, console: Console, yes: bool = False) -> int:
-    """Queue and run the re-runs; returns the exit code."""
+            seeds: int, top: int, workers: int | None, console: Console, yes: bool = False,
+            config_dir: str | None = None) -> int:
+    """Queue and run the re-runs; returns the exit code. `config_dir`: the user's, where the
+    sweep's recorded one is not on this machine."""
     check_request(seeds, top, workers)
     storage = open_storage(url)
     latest = study_mod.latest_attrs(studies)
@@ -90,7 +92,7 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
                         "finish some trials first")
     uri = clients.resolve_uri(tracking_uri or latest.get("tracking_uri"))
     clients.check_reachable(uri)
-    spec = load_sweep(latest.get("sweep_overrides", []))
+    spec = load_sweep(latest.get("sweep_overrides", []), study_mod.config_dir_for(studies, config_dir))
     n_workers = spec.workers if workers is None else workers
     if n_workers > 0:
         check_for_processes(spec)  # a class of the caller's script cannot reach a worker process
@@ -131,7 +133,7 @@ def _run_local(name: str, studies: Sequence[optuna.Study], confirm_study: optuna
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     run_plan = local.WorkerPlan(url, name, uri, n_workers, (study_mod.CONFIRM_KIND,),
                                 threads=threads, storage_cfg=dict(spec.storage),
-                                max_restarts=spec.max_worker_restarts)
+                                max_restarts=spec.max_worker_restarts, config_dir=spec.config_dir)
 
     def line() -> str:
         done, running, waiting = _progress(confirm_study, plan.jobs)

@@ -75,18 +75,20 @@ def check(studies: Sequence[optuna.Study], limit: int) -> dict[str, Any] | None:
     return {"signature": sigs.pop(), "count": limit, "study": study.study_name,
             "trial": trial.number, "optimizer": trial.user_attrs.get("optimizer"),
             "reason": trial.user_attrs.get("failure_reason"),
-            "error": trial.user_attrs.get(ERROR), "command": _command(trial)}
+            "error": trial.user_attrs.get(ERROR), "command": _command(trial, studies)}
 
 
-def _command(trial: FrozenTrial) -> str | None:
+def _command(trial: FrozenTrial, studies: Sequence[optuna.Study]) -> str | None:
     """`python -m trainer ...` for the trial's config, where it got as far as one."""
     cfg = trial.user_attrs.get("config")
     if not isinstance(cfg, dict):
         return None
     from sweeps.report.summary import trainer_command
+    from sweeps.search.studies import config_dir_for
     from trainer.api import overrides_for
 
-    return trainer_command(overrides_for(cfg))
+    where = config_dir_for(studies)
+    return trainer_command(overrides_for(cfg, config_dir=where), where)
 
 
 def halt(studies: Sequence[optuna.Study], record: Mapping[str, Any]) -> None:

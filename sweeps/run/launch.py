@@ -64,12 +64,14 @@ def prepare(spec: SweepSpec, workers: local.LocalWorkers | None = None) -> Prepa
     return Prepared(spec, url, uri, checkpoint_dir)
 
 
-def _say_shadowed(console: Console) -> None:
+def _say_shadowed(console: Console, config_dir: str | None) -> None:
     """Name the user's config files that replace bundled ones (the user's win)."""
-    from trainer.api import conf_dir, config_dir
+    from pathlib import Path
 
-    user = config_dir.current()
-    for name in config_dir.shadowed(conf_dir()):
+    from trainer.api import conf_dir, user_dir
+
+    user = Path(config_dir) if config_dir else None
+    for name in user_dir.shadowed(conf_dir(), user):
         console.print(f"note: {name} from the config dir {user} replaces the bundled {name}",
                       highlight=False)
 
@@ -115,7 +117,8 @@ def _render(studies: Sequence[optuna.Study], title: str, total: int, restarts: i
     return Group(Text(_progress_line(studies, total, restarts)), summary.status_table(studies, title))
 
 
-def launch(overrides: Sequence[str], console: Console | None = None, detach: bool = False) -> int:
+def launch(overrides: Sequence[str], console: Console | None = None, detach: bool = False,
+           config_dir: str | None = None) -> int:
     """Run a sweep to its budget (or timeout); returns the process exit code.
 
     The steps, in order, each a call into the package that owns it:
@@ -133,7 +136,7 @@ def launch(overrides: Sequence[str], console: Console | None = None, detach: boo
        (`_finish`: tracking.sync, report.summary).
     """
     console = console or Console()
-    spec = load_sweep(overrides)
+    spec = load_sweep(overrides, config_dir)
     slurm = spec.launcher["name"] == "slurm"
     if slurm or spec.workers > 0:
         check_for_processes(spec)  # a class of the caller's script cannot reach a worker process
@@ -146,7 +149,7 @@ def launch(overrides: Sequence[str], console: Console | None = None, detach: boo
         p = prepare(spec, workers)
         if slurm:
             slurm_jobs.check_time(p.spec.launcher, _epoch_estimate(p))
-        _say_shadowed(console)
+        _say_shadowed(console, spec.config_dir)
         for note in p.spec.notes:
             console.print(note, highlight=False)
         with locks.launch_lock(p.url, p.spec.name):
@@ -177,7 +180,7 @@ def _start_workers(spec: SweepSpec) -> local.LocalWorkers | None:
     plan = local.WorkerPlan(str(spec.storage["url"]), spec.name, None, spec.workers, ("search",),
                             deadline, threads=spec.threads_per_worker, storage_cfg=dict(spec.storage),
                             max_restarts=spec.max_worker_restarts, devices=spec.worker_devices,
-                            overrides=tuple(spec.overrides))
+                            overrides=tuple(spec.overrides), config_dir=spec.config_dir)
     return local.LocalWorkers(plan).start()
 
 

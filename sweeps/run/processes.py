@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,19 @@ class WorkerPlan:
     # a launch's sweep overrides: its workers start before the studies exist, compose the
     # sweep themselves and wait at the start gate (None: the studies exist, claim at once)
     overrides: tuple[str, ...] | None = None
+    config_dir: str | None = None  # the user's config dir the workers compose with
+
+    def options(self, i: int) -> Any:
+        """Worker i's `WorkerOptions` (imported here: the launch itself never imports the
+        worker's module, which imports torch)."""
+        from sweeps.run.worker_options import WorkerOptions
+
+        return WorkerOptions(
+            self.url, self.sweep, index=i, tracking_uri=self.uri, deadline=self.deadline,
+            output_root=self.output_root, quiet=True, storage_cfg=dict(self.storage_cfg),
+            kinds=self.kinds, threads=self.threads,
+            cuda_device=self.devices[i] if i < len(self.devices) else None,
+            config_dir=self.config_dir, overrides=self.overrides)
 
 
 class LocalWorkers:
@@ -66,11 +80,7 @@ class LocalWorkers:
     def spawn(self, i: int) -> Any:
         plan = self.plan
         proc = self.ctx.Process(
-            target=_worker_main, name=f"sweeps-worker-{i}",
-            args=(plan.url, plan.sweep, i, None, plan.uri, plan.deadline, plan.output_root, True,
-                  dict(plan.storage_cfg), plan.kinds, plan.threads,
-                  plan.devices[i] if i < len(plan.devices) else None, self.gate,
-                  list(plan.overrides) if plan.overrides is not None else None))
+            target=_worker_main, name=f"sweeps-worker-{i}", args=(plan.options(i), self.gate))
         with main_not_rerun():  # a script calling sweeps.launch() needs no __main__ guard
             proc.start()
         self.started.append(proc)
@@ -115,18 +125,18 @@ class Outcome:
     stop_code: int = 130  # interrupted: the exit code its signal asks for (SIGTERM 143)
 
 
-def _worker_main(*args: Any) -> int:
+def _worker_main(opts: Any, gate: StartGate) -> None:
     """A local worker process: `sweeps.run.worker` (torch, the trainer) is imported here, in
     the child, never in the launch that starts it; the MLflow writer process is started
     first, so that its imports run beside the worker's (docs/explanation/performance.md,
-    "Start-up and exit")."""
-    if args[-1] is not None:  # a launch's worker: start the writer before importing torch
+    "Start-up and exit"). Its exit status is the worker's (`run_worker`)."""
+    if opts.overrides is not None:  # a launch's worker: start the writer before importing torch
         from sweeps.run.warmup import start_writer
 
-        start_writer(args[-1], args[4])
+        start_writer(opts.overrides, opts.tracking_uri, opts.config_dir)
     from sweeps.run.worker import run_worker
 
-    return run_worker(*args)
+    sys.exit(run_worker(opts, gate))
 
 
 def worker_tags(pids: Sequence[int]) -> set[str]:

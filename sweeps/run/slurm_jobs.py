@@ -190,7 +190,7 @@ class WorkerTask:
         from sweeps.run import stopping
         from sweeps.run.worker import join
         from sweeps.store.owners import worker_id
-        from trainer.api import config_dir, importable_from_cwd
+        from trainer.api import importable_from_cwd
 
         # SIGTERM (scancel, preemption) marks the trial interrupted; so does SIGUSR2 (the
         # time limit's warning) where no requeue is wanted, instead of submitit's requeue
@@ -201,12 +201,10 @@ class WorkerTask:
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
         os.chdir(self.cwd)  # where the launch ran: relative paths and the user's package
         importable_from_cwd()
-        if self.config_dir:
-            config_dir.use(self.config_dir)
         task = f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{os.environ.get('SLURM_ARRAY_TASK_ID', index)}"
         try:
             worker = join(self.storage_url, self.sweep, self.storage_cfg, index=index,
-                          tracking_uri=self.tracking_uri)
+                          tracking_uri=self.tracking_uri, config_dir=self.config_dir)
             print(f"worker {worker_id()} (Slurm task {task}) joined sweep {worker.sweep}", flush=True)
             n = worker.run()
         except KeyboardInterrupt as err:

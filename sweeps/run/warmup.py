@@ -65,7 +65,7 @@ def warm(spec: SweepSpec) -> None:
             make_splits(study.base["dataset"], resolve_device(study.base["trainer"]["device"]))
 
 
-def start_writer(overrides: Sequence[str], uri: str | None) -> None:
+def start_writer(overrides: Sequence[str], uri: str | None, config_dir: str | None = None) -> None:
     """A launch's worker: its MLflow writer process, started before the worker imports
     torch (the writer's ~3 s of MLflow imports then run beside torch's), where the sweep
     writes through one; the store is opened once the launch has made it."""
@@ -73,17 +73,18 @@ def start_writer(overrides: Sequence[str], uri: str | None) -> None:
     from sweeps.tracking.writer import Background
 
     with contextlib.suppress(Exception):  # a failure here is the worker's to report
-        if load_sweep(overrides).tracking_writer == "process":
+        if load_sweep(overrides, config_dir).tracking_writer == "process":
             Background.start_process(not (uri or "").startswith(("http://", "https://")))
 
 
-def before_the_studies(gate: StartGate, overrides: Sequence[str], index: int) -> bool:
+def before_the_studies(gate: StartGate, overrides: Sequence[str], index: int,
+                       config_dir: str | None = None) -> bool:
     """A launch's worker, before the launch has opened its studies: compose the sweep, check
     its models (the first worker; the launch waits for that), warm up, then wait at the
     gate. False where the launch gave up (or a model failed): leave without a write."""
     from sweeps.search.load import load_sweep
 
-    spec = load_sweep(overrides)
+    spec = load_sweep(overrides, config_dir)
     if index == 0 and gate.verdicts is not None:
         try:
             check_models(spec)

@@ -23,6 +23,7 @@ from sweeps.run import checkpoints, fail_fast, heartbeat, lost_trials, stopping,
 from sweeps.run.claims import CONFIRM, SEARCH, Claims
 from sweeps.run.start_gate import StartGate
 from sweeps.run.trial import RunSettings, TrialRunner
+from sweeps.run.worker_options import WorkerOptions
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
 from sweeps.search.samplers import build_pruner, build_sampler
@@ -39,43 +40,47 @@ log = logging.getLogger("sweeps")
 
 
 class Worker:
-    """Runs the jobs of one sweep's studies from one process."""
+    """Runs the jobs of one sweep's studies from one process.
 
-    def __init__(self, storage_url: str, sweep: str, *, only_study: str | None = None,
-                 index: int = 0, tracking_uri: str | None = None, deadline: float | None = None,
-                 output_root: str | Path | None = None, quiet: bool = False,
-                 storage_cfg: Mapping[str, Any] | None = None,
-                 kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None) -> None:
-        self.url = storage_url
-        self.storage = open_storage(storage_url, storage_cfg,
-                                    stale_trial_callback=lost_trials.on_stale_trial)
-        found = _sweep_studies(self.storage, storage_url, sweep, only_study)
+    Built from the objects it works with and doing no I/O itself, so that a test can build
+    one over an in-memory storage; `connect` opens them from a storage URL."""
+
+    def __init__(self, storage: Any, spec: SweepSpec, studies: Sequence[optuna.Study],
+                 claims: Claims, runner: TrialRunner, *, sweep: str, uri: str,
+                 url: str = "", index: int = 0) -> None:
+        self.storage, self.spec, self.studies = storage, spec, list(studies)
+        self.claims, self.runner = claims, runner
+        self.sweep, self.uri, self.url, self.index = sweep, uri, url, index
+
+    @classmethod
+    def connect(cls, storage_url: str, sweep: str, **options: Any) -> Worker:
+        """The worker of `WorkerOptions(storage_url, sweep, **options)`: the storage opened,
+        the studies loaded, the sweep's config checked on this machine (devices, targets)."""
+        return cls.from_options(WorkerOptions(storage_url, sweep, **options))
+
+    @classmethod
+    def from_options(cls, opts: WorkerOptions) -> Worker:
+        storage = open_storage(opts.storage_url, opts.storage_cfg,
+                               stale_trial_callback=lost_trials.on_stale_trial)
+        found = _sweep_studies(storage, opts.storage_url, opts.sweep, opts.only_study)
         # the latest launch defines the sweep (a later launch may cover fewer optimizers)
         attrs = study_mod.latest_attrs(found)
-        self.sweep = attrs.get("sweep", sweep)
-        self.spec: SweepSpec = _load_spec(found, attrs)
-        warmup.check_devices(self.spec)  # before a claim: a trial per claim would fail on it
-        self.index = index
-        self.uri = clients.resolve_uri(tracking_uri or attrs.get("tracking_uri"))
-        outage.set_patience(self.spec.tracking_patience_s)
-        launched = {st.name for st in self.spec.studies}
-        self.studies = [self._load(s.study_name, i) for i, s in
-                        enumerate(s for s in found if s.study_name in launched)]
-        self.claims = Claims(self.storage, storage_url, self.sweep, self.studies, kinds,
-                             deadline=deadline if deadline is not None else attrs.get("deadline"),
-                             max_retries=self.spec.max_retries)
-        self.runner = TrialRunner(RunSettings(
-            self.spec, self.sweep, self.uri, _output_root(output_root, attrs.get("checkpoint_dir")),
-            int(threads or self.spec.threads_per_worker), index, quiet, storage_url))
-
-    def _load(self, name: str, i: int) -> optuna.Study:
-        """A study with this worker's sampler (seeded per study and worker) and pruner."""
-        spec = self.spec.study(name)
-        seed = self.spec.seed + 1000 * i + 7919 * self.index  # distinct per study and worker
-        grid = spec.space.grid(int(self.spec.sampler["grid_points"]))
-        sampler = build_sampler(self.spec.sampler, seed, grid)
-        pruner = build_pruner(self.spec.pruner, int(spec.base["trainer"]["epochs"]))
-        return optuna.load_study(study_name=name, storage=self.storage, sampler=sampler, pruner=pruner)
+        sweep = attrs.get("sweep", opts.sweep)
+        spec = _load_spec(found, attrs, opts.config_dir)
+        warmup.check_devices(spec)  # before a claim: a trial per claim would fail on it
+        uri = clients.resolve_uri(opts.tracking_uri or attrs.get("tracking_uri"))
+        outage.set_patience(spec.tracking_patience_s)  # this process's tracking writes
+        launched = {st.name for st in spec.studies}
+        studies = [_load(spec, s.study_name, i, storage, opts.index) for i, s in
+                   enumerate(s for s in found if s.study_name in launched)]
+        claims = Claims(storage, opts.storage_url, sweep, studies, opts.kinds,
+                        deadline=opts.deadline if opts.deadline is not None else attrs.get("deadline"),
+                        max_retries=spec.max_retries)
+        runner = TrialRunner(RunSettings(
+            spec, sweep, uri, _output_root(opts.output_root, attrs.get("checkpoint_dir")),
+            int(opts.threads or spec.threads_per_worker), opts.index, opts.quiet, opts.storage_url))
+        return cls(storage, spec, studies, claims, runner, sweep=sweep, uri=uri,
+                   url=opts.storage_url, index=opts.index)
 
     def warm_up(self, warmed: bool = False) -> None:
         """Before claiming a job: the data loaded and torch._dynamo imported (`warmup.warm`;
@@ -123,6 +128,16 @@ class Worker:
             count += 1
 
 
+def _load(spec: SweepSpec, name: str, i: int, storage: Any, index: int) -> optuna.Study:
+    """A study with this worker's sampler (seeded per study and worker) and pruner."""
+    study = spec.study(name)
+    seed = spec.seed + 1000 * i + 7919 * index  # distinct per study and worker
+    grid = study.space.grid(int(spec.sampler["grid_points"]))
+    sampler = build_sampler(spec.sampler, seed, grid)
+    pruner = build_pruner(spec.pruner, int(study.base["trainer"]["epochs"]))
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+
+
 def _recheck_s(heartbeat_s: int | None) -> float:
     """How long an idle worker waits before looking again at the others' running trials:
     a heartbeat at most (a lost trial is failed no sooner), but no more than
@@ -131,16 +146,17 @@ def _recheck_s(heartbeat_s: int | None) -> float:
     return float(min(heartbeat_s or 1, IDLE_RECHECK_S))
 
 
-def _load_spec(found: Sequence[optuna.Study], attrs: Mapping[str, Any]) -> SweepSpec:
+def _load_spec(found: Sequence[optuna.Study], attrs: Mapping[str, Any],
+               given: str | None) -> SweepSpec:
     """The sweep as launched, checked on this machine before any trial is claimed: a model
-    or dataset target that does not import here is one line naming the module."""
-    from trainer.api import config_dir
-
-    recorded = study_mod.use_recorded_config_dir(found)
+    or dataset target that does not import here is one line naming the module. `given`: the
+    config dir this worker was started with (else the sweep's, where it exists here)."""
+    recorded = study_mod.recorded_config_dir(found)
+    chosen = study_mod.config_dir_for(found, given)
     try:
-        return load_sweep(attrs.get("sweep_overrides", []))
+        return load_sweep(attrs.get("sweep_overrides", []), chosen)
     except UserError as err:
-        if recorded and config_dir.current() is None:
+        if recorded and chosen is None:
             raise UserError(f"{err} (the sweep was launched with --config-dir {recorded}, which "
                             "is not on this machine: pass --config-dir with your copy)") from None
         raise
@@ -172,7 +188,8 @@ def _output_root(explicit: str | Path | None, shared: str | None) -> Path:
 
 
 def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index: int = 0,
-         tracking_uri: str | None = None, output_dir: str | None = None) -> Worker:
+         tracking_uri: str | None = None, output_dir: str | None = None,
+         config_dir: str | None = None) -> Worker:
     """The worker `sweeps worker --study STUDY` runs: a sweep's name takes all its studies and
     its confirm runs, a study's name that study alone, ``NAME.confirm`` only the confirm runs."""
     urls.check_reachable(storage_url)
@@ -190,8 +207,9 @@ def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index:
                 only = study
             else:  # NAME.confirm: only the sweep's queued confirm runs
                 kinds = (CONFIRM,)
-    worker = Worker(storage_url, sweep_name, only_study=only, index=index, tracking_uri=tracking_uri,
-                    output_root=output_dir, quiet=False, storage_cfg=dict(storage_cfg), kinds=kinds)
+    worker = Worker.connect(storage_url, sweep_name, only_study=only, index=index,
+                            tracking_uri=tracking_uri, output_root=output_dir, quiet=False,
+                            storage_cfg=dict(storage_cfg), kinds=kinds, config_dir=config_dir)
     check_for_processes(worker.spec)  # a class of the launching script does not import here
     return worker
 
@@ -199,23 +217,17 @@ def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index:
 WRITER_READY_S = 30.0  # the longest a worker's warm-up waits for its MLflow writer process
 
 
-def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | None = None,
-               tracking_uri: str | None = None, deadline: float | None = None,
-               output_root: str | None = None, quiet: bool = True,
-               storage_cfg: Mapping[str, Any] | None = None,
-               kinds: Sequence[str] = (CONFIRM, SEARCH), threads: int | None = None,
-               cuda_device: str | None = None, start_gate: StartGate | None = None,
-               overrides: Sequence[str] | None = None) -> int:
-    """Entry point of a local worker process (spawned by `sweeps launch` and `sweeps
-    confirm`). `overrides`: a launch's worker, started before its studies exist."""
-    import os
+def run_worker(opts: WorkerOptions, start_gate: StartGate | None = None) -> int:
+    """The body of a local worker process (started by `sweeps launch` and `sweeps confirm`);
+    returns the process's exit status: 0, 2 after a one-line error, 130/143 when stopped.
+    `opts.overrides`: a launch's worker, started before its studies exist."""
     import signal
     import sys
 
     from sweeps.search import devices
     from trainer.api import skip_exit_gc
 
-    devices.pin(cuda_device)  # before anything uses CUDA in this process
+    devices.pin(opts.cuda_device)  # before anything uses CUDA in this process
     skip_exit_gc()
 
     logging.basicConfig(level=logging.WARNING)
@@ -226,19 +238,29 @@ def run_worker(storage_url: str, sweep: str, index: int = 0, only_study: str | N
     signal.signal(signal.SIGINT, signal.default_int_handler)
     stopping.install()  # and the launch passes a SIGTERM on
     try:
-        early = start_gate is not None and overrides is not None
-        if start_gate is not None and overrides is not None and \
-                not warmup.before_the_studies(start_gate, overrides, index):
+        early = start_gate is not None and opts.overrides is not None
+        if start_gate is not None and opts.overrides is not None and \
+                not warmup.before_the_studies(start_gate, opts.overrides, opts.index, opts.config_dir):
             # the launch gave up before any study existed: its stop may reach this process
             # in its exit clean-up, where there is nothing left to record
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             return 0
-        worker = Worker(storage_url, sweep, only_study=only_study, index=index,
-                        tracking_uri=tracking_uri, deadline=deadline, output_root=output_root,
-                        quiet=quiet, storage_cfg=storage_cfg, kinds=kinds, threads=threads)
-        return worker.run(start_gate, warmed=early)
+        Worker.from_options(opts).run(start_gate, warmed=early)
+        return 0
     except KeyboardInterrupt as err:
-        sys.exit(stopping.exit_code(err))
+        return stopping.exit_code(err)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
-        os._exit(2)
+        _stop_helpers()
+        return 2
+
+
+def _stop_helpers() -> None:
+    """A worker that fails before its first job ends its MLflow writer process at once:
+    nothing of its own is queued there, and a normal exit waits for child processes."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.terminate()
+    for child in multiprocessing.active_children():
+        child.join(5)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.search.spec import TRAINER_SECTIONS
-from trainer.api import conf_dir, config_dir, flatten
+from trainer.api import conf_dir, flatten
 
 CLI = "the command line"
 
@@ -41,11 +41,12 @@ class Written:
     dims: Mapping[str, str]
 
 
-def written(overrides: Sequence[str], sweep: str) -> Written:
+def written(overrides: Sequence[str], sweep: str, config_dir: str | None = None) -> Written:
+    user = Path(config_dir) if config_dir is not None else None
     keys: dict[str, str] = {}
     dims: dict[str, str] = {}
-    for path, data in _sweep_files(sweep):
-        where = _where(path)
+    for path, data in _sweep_files(sweep, user):
+        where = _where(path, user)
         for group in _group_choices(data.get("defaults") or []):
             keys.setdefault(group, where)
         for key in flatten({k: v for k, v in data.items() if k in TRAINER_SECTIONS}):
@@ -135,14 +136,14 @@ def _set_by(target: str, keys: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def _sweep_files(sweep: str) -> Iterable[tuple[Path, Mapping[str, Any]]]:
+def _sweep_files(sweep: str, user: Path | None) -> Iterable[tuple[Path, Mapping[str, Any]]]:
     """The chosen sweep file and the sweep files its defaults list names, each once."""
     from omegaconf import OmegaConf
 
     todo, seen = [sweep], set()
     while todo:
         name = todo.pop()
-        path = _find(name)
+        path = _find(name, user)
         if path is None or path in seen:
             continue
         seen.add(path)
@@ -154,8 +155,7 @@ def _sweep_files(sweep: str) -> Iterable[tuple[Path, Mapping[str, Any]]]:
         todo += [d for d in data.get("defaults") or [] if isinstance(d, str) and d != "_self_"]
 
 
-def _find(name: str) -> Path | None:
-    user = config_dir.current()
+def _find(name: str, user: Path | None) -> Path | None:
     for root in ([user] if user is not None else []) + [Path(conf_dir())]:
         path = root / "sweep" / f"{name}.yaml"
         if path.is_file():
@@ -175,8 +175,7 @@ def _group_choices(defaults: Sequence[Any]) -> list[str]:
     return out
 
 
-def _where(path: Path) -> str:
-    user = config_dir.current()
+def _where(path: Path, user: Path | None) -> str:
     if user is not None and path.is_relative_to(user):
         return f"{path.relative_to(user.parent)}"
     return f"the bundled sweep/{path.name}"

@@ -201,18 +201,21 @@ def open_sweep(url: str, name: str | None) -> tuple[str, list[optuna.Study]]:
     if not studies:
         raise UserError(f"no sweep {name!r} in {urls.redact(url)} "
                         f"(sweeps there: {', '.join(names) or 'none'})")
-    use_recorded_config_dir(studies)
     return name, studies
 
 
-def use_recorded_config_dir(studies: Sequence[optuna.Study]) -> str | None:
-    """The config dir the sweep was launched with, used from now on where none was given and
-    it exists here; returns the recorded one (None: the sweep has none)."""
+def config_dir_for(studies: Sequence[optuna.Study], given: str | None = None) -> str | None:
+    """The config dir to compose the sweep's configs with: `given` (the caller's), else the
+    one the sweep was launched with where it exists on this machine, else None."""
     from pathlib import Path
 
-    from trainer.api import config_dir
+    if given is not None:
+        return given
+    recorded = recorded_config_dir(studies)
+    return recorded if recorded and Path(recorded).is_dir() else None
 
+
+def recorded_config_dir(studies: Sequence[optuna.Study]) -> str | None:
+    """The config dir the sweep was launched with (None: it had none)."""
     recorded = latest_attrs(studies).get("config_dir") if studies else None
-    if recorded and config_dir.current() is None and Path(recorded).is_dir():
-        config_dir.use(recorded)
-    return recorded
+    return str(recorded) if recorded else None

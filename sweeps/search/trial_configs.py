@@ -36,7 +36,8 @@ class TrialConfigs:
         if key not in self._cache:
             if groups:
                 self._cache[key] = compose_trainer(self.spec.overrides,
-                                                   [*study.base_overrides, *groups])
+                                                   [*study.base_overrides, *groups],
+                                                   self.spec.config_dir)
             else:
                 self._cache[key] = copy.deepcopy(dict(study.base))
         data = copy.deepcopy(self._cache[key])

@@ -151,7 +151,7 @@ def param_for(key: str, dim: Dimension, base: Mapping[str, Any], optimizer: str)
 
 
 def _check_dimension(path: str, dim: Dimension, base: Mapping[str, Any], optimizer: str,
-                     earlier: set[str]) -> None:
+                     earlier: set[str], config_dir: str | None = None) -> None:
     for cond in dim.when:
         if cond not in earlier and cond not in GROUP_KEYS and lookup(base, cond) is None:
             raise ConfigError(f"{path}.{dim.name}.when", cond,
@@ -167,7 +167,7 @@ def _check_dimension(path: str, dim: Dimension, base: Mapping[str, Any], optimiz
         else:  # the options in the config search path: bundled and the user's config dir
             from trainer.api import group_options
 
-            allowed = group_options(dim.key)
+            allowed = group_options(dim.key, config_dir)
         for choice in dim.choices:
             if choice not in allowed:
                 raise ConfigError(f"{path}.{dim.name}.choices", choice,
@@ -190,7 +190,8 @@ def _check_dimension(path: str, dim: Dimension, base: Mapping[str, Any], optimiz
 
 
 def build_space(search: Mapping[str, Any], optimizer: str, base: Mapping[str, Any],
-                *, prefix: str = "", when: Mapping[str, Any] | None = None) -> list[Dimension]:
+                *, prefix: str = "", when: Mapping[str, Any] | None = None,
+                config_dir: str | None = None) -> list[Dimension]:
     dims: list[Dimension] = []
     seen: set[str] = set()
     for section in (optimizer, "common") if not prefix else (optimizer,):
@@ -199,7 +200,7 @@ def build_space(search: Mapping[str, Any], optimizer: str, base: Mapping[str, An
             raise ConfigError(f"search.{section}", None, "no search space for this optimizer")
         for name, raw in spec.items():
             dim = parse_dimension(f"search.{section}", name, raw)
-            _check_dimension(f"search.{section}", dim, base, optimizer, seen)
+            _check_dimension(f"search.{section}", dim, base, optimizer, seen, config_dir)
             seen.add(dim.name)
             if prefix:
                 cond = {**(when or {}),

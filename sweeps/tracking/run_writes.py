@@ -103,14 +103,20 @@ def _op_retire(key: str, uri: str, sweep: str, study: str, number: int, old_run:
             tag_run(uri, run, {"sweeps.retried_by": new.id})
 
 
-def start_trial_async(uri: str, background: Background, *args: Any,
-                      on_created: Callable[[str], None] | None = None, **kwargs: Any) -> RunRef:
-    """`start_trial` on the background writer: returns at once with a RunRef; `on_created`
-    gets the run id here, in this process, as soon as the run exists."""
+def start_trial_async(uri: str, background: Background, sweep: str, parent_run_id: str | None,
+                      study: str, number: int, optimizer: str, config: Mapping[str, Any],
+                      params: Mapping[str, Any], device: str, *,
+                      on_created: Callable[[str], None] | None = None, kind: str = "trial",
+                      name: str | None = None, extra_tags: Mapping[str, str] | None = None,
+                      constant: Mapping[str, str] | None = None) -> RunRef:
+    """`start_trial` (the same arguments) on the background writer: returns at once with a
+    RunRef; `on_created` gets the run id here, in this process, as soon as the run exists."""
     ref = RunRef()
+    args = (sweep, parent_run_id, study, number, optimizer, dict(config), dict(params), device)
     # this process's, not the writer's: `close_orphans` picks runs by the worker that opened them
-    kwargs["extra_tags"] = {"sweeps.worker": f"{socket.gethostname()}:{os.getpid()}",
-                            **(kwargs.get("extra_tags") or {})}
+    kwargs = {"kind": kind, "name": name, "constant": constant,
+              "extra_tags": {"sweeps.worker": f"{socket.gethostname()}:{os.getpid()}",
+                             **(extra_tags or {})}}
 
     def created(future: Future[Any]) -> None:
         try:

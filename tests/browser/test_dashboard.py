@@ -122,9 +122,9 @@ def test_finished_sweep_in_the_mlflow_ui_and_the_html_report(
                                 "sweep.pruner.name=none", "tracking=server",
                                 f"tracking.uri={mlflow_server}"])
     assert launched.exit_code == 0, launched.output
-    Worker(str(tmp_path / "sweeps.journal"), "quick", quiet=True).run()
+    Worker.connect(str(tmp_path / "sweeps.journal"), "quick", quiet=True).run()
     assert cli.invoke(app, ["confirm", "--seeds", "2", "--workers", "0"]).exit_code == 0
-    Worker(str(tmp_path / "sweeps.journal"), "quick", quiet=True).run()
+    Worker.connect(str(tmp_path / "sweeps.journal"), "quick", quiet=True).run()
     assert cli.invoke(app, ["report"]).exit_code == 0
 
     exp = _api(mlflow_server, "experiments/get-by-name?experiment_name=quick")["experiment"]

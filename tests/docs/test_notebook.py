@@ -88,6 +88,25 @@ def test_the_notebook_runs_and_the_cli_agrees_with_the_api(tmp_path: Path) -> No
     for sentence in api["pairs"]:
         assert sentence in report.stdout
 
+    # `sweeps confirm`: the same seed re-runs Sweep.confirm() made, each found done
+    confirm = _sweeps(tmp_path, "confirm", "quick", "--seeds", "3")
+    assert confirm.returncode == 0, confirm.stderr
+    runs = api["confirm_runs"]
+    assert f"{runs} runs, {runs} done before, 0 already queued, 0 queued now" in confirm.stdout
+
+    # `sweeps reproduce`: the same verdict as Sweep.reproduce() (Reproduction.identical)
+    again = _sweeps(tmp_path, "reproduce", "quick", "--trial", "best")
+    assert again.returncode == 0 and "reproduced: identical within tolerance" in again.stdout, \
+        again.stdout + again.stderr
+
+    # `sweeps worker`: the budget is spent, as sweeps.work() finds it
+    worker = _sweeps(tmp_path, "worker", "--study", "quick")
+    assert worker.returncode == 0, worker.stderr
+    assert "nothing left to run; this worker ran 0 trial(s)" in worker.stdout
+    worked = subprocess.run([sys.executable, "-c", "import sweeps; print(sweeps.work('quick'))"],
+                            cwd=tmp_path, env=_env(), text=True, capture_output=True, timeout=300)
+    assert worked.returncode == 0 and worked.stdout.strip() == "0", worked.stderr
+
     # bad input: the CLI's one line is the API's exception message
     for args, what in ((["status", "nosuch"], "open"), (["report", "quick", "--target", "2.0"], "report"),
                        (["reproduce", "quick", "--trial", "adam:99"], "reproduce")):

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from trainer.compose import compose
-from trainer.config import to_container
+from trainer.config.compose import compose
+from trainer.validation import to_container
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -117,7 +117,7 @@ def test_a_later_launch_with_fewer_optimizers_only_runs_those(workdir: Path, cli
     fewer = [o for o in SMALL if not o.startswith("sweep.optimizers")] + ["sweep.optimizers=[sgd]",
                                                                             "sweep.n_trials=2"]
     assert cli.invoke(app, ["launch", *fewer, "sweep.workers=0"]).exit_code == 0
-    worker = Worker(str(workdir / "sweeps.journal"), "quick", quiet=True)
+    worker = Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True)
     assert [s.study_name for s in worker.studies] == ["quick.sgd"]
 
 

@@ -49,27 +49,26 @@ def test_the_error_path_composes_at_most_once_more(project: Path,  # noqa: F811
     """An unknown key's message composes again to list the allowed keys; that second
     composition has no hints of its own, so a file that fails every composition cannot
     make the error path recurse (it once did, until a RecursionError)."""
-    from trainer import compose as compose_module
-    from trainer import config_dir
+    from trainer.config import compose as compose_module
     from trainer.errors import UserError
 
-    config_dir.use(project / "conf")
+    conf = project / "conf"
     monkeypatch.setenv("SWEEPS_COMPOSE_CACHE", "0")
     calls: list[bool] = []
     real = compose_module.compose
 
-    def counted(overrides=(), config_name="config", *, hints=True):  # type: ignore[no-untyped-def]
+    def counted(overrides=(), config_name="config", *, config_dir=None, hints=True):  # type: ignore[no-untyped-def]
         calls.append(hints)
-        return real(overrides, config_name, hints=hints)
+        return real(overrides, config_name, config_dir=config_dir, hints=hints)
 
     monkeypatch.setattr(compose_module, "compose", counted)
     with pytest.raises(UserError, match="nosuch='1': unknown key; allowed keys of the config"):
-        compose_module.compose(["sweep=user", "nosuch=1"], "sweeps")
+        compose_module.compose(["sweep=user", "nosuch=1"], "sweeps", config_dir=conf)
     assert calls == [True, False]
     # the hint-less composition of a failing override: the bare message, no further call
     calls.clear()
     err = compose_module._composition_error(
-        Exception("Could not override 'trainer.nosuch'"), ["trainer.nosuch=1"], "sweeps", hints=False)
+        Exception("Could not override 'trainer.nosuch'"), ["trainer.nosuch=1"], "sweeps", None, hints=False)
     assert str(err) == "trainer.nosuch='1': unknown key" and calls == []
 
 

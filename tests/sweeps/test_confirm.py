@@ -26,7 +26,7 @@ def _search(cli: CliRunner, workdir: Path, *overrides: str) -> None:
     result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.pruner.name=none",
                               *overrides])
     assert result.exit_code == 0, result.output
-    Worker(str(workdir / "sweeps.journal"), "quick", quiet=True, kinds=("search",)).run()
+    Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True, kinds=("search",)).run()
 
 
 def _confirm_trials(workdir: Path) -> list:
@@ -44,7 +44,7 @@ def test_confirm_queues_runs_reuses_them_and_report_ranks(workdir: Path, cli: Cl
     assert [t.state for t in _confirm_trials(workdir)] == [TrialState.WAITING] * 4
 
     # a remote-style worker (both kinds, the default) takes the queued confirm runs
-    assert Worker(str(journal), "quick", quiet=True).run() == 4
+    assert Worker.connect(str(journal), "quick", quiet=True).run() == 4
     runs = _confirm_trials(workdir)
     assert all(t.state == TrialState.COMPLETE for t in runs)
     search = {(s, t.number): t for s, ts in journal_trials(journal).items() for t in ts}
@@ -80,7 +80,7 @@ def test_confirm_queues_runs_reuses_them_and_report_ranks(workdir: Path, cli: Cl
     assert hashlib.sha256(journal.read_bytes()).hexdigest() == before
     more = cli.invoke(app, ["confirm", "--seeds", "3", "--workers", "0"])
     assert "6 runs, 4 done before, 0 already queued, 2 queued now" in more.output
-    assert Worker(str(journal), "quick", quiet=True, kinds=("confirm",)).run() == 2
+    assert Worker.connect(str(journal), "quick", quiet=True, kinds=("confirm",)).run() == 2
     assert {t.user_attrs["seed"] for t in _confirm_trials(workdir)} == {1, 2, 3}
 
     best = cli.invoke(app, ["best"])

@@ -247,7 +247,7 @@ def test_ctrl_c_during_confirm_and_the_next_call_finishes_only_what_is_missing(t
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        Worker(str(tmp_path / "sweeps.journal"), "quick", quiet=True, kinds=("search",)).run()
+        Worker.connect(str(tmp_path / "sweeps.journal"), "quick", quiet=True, kinds=("search",)).run()
     finally:
         os.chdir(cwd)
 

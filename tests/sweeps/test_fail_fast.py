@@ -62,8 +62,8 @@ def test_three_failures_of_one_cause_in_a_row_trip_it() -> None:
 
 def test_the_record_gives_the_command_that_runs_the_trial_alone() -> None:
     from sweeps.report.summary import trainer_command
-    from trainer.compose import overrides_for
-    from trainer.config import load_config, validate
+    from trainer.config.compose import overrides_for
+    from trainer.validation import load_config, validate
 
     cfg = validate(load_config(["optimizer=sgd", "trainer.epochs=1"]))
     study = _study([_trial(i, TrialState.FAIL, **_failed(CRASH), config=cfg) for i in range(2)])

@@ -75,13 +75,11 @@ def test_nothing_the_user_did_not_write_changes_the_search() -> None:
 
 def test_what_the_user_wrote_is_read_from_the_sweep_files_and_the_command_line(
         project: Path) -> None:  # noqa: F811
-    from trainer import config_dir
-
     (project / "conf" / "sweep" / "mine.yaml").write_text(
         "# @package _global_\ndefaults:\n  - user\n  - override /schedule: cosine\n"
         "sweep:\n  name: mine\ntrainer:\n  batch_size: 64\n")
-    config_dir.use(project / "conf")
-    got = pinned.written(["sweep=mine", "optimizer.lr=0.1", "+search.common.x={type:int}"], "mine")
+    conf = str(project / "conf")
+    got = pinned.written(["sweep=mine", "optimizer.lr=0.1", "+search.common.x={type:int}"], "mine", conf)
     assert got.keys["trainer.batch_size"] == "conf/sweep/mine.yaml"
     assert got.keys["schedule"] == "conf/sweep/mine.yaml"  # the group choice of its defaults
     assert got.keys["trainer.epochs"] == "conf/sweep/user.yaml"  # through its defaults list
@@ -95,43 +93,40 @@ def test_what_the_user_wrote_is_read_from_the_sweep_files_and_the_command_line(
 def test_a_sweep_file_s_batch_size_is_used_not_searched(project: Path) -> None:  # noqa: F811
     """The case a user met: `trainer.batch_size: 64` in the sweep file, and the bundled
     common search sampled 32..1024 over it."""
-    from trainer import config_dir
-
     (project / "conf" / "sweep" / "bs.yaml").write_text(
         "# @package _global_\ndefaults:\n  - base\n  - override /dataset: blobs\n"
         "  - override /model: user_net\nsweep:\n  name: bs\n  optimizers: [sgd]\n  n_trials: 1\n"
         "trainer:\n  epochs: 2\n  batch_size: 64\n")
-    config_dir.use(project / "conf")
-    spec = load_sweep(["sweep=bs"])
+    conf = str(project / "conf")
+    spec = load_sweep(["sweep=bs"], conf)
     (study,) = spec.studies
     assert "batch_size" not in {d.name for d in study.space.dims}
     assert study.base["trainer"]["batch_size"] == 64
     assert spec.notes == ("note: trainer.batch_size is set in conf/sweep/bs.yaml, so your value is "
                           "used: search.common.batch_size is not searched (give it a range to search it)",)
-    searched = load_sweep(["sweep=bs", "search.common.batch_size.choices=[32,128]"])
+    searched = load_sweep(["sweep=bs", "search.common.batch_size.choices=[32,128]"], conf)
     assert "batch_size" in {d.name for d in searched.studies[0].space.dims}
     assert "the search wins" in searched.notes[0]
     with pytest.raises(Exception, match="must be a mapping"):
-        load_sweep(["sweep=bs", "search.common.schedule=3"])
+        load_sweep(["sweep=bs", "search.common.schedule=3"], conf)
 
 
 def test_a_one_epoch_sweep_narrows_the_bundled_warmup_and_refuses_the_users_with_the_fix(
         project: Path) -> None:  # noqa: F811
-    from trainer import config_dir
     from trainer.errors import ConfigError
 
-    config_dir.use(project / "conf")
+    conf = str(project / "conf")
     # the bundled range (the user sweep does not write warmup_epochs)
     (project / "conf" / "sweep" / "one.yaml").write_text(
         "# @package _global_\ndefaults:\n  - base\n  - override /dataset: blobs\n"
         "  - override /model: user_net\nsweep:\n  name: one\n  optimizers: [sgd]\n  n_trials: 1\n"
         "trainer:\n  epochs: 1\n")
-    spec = load_sweep(["sweep=one"])
+    spec = load_sweep(["sweep=one"], conf)
     warm = next(d for d in spec.studies[0].space.dims if d.name == "warmup_epochs")
     assert (warm.low, warm.high) == (0.0, 0.5)
     assert "note: trainer.epochs=1: the warmup search range is narrowed to [0, 0.5] epochs" in spec.notes[-1]
     with pytest.raises(ConfigError, match=r"narrow it \(search.common.warmup_epochs.high=0.5\) or turn "
                                           r"it off \(search.common.warmup_epochs=null\)"):
-        load_sweep(["sweep=one", "search.common.warmup_epochs.high=1.0"])
-    off = load_sweep(["sweep=one", "search.common.warmup_epochs=null"])
+        load_sweep(["sweep=one", "search.common.warmup_epochs.high=1.0"], conf)
+    off = load_sweep(["sweep=one", "search.common.warmup_epochs=null"], conf)
     assert "warmup_epochs" not in {d.name for d in off.studies[0].space.dims}

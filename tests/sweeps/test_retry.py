@@ -58,7 +58,7 @@ def test_a_killed_trial_resumes_from_its_last_epoch_and_ends_as_if_never_killed(
     monkeypatch.chdir(tmp_path)
     for var in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(var, raising=False)
-    assert Worker(str(journal), "quick", quiet=True).run() == 1
+    assert Worker.connect(str(journal), "quick", quiet=True).run() == 1
     first, retry = sorted(_trials(journal), key=lambda t: t.number)
     assert first.state == TrialState.FAIL and first.user_attrs["failure_reason"].startswith("worker died")
     assert retry.state == TrialState.COMPLETE
@@ -137,7 +137,7 @@ def test_sync_writes_what_mlflow_missed_from_the_optuna_record(
     # the tracking server is away for the whole search (and patience is 0): no run is created
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     gone = f"http://127.0.0.1:{free_port()}"
-    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True, tracking_uri=gone).run() == 4
+    assert Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True, tracking_uri=gone).run() == 4
     trials = [t for ts in journal_trials(workdir / "sweeps.journal").values() for t in ts]
     assert all(t.state == TrialState.COMPLETE and "mlflow_run_id" not in t.user_attrs for t in trials)
     uri = f"sqlite:///{workdir / 'mlflow.db'}"

@@ -74,7 +74,7 @@ def test_a_run_without_a_parent_gets_the_whole_config() -> None:
 def test_the_parent_config_yaml_holds_the_constant_part() -> None:
     import yaml
 
-    from trainer.compose import flatten
+    from trainer.config.compose import flatten
 
     spec = load_sweep(SMALL)
     text = tracking_params.constant_yaml(spec)

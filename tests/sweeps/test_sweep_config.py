@@ -8,9 +8,9 @@ import pytest
 
 from sweeps.search.load import load_sweep, trainer_part
 from sweeps.search.trial_configs import TrialConfigs
-from trainer.config import compose, load_config, overrides_for, to_container, validate
 from trainer.errors import UserError
 from trainer.optim import list_optimizers
+from trainer.validation import compose, load_config, overrides_for, to_container, validate
 
 
 def test_quick_sweep_has_one_study_per_optimizer_with_equal_budgets() -> None:

@@ -66,15 +66,14 @@ def test_bad_user_model_or_data_fails_in_one_line_and_writes_nothing(
 
 def test_a_user_models_keys_are_searchable(project: Path) -> None:
     from sweeps.search.load import load_sweep
-    from trainer import config_dir
     from trainer.errors import ConfigError
 
-    config_dir.use(project / "conf")
+    conf = project / "conf"
     dim = "+search.common.hidden={type:int,low:8,high:32,key:model.hidden}"
-    spec = load_sweep(["sweep=user", dim])
+    spec = load_sweep(["sweep=user", dim], conf)
     assert "hidden" in {d.name for d in spec.studies[0].space.dims}
     with pytest.raises(ConfigError, match="not a setting of model user_net; allowed: hidden"):
-        load_sweep(["sweep=user", "+search.common.w={type:int,low:8,high:32,key:model.width}"])
+        load_sweep(["sweep=user", "+search.common.w={type:int,low:8,high:32,key:model.width}"], conf)
 
 
 def test_an_unknown_config_dir_is_one_line(project: Path) -> None:

@@ -28,7 +28,7 @@ def test_median_pruning_stops_bad_trials_and_keeps_their_curves(workdir: Path, c
            "sweep.sampler.name=random", "sweep.seed=3", "search.sgd.lr.low=1e-5",
            "search.sgd.lr.high=0.5", "sweep.pruner.n_startup_trials=1",
            "sweep.pruner.n_warmup_steps=0")
-    ran = Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run()
+    ran = Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True).run()
     assert ran == 6
     trials = journal_trials(workdir / "sweeps.journal")["quick.sgd"]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -54,7 +54,7 @@ def test_median_pruning_stops_bad_trials_and_keeps_their_curves(workdir: Path, c
 def test_diverging_trials_are_recorded_and_the_worker_continues(workdir: Path, cli: CliRunner) -> None:
     _setup(cli, "sweep.optimizers=[sgd]", "sweep.n_trials=3", "search.sgd.lr.low=1e4",
            "search.sgd.lr.high=1e6", "trainer.log_every=1")
-    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 3
+    assert Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 3
     trials = journal_trials(workdir / "sweeps.journal")["quick.sgd"]
     assert len(trials) == 3 and all(t.state == TrialState.FAIL for t in trials)
     assert all(t.user_attrs["state"] == "diverged" for t in trials)
@@ -80,7 +80,7 @@ def test_objective_last_uses_the_last_epoch(workdir: Path, cli: CliRunner,
     monkeypatch.setattr(outcome, "objective_value", lambda r, o: asked.append(o) or real(r, o))
     _setup(cli, "sweep.optimizers=[adam]", "sweep.n_trials=1", "sweep.objective=last",
            "sweep.pruner.name=none")
-    Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run()
+    Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True).run()
     (t,) = journal_trials(workdir / "sweeps.journal")["quick.adam"]
     assert asked == ["last"]
     assert t.value == t.user_attrs["curves"]["val/acc"][-1]
@@ -97,7 +97,7 @@ def test_every_sampler_and_pruner_runs_trials(workdir: Path, cli: CliRunner) -> 
                f"sweep.sampler.name={sampler}", "sweep.sampler.n_startup_trials=1",
                "sweep.sampler.grid_points=2", f"sweep.pruner.name={pruner}",
                "sweep.pruner.n_startup_trials=1")
-        assert Worker(str(workdir / "sweeps.journal"), name, quiet=True).run() == 2
+        assert Worker.connect(str(workdir / "sweeps.journal"), name, quiet=True).run() == 2
         trials = journal_trials(workdir / "sweeps.journal", name)[f"{name}.adam"]
         states = [t.state for t in trials]
         assert len(trials) == 2 and TrialState.FAIL not in states, [t.user_attrs for t in trials]
@@ -108,7 +108,7 @@ def test_every_sampler_and_pruner_runs_trials(workdir: Path, cli: CliRunner) -> 
 def test_joint_mode_samples_the_optimizer(workdir: Path, cli: CliRunner) -> None:
     _setup(cli, "sweep.mode=joint", "sweep.n_trials=3",
            "sweep.sampler.name=random", "sweep.pruner.name=none")
-    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 3
+    assert Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 3
     (trials,) = journal_trials(workdir / "sweeps.journal").values()
     assert {t.params["optimizer"] for t in trials} <= {"sgd", "adam_to_sgd"}
     for t in trials:
@@ -126,7 +126,7 @@ def test_timeout_stops_workers_from_starting_trials(workdir: Path, cli: CliRunne
 
     deadline = sweep_studies(open_storage(str(workdir / "sweeps.journal")), "quick")[0].user_attrs["deadline"]
     wait_for(lambda: time.time() > deadline, timeout=10, interval=0.01)  # the timeout has passed
-    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 0
+    assert Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 0
     assert journal_trials(workdir / "sweeps.journal")["quick.sgd"] == []
 
 

@@ -54,7 +54,7 @@ def test_a_worker_with_a_writer_process_never_imports_mlflow(workdir: Path, cli:
     code = textwrap.dedent("""
         import sys
         from sweeps.run.worker import Worker
-        ran = Worker("sweeps.journal", "quick", quiet=True).run()
+        ran = Worker.connect("sweeps.journal", "quick", quiet=True).run()
         print(ran, sorted(m for m in sys.modules if m.split(".")[0] == "mlflow")[:3])
     """)
     proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True,
@@ -70,7 +70,7 @@ def test_a_worker_sends_its_trials_runs_through_a_writer_process(
     result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.optimizers=[adam]",
                               "sweep.n_trials=2", "sweep.pruner.name=none", "tracking.writer=process"])
     assert result.exit_code == 0, result.output
-    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 2
+    assert Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 2
 
     writer = _writer_pid()
     assert writer != os.getpid()  # the writes ran in another process
@@ -113,7 +113,7 @@ def test_thread_writer_is_a_setting_and_bad_values_are_refused(
     result = cli.invoke(app, ["launch", *SMALL, "sweep.workers=0", "sweep.optimizers=[sgd]",
                               "sweep.n_trials=1", "tracking.writer=thread"])
     assert result.exit_code == 0, result.output
-    assert Worker(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 1
+    assert Worker.connect(str(workdir / "sweeps.journal"), "quick", quiet=True).run() == 1
     assert isinstance(writer.Background._executor, ThreadPoolExecutor)
     assert _writer_pid() == os.getpid()
     (run,) = [r for r in mlflow_runs(f"sqlite:///{workdir / 'mlflow.db'}")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import compose, load_config
-from trainer.data import list_datasets
+from trainer.data.prepare import list_datasets
 from trainer.errors import ConfigError, UserError
 from trainer.models import list_models
 from trainer.optim import list_optimizers
-from trainer.schedules import list_schedules
+from trainer.optim.schedules import list_schedules
+from trainer.validation import compose, load_config
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

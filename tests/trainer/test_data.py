@@ -10,8 +10,8 @@ import pytest
 import torch
 import torchvision.datasets.cifar
 
-from trainer.config import check_dataset
-from trainer.data import (
+from trainer.data.files import write_cifar10, write_mnist
+from trainer.data.prepare import (
     _load_cached,
     _splits_cached,
     augment_batch,
@@ -20,8 +20,8 @@ from trainer.data import (
     make_splits,
     num_batches,
 )
-from trainer.dataset_files import write_cifar10, write_mnist
 from trainer.errors import DatasetUnavailableError
+from trainer.validation import check_dataset
 
 
 def _section(name: str, root: Path | str = "data", **kw: object) -> dict:
@@ -132,7 +132,7 @@ def test_batched_augmentation_crops_and_flips_each_image_independently() -> None
 
 
 def test_mnist_5k_is_cached_as_arrays_and_a_bad_cache_is_rebuilt(tmp_path: Path, monkeypatch) -> None:
-    from trainer.datasets import _mnist_5k_arrays
+    from trainer.data.datasets import _mnist_5k_arrays
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     images, labels = _mnist_5k_arrays()

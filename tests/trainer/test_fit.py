@@ -13,7 +13,7 @@ import pytest
 
 from trainer import Callback, RunInfo, fit
 from trainer.optim import list_optimizers
-from trainer.schedules import list_schedules
+from trainer.optim.schedules import list_schedules
 
 EPOCH_KEYS = {"epoch", "train/loss", "train/acc", "val/loss", "val/acc", "gap/acc", "gap/loss",
               "lr", "time/epoch_s", "time/samples_per_s"}

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer.optim.adam_to_sgd import AdamToSGD
-from trainer.schedules import Schedule
+from trainer.optim.schedules import Schedule
 
 BASE_LR = 0.1
 open_unit = st.floats(0.01, 0.99)

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from trainer.config import load_config
 from trainer.optim import AdamToSGD, effective_lr
-from trainer.schedules import Schedule, list_schedules
+from trainer.optim.schedules import Schedule, list_schedules
+from trainer.validation import load_config
 
 SPE, EPOCHS, LR = 10, 4, 0.1
 
@@ -144,7 +144,7 @@ def test_cyclic_after_warmup_starts_at_its_base_rate_not_at_the_peak() -> None:
 def test_a_one_cycle_horizon_spans_at_least_its_warm_up_phase() -> None:
     """torch's OneCycleLR divides by pct_start * total - 1: the horizon is never below
     1 / pct_start + 1 steps; a run's own length where it is longer."""
-    from trainer.schedules import onecycle_steps
+    from trainer.optim.schedules import onecycle_steps
 
     assert onecycle_steps(100, 0.3) == 100
     assert onecycle_steps(2, 0.5) == 3

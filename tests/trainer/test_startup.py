@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.compose import compose
+from trainer.config.compose import compose
 
 
 def _python(code: str, cwd: Path) -> str:
@@ -24,7 +24,8 @@ def test_validating_a_sweep_and_importing_the_launch_import_no_torch(tmp_path: P
             "from sweeps.search.load import load_sweep\n"
             "spec = load_sweep(['sweep=quick'])\n"
             "import sweeps.run.launch, sweeps.run.processes, sweeps.tracking.runs\n"
-            "import trainer.config, trainer.models, trainer.datasets, trainer.schedules, trainer.optim\n"
+            "import trainer.validation, trainer.models, trainer.datasets, trainer.optim\n"
+            "import trainer.optim.schedules, trainer.config.compose\n"
             "print(len(spec.studies), 'torch' in sys.modules)")
     assert _python(code, tmp_path) == "8 False"
 
@@ -45,7 +46,7 @@ def test_the_registries_still_build_what_they_name() -> None:
 
     from trainer.models import build_model
     from trainer.optim import AdamToSGD, build_optimizer
-    from trainer.schedules import Schedule
+    from trainer.optim.schedules import Schedule
 
     model = build_model({"_target_": "trainer.models.resnet", "blocks": 1, "width": 4,
                          "init": "he_normal", "init_scale": 0.05}, (3, 8, 8), 10)
@@ -66,20 +67,17 @@ def test_the_registries_still_build_what_they_name() -> None:
 
 def test_a_composition_comes_back_from_the_cache_until_a_config_file_changes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trainer import config_dir
-
     monkeypatch.setenv("SWEEPS_CACHE_DIR", str(tmp_path / "cache"))
     user = tmp_path / "conf"
     (user / "model").mkdir(parents=True)
     (user / "model" / "tiny.yaml").write_text("_target_: trainer.models.mlp\ndepth: 1\nwidth: 7\n")
-    monkeypatch.setenv(config_dir.ENV, str(user))
-    first = compose(["model=tiny"])
+    first = compose(["model=tiny"], config_dir=user)
     entries = list((tmp_path / "cache" / "compose").glob("*.pkl"))
     assert first.model.width == 7 and len(entries) == 1
-    assert compose(["model=tiny"]) == first  # read back, not composed again
+    assert compose(["model=tiny"], config_dir=user) == first  # read back, not composed again
     assert len(list((tmp_path / "cache" / "compose").glob("*.pkl"))) == 1
     (user / "model" / "tiny.yaml").write_text("_target_: trainer.models.mlp\ndepth: 1\nwidth: 9\n")
-    assert compose(["model=tiny"]).model.width == 9  # a changed file is a new composition
+    assert compose(["model=tiny"], config_dir=user).model.width == 9  # a changed file: composed again
     monkeypatch.setenv("SWEEPS_STORAGE", "elsewhere.journal")  # read when the config is read
     assert compose([], "sweeps").storage.url == "elsewhere.journal"
     monkeypatch.setenv("SWEEPS_STORAGE", "other.journal")

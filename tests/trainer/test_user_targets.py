@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import load_config, validate
 from trainer.errors import ConfigError
 from trainer.loop import fit
+from trainer.validation import load_config, validate
 
 PROJECT = Path(__file__).parents[1] / "fixtures" / "user_project"
 BASE = ["trainer.epochs=3", "trainer.batch_size=32", "trainer.progress=false", "trainer.threads=1",
@@ -72,7 +72,7 @@ def test_a_user_loss_by_target_is_used(tmp_path: Path) -> None:
 
 
 def test_the_dataloader_path_is_seeded_and_resumes(tmp_path: Path) -> None:
-    from trainer.data import uses_loader
+    from trainer.data.prepare import uses_loader
 
     cfg = _user(tmp_path, "trainer.epochs=4", dataset="userpkg.tensor_datasets")
     cfg["dataset"]["loader"] = {"num_workers": 1, "pin_memory": True, "persistent_workers": False}

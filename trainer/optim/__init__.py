@@ -1,6 +1,8 @@
-"""Optimizers: the registry of torch.optim variants plus the Adam-to-SGD switcher.
+"""Optimizers and schedules. Internal to the trainer (other packages use `trainer.api`).
 
-`factory` (the registry, validation) imports no torch; `AdamToSGD` is loaded on first use.
+- `factory`: the registry of torch.optim variants, validation; imports no torch;
+- `adam_to_sgd`: the Adam-to-SGD switcher (`AdamToSGD`, loaded on first use);
+- `schedules`: the learning-rate schedules' registry and builders.
 """
 
 from __future__ import annotations

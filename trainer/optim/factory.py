@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from trainer.config.registry import Registry
+from trainer.config.spec import Param, check_section, count, flag, nonneg, one_of, positive, unit
 from trainer.errors import ConfigError
-from trainer.registry import Registry
-from trainer.spec import Param, check_section, count, flag, nonneg, one_of, positive, unit
 
 if TYPE_CHECKING:
     from torch.optim import Optimizer

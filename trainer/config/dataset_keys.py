@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trainer.spec import Param, count, flag, one_of
+from trainer.config.spec import Param, count, flag, one_of
 
 TASKS = ("classification", "regression")
 # The trainer's keys of a dataset section, with their defaults (filled in by validation).

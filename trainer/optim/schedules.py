@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trainer.registry import Registry
-from trainer.spec import Param, count, flag, nonneg, one_of, positive, unit
+from trainer.config.registry import Registry
+from trainer.config.spec import Param, count, flag, nonneg, one_of, positive, unit
 from trainer.startup import lazy_module
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from trainer.targets import TARGET
+from trainer.config.targets import TARGET
 
 MODEL_TARGETS = {"mlp": "trainer.models.mlp", "cnn": "trainer.models.cnn",
                  "resnet": "trainer.models.resnet"}

@@ -1,14 +1,16 @@
 """Hydra composition of conf/, with Hydra's errors turned into one-line UserErrors.
 
-Kept apart from `trainer.config` (validation against the registries, which import
+Kept apart from `trainer.validation` (validation against the registries, which import
 torch) so that callers that only need a composed config, such as the sweep CLI's
 read-only commands, start in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -32,13 +34,16 @@ def conf_dir() -> str:
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "config", *,
-            hints: bool = True) -> DictConfig:
+            config_dir: str | os.PathLike[str] | None = None, hints: bool = True) -> DictConfig:
     """Compose conf/ with Hydra overrides; Hydra errors become one-line UserErrors.
 
-    `hints`: an unknown key's message lists the keys allowed there, which takes a second
-    composition; that one runs with ``hints=False``, so the error path never recurses."""
-    from trainer import config_dir
-    from trainer.compose_cache import cached
+    `config_dir`: the user's config dir, searched before the bundled tree. `hints`: an
+    unknown key's message lists the keys allowed there, which takes a second composition;
+    that one runs with ``hints=False``, so the error path never recurses."""
+    from trainer.config import user_dir
+    from trainer.config.cache import cached
+
+    user = user_dir.resolve(config_dir)
 
     def composed() -> DictConfig:
         from hydra import compose as hydra_compose
@@ -46,12 +51,11 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config", *,
         from hydra.core.global_hydra import GlobalHydra
         from hydra.errors import HydraException, MissingConfigException
 
-        config_dir.register()
         if GlobalHydra.instance().is_initialized():
             GlobalHydra.instance().clear()
         # A directory source parses ~2x faster than the pkg:// one; the package is a directory
         # both in a checkout (editable install) and in an installed wheel.
-        with initialize_config_dir(config_dir=bundled, version_base=None):
+        with user_dir.searching(user), initialize_config_dir(config_dir=bundled, version_base=None):
             try:
                 cfg = hydra_compose(config_name=config_name,
                                     overrides=trainer_keys_added(overrides),
@@ -59,19 +63,19 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config", *,
             except MissingConfigException as err:
                 raise _missing_option(err, overrides) from None
             except HydraException as err:
-                raise _composition_error(err, overrides, config_name, hints) from None
+                raise _composition_error(err, overrides, config_name, user, hints) from None
         return with_group_names(cfg)
 
-    bundled, user = conf_dir(), config_dir.current()
+    bundled = conf_dir()
     return cached(config_name, list(overrides), bundled, None if user is None else str(user),
                   composed)
 
 
 def trainer_keys_added(overrides: Sequence[str]) -> list[str]:
     """``dataset.num_outputs=3`` works on a dataset file that leaves the key out: the
-    trainer's own dataset keys (`trainer.dataset_keys`) have defaults that validation fills
+    trainer's own dataset keys (`trainer.config.dataset_keys`) have defaults that validation fills
     in, so an override of one adds it where the file has none (Hydra's ``++``)."""
-    from trainer.dataset_keys import DATASET_DEFAULTS
+    from trainer.config.dataset_keys import DATASET_DEFAULTS
 
     out = []
     for o in overrides:
@@ -100,17 +104,17 @@ def with_group_names(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def group_options(group: str) -> list[str]:
+def group_options(group: str, config_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """The options of a config group in the search path (bundled and the user's)."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from trainer import config_dir
+    from trainer.config import user_dir
 
-    config_dir.register()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=conf_dir(), version_base=None):
+    with user_dir.searching(user_dir.resolve(config_dir)), \
+            initialize_config_dir(config_dir=conf_dir(), version_base=None):
         return sorted(GlobalHydra.instance().config_loader().get_group_options(group))
 
 
@@ -124,7 +128,7 @@ def _missing_option(err: Any, overrides: Sequence[str]) -> UserError:
 
 
 def _composition_error(err: Exception, overrides: Sequence[str], config_name: str,
-                       hints: bool = True) -> UserError:
+                       user: Path | None, hints: bool = True) -> UserError:
     text = str(err).strip()
     packaged = _package_mistake(text)
     if packaged is not None:
@@ -136,7 +140,7 @@ def _composition_error(err: Exception, overrides: Sequence[str], config_name: st
                      None)
         parent, _, _ = key.rpartition(".")
         allowed = _keys_of(parent, [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key],
-                           config_name) if hints else []
+                           config_name, user) if hints else []
         hint = f"; allowed keys of {parent or 'the config'}: {', '.join(allowed)}" if allowed else ""
         return ConfigError(key, value, "unknown key" + hint)
     first = text.splitlines()[0] if text else type(err).__name__
@@ -157,10 +161,11 @@ def _package_mistake(text: str) -> UserError | None:
                      f"sets keys of the whole config: add `# @package _global_` as its first line")
 
 
-def _keys_of(parent: str, overrides: Sequence[str], config_name: str) -> list[str]:
+def _keys_of(parent: str, overrides: Sequence[str], config_name: str,
+             user: Path | None) -> list[str]:
     groups = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0]]
     try:
-        cfg = compose(groups, config_name, hints=False)
+        cfg = compose(groups, config_name, config_dir=user, hints=False)
         node = OmegaConf.select(cfg, parent) if parent else cfg
         return sorted(str(k) for k in node) if isinstance(node, DictConfig) else []
     except UserError:
@@ -194,21 +199,23 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def overrides_for(data: Mapping[str, Any], *, skip: Sequence[str] = ("trainer.output_dir",
-                                                                      "trainer.resume")) -> list[str]:
+                                                                      "trainer.resume"),
+                  config_dir: str | os.PathLike[str] | None = None) -> list[str]:
     """The `python -m trainer` overrides that turn the defaults into the config `data`.
 
     Group choices first, then every value that differs from that group option's default;
     `load_config(overrides_for(cfg))` gives back `cfg` (tested).
     """
-    from trainer.dataset_keys import with_defaults
-    from trainer.legacy import upgrade
+    from trainer.config.dataset_keys import with_defaults
+    from trainer.config.legacy import upgrade
 
     data = upgrade(data)
     # a section without a name is an object given in-process (sweeps.launch(model=Net)):
     # no option of the group makes it, so its keys replace the group's default one by one
     unnamed = [g for g in GROUPS if not data[g].get("name")]
     groups = [f"{g}={data[g]['name']}" for g in GROUPS if g not in unnamed]
-    defaults = upgrade(to_container(compose(groups)))  # filled in as validation fills them
+    # filled in as validation fills them
+    defaults = upgrade(to_container(compose(groups, config_dir=config_dir)))
     defaults["dataset"] = with_defaults(defaults["dataset"])
     defaults.update({g: {} for g in unnamed})
     out = [*groups, *(f"~{g}" for g in unnamed)]

@@ -6,12 +6,12 @@ The callable returns ``{"train": ..., "val": ..., "test": ...}`` (or a tuple in 
 - arrays or tensors ``(x, y)``, inputs of any shape: the in-memory path (`Splits`). Loaded,
   split and normalised once, moved to the training device; the loop only slices tensors
   (no per-sample work, no DataLoader workers) and augments whole image batches there;
-- a map-style `torch.utils.data.Dataset`: the DataLoader path (`trainer.loader`), for data
+- a map-style `torch.utils.data.Dataset`: the DataLoader path (`trainer.data.loader`), for data
   that does not fit in memory or needs per-sample transforms.
 
 A missing validation split is carved from train with a fixed seed (`val_size`, a count or a
 fraction); a missing test split is carved only where `test_size` is set, else the run has
-none. The trainer's keys of the section are `trainer.dataset_keys`; every other key is a
+none. The trainer's keys of the section are `trainer.config.dataset_keys`; every other key is a
 keyword argument of the callable.
 """
 
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainer.dataset_keys import RESERVED
+from trainer.config.dataset_keys import RESERVED
 from trainer.errors import ConfigError
-from trainer.splits import held_out, numeric, split_indices, targets
+from trainer.data.splits import held_out, numeric, split_indices, targets
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Splits:
 
 def load_output(section: Mapping[str, Any]) -> dict[str, Any]:
     """The callable's splits as a dict, cached per process (a worker trains many trials)."""
-    from trainer.targets import TARGET, call_kwargs
+    from trainer.config.targets import TARGET, call_kwargs
 
     key = json.dumps({TARGET: section[TARGET], **call_kwargs(section, RESERVED)},
                      sort_keys=True, default=str)
@@ -78,7 +78,7 @@ def load_output(section: Mapping[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(key: str) -> dict[str, Any]:
-    from trainer.targets import TARGET, build
+    from trainer.config.targets import TARGET, build
 
     cfg = json.loads(key)
     out = build("dataset", cfg)
@@ -123,7 +123,7 @@ def _kind(value: Any) -> str:
 
 
 def make_splits(section: Mapping[str, Any], device: torch.device | str = "cpu") -> Any:
-    """The dataset on its path: `Splits` (in memory, on `device`) or `trainer.loader.Loaders`.
+    """The dataset on its path: `Splits` (in memory, on `device`) or `trainer.data.loader.Loaders`.
 
     Cached per process (the last two): a sweep worker's trials share one copy instead of
     re-splitting and re-normalising for each trial. Nothing writes into these tensors.
@@ -137,7 +137,7 @@ def _splits_cached(key: str, device: str) -> Any:
     section = json.loads(key)
     raw = load_output(section)
     if _is_dataset(raw["train"]):
-        from trainer.loader import make_loaders
+        from trainer.data.loader import make_loaders
 
         return make_loaders(section, raw, torch.device(device))
     return _in_memory(section, raw, torch.device(device))
@@ -274,6 +274,6 @@ def augment_batch(x: torch.Tensor, *, padding: int, hflip: bool,
 
 def list_datasets() -> list[str]:
     """The bundled dataset options (conf/dataset/)."""
-    from trainer.legacy import DATASET_TARGETS
+    from trainer.config.legacy import DATASET_TARGETS
 
     return sorted(DATASET_TARGETS)

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from trainer.errors import ConfigError
-from trainer.splits import held_out, numeric, rng_untouched, split_indices, targets
+from trainer.data.splits import held_out, numeric, rng_untouched, split_indices, targets
 
 
 @dataclass

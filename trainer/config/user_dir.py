@@ -1,16 +1,19 @@
 """The user's config dir: their `model/`, `dataset/`, `sweep/`, `search/` files beside ours.
 
-Set by `sweeps launch --config-dir DIR`, `python -m trainer --config-dir DIR` or the
-environment variable `SWEEPS_CONFIG_DIR` (which the former two set, so that the worker
-processes a launch starts inherit it). The directory goes into Hydra's config search path
-just before the bundled tree, so a user file with a bundled name wins (`shadowed` lists
-them for the launch to say so). Hydra's own `--config-dir` puts it after the bundled tree;
-a Hydra search-path plugin, registered here, puts it first for every entry point alike.
+Given as `--config-dir DIR` (or `$SWEEPS_CONFIG_DIR`) on a command line, or `config_dir=`
+in Python; from there it is passed as an argument: to every composition, into the sweep's
+record (where its workers read it) and to the processes a launch starts. The directory goes
+into Hydra's config search path just before the bundled tree, so a user file with a bundled
+name wins (`shadowed` lists them for the launch to say so). Hydra's own `--config-dir`
+puts it after the bundled tree; a Hydra search-path plugin, registered here, puts it first
+for every entry point alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from trainer.errors import UserError
@@ -19,26 +22,25 @@ ENV = "SWEEPS_CONFIG_DIR"
 PROVIDER = "sweeps-config-dir"
 
 
-def current() -> Path | None:
-    """The config dir in use, or None."""
-    value = os.environ.get(ENV, "").strip()
-    return Path(value).expanduser().resolve() if value else None  # recorded by a sweep: absolute
-
-
-def use(path: str | os.PathLike[str] | None) -> Path | None:
-    """Use `path` as the config dir from now on (in this process and those it starts)."""
+def resolve(path: str | os.PathLike[str] | None) -> Path | None:
+    """`path` made absolute (a sweep records it for its workers), or None; one line when it
+    is not a directory."""
     if path is None or str(path).strip() == "":
-        return current()
+        return None
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_dir():
         raise UserError(f"--config-dir {path}: no such directory")
-    os.environ[ENV] = str(resolved)
     return resolved
 
 
-def shadowed(bundled: str | os.PathLike[str]) -> list[str]:
+def from_env() -> Path | None:
+    """`$SWEEPS_CONFIG_DIR`: read by the command lines only (`sweeps`, `python -m trainer`),
+    which pass the directory on from there."""
+    return resolve(os.environ.get(ENV))
+
+
+def shadowed(bundled: str | os.PathLike[str], user: Path | None) -> list[str]:
     """The user's config files that replace a bundled one of the same group and name."""
-    user = current()
     if user is None:
         return []
     root = Path(bundled)
@@ -46,7 +48,22 @@ def shadowed(bundled: str | os.PathLike[str]) -> list[str]:
                   if (root / f.relative_to(user)).is_file())
 
 
+_searched: Path | None = None  # the user's dir of the composition under way (`searching`)
 _registered = False
+
+
+@contextlib.contextmanager
+def searching(user: Path | None) -> Iterator[None]:
+    """Hydra compositions inside the block look in `user` first. Hydra builds its search
+    path plugins itself, with no arguments, so the plugin reads the directory from here,
+    set for the length of one composition only."""
+    global _searched
+    register()
+    before, _searched = _searched, user
+    try:
+        yield
+    finally:
+        _searched = before
 
 
 def register() -> None:
@@ -59,12 +76,12 @@ def register() -> None:
     from hydra.plugins.search_path_plugin import SearchPathPlugin
 
     class UserConfigDir(SearchPathPlugin):
-        """`SWEEPS_CONFIG_DIR` before the bundled tree (Hydra's provider "main")."""
+        """The user's config dir before the bundled tree (Hydra's provider "main")."""
 
         def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-            user = current()
-            if user is not None:
-                search_path.prepend(PROVIDER, f"file://{user}", anchor=SearchPathQuery(provider="main"))
+            if _searched is not None:
+                search_path.prepend(PROVIDER, f"file://{_searched}",
+                                    anchor=SearchPathQuery(provider="main"))
 
     Plugins.instance().register(UserConfigDir)
     _registered = True

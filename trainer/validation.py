@@ -8,13 +8,14 @@ unknown key, bad override syntax) and our range checks all come back as one
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig
 
-from trainer.compose import (  # noqa: F401  (re-exported: the config API in one place)
+from trainer.config.compose import (  # noqa: F401  (re-exported: the config API in one place)
     GROUPS,
     compose,
     flatten,
@@ -22,13 +23,13 @@ from trainer.compose import (  # noqa: F401  (re-exported: the config API in one
     overrides_for,
     to_container,
 )
-from trainer.dataset_keys import DATASET_PARAMS, LOADER_PARAMS, RESERVED, with_defaults
+from trainer.config.dataset_keys import DATASET_PARAMS, LOADER_PARAMS, RESERVED, with_defaults
+from trainer.config.legacy import upgrade
+from trainer.config.spec import Param, check_section, count, flag, one_of
 from trainer.errors import ConfigError, UserError
-from trainer.legacy import upgrade
 from trainer.models import check_model
 from trainer.optim.factory import validate_optimizer
-from trainer.schedules import SCHEDULES
-from trainer.spec import Param, check_section, count, flag, one_of
+from trainer.optim.schedules import SCHEDULES
 
 TRAINER_PARAMS: dict[str, Param] = {
     "epochs": count(1, "passes over the training split"),
@@ -59,9 +60,11 @@ TRAINER_PARAMS: dict[str, Param] = {
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
-def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose and validate; raises UserError with one line on any bad input."""
-    cfg = compose(overrides, config_name)
+def load_config(overrides: Sequence[str] = (), config_name: str = "config", *,
+                config_dir: str | os.PathLike[str] | None = None) -> DictConfig:
+    """Compose (with the user's `config_dir`) and validate; raises UserError with one line
+    on any bad input."""
+    cfg = compose(overrides, config_name, config_dir=config_dir)
     validate(cfg)
     return cfg
 
@@ -79,7 +82,7 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     if not _DEVICE.match(t["device"]):
         raise ConfigError("trainer.device", t["device"], "must be auto, cpu, cuda or cuda:N")
     if t["loss"] is not None:
-        from trainer.targets import check_call
+        from trainer.config.targets import check_call
 
         check_call("trainer.loss", t["loss"])
 
@@ -106,7 +109,7 @@ def validate(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
 def check_packaging(data: Mapping[str, Any]) -> None:
     """The two Hydra packaging mistakes of a user's group file, named with their fix: its keys
     nested under the group's name again, or lifted to the top by ``# @package _global_``."""
-    from trainer.targets import TARGET
+    from trainer.config.targets import TARGET
 
     for group in ("dataset", "model"):
         section = data.get(group)
@@ -126,7 +129,7 @@ def check_packaging(data: Mapping[str, Any]) -> None:
 def check_dataset(ds: Mapping[str, Any]) -> dict[str, Any]:
     """A dataset section with the trainer's keys checked and defaulted, and the callable's
     keyword arguments checked against its signature."""
-    from trainer.targets import TARGET, check_call
+    from trainer.config.targets import TARGET, check_call
 
     if TARGET not in ds:
         raise ConfigError(f"dataset.{TARGET}", None, "missing: name the callable that returns "
