@@ -3,12 +3,17 @@
 Written atomically (temp file + rename) so an interrupted save never leaves a
 corrupt checkpoint; `trainer.resume=PATH` restores all of it, which makes an
 interrupted-then-resumed run end with the same metrics as an uninterrupted one.
+
+A checkpoint holds tensors, numbers, strings, lists and dicts only, and is read with
+`torch.load(weights_only=True)`: a file planted where a run looks for its checkpoint cannot
+run code when it is read (a pickle can), it is only refused.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +22,13 @@ import torch
 
 from trainer.errors import UserError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: NumPy's RNG state as a tensor, readable with weights_only
 
 
 def rng_state(data_gen: torch.Generator) -> dict[str, Any]:
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": _numpy_state(),
         "torch": torch.get_rng_state(),
         "data": data_gen.get_state(),
     }
@@ -34,11 +39,22 @@ def rng_state(data_gen: torch.Generator) -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any], data_gen: torch.Generator) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    _set_numpy_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     data_gen.set_state(state["data"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_state(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((state["kind"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"]))
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
@@ -53,9 +69,19 @@ def load(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise UserError(f"trainer.resume={str(path)!r}: no checkpoint file there")
     try:
-        payload = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as err:  # corrupt or not a checkpoint
-        raise UserError(f"trainer.resume={str(path)!r}: not a readable checkpoint ({err})") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
+        with warnings.catch_warnings():  # torch's note on a file's pickle protocol
+            warnings.simplefilter("ignore")
+            payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:  # damaged, not a checkpoint, or a pickle with code in it
+        raise UserError(f"trainer.resume={str(path)!r}: not a readable checkpoint of this trainer "
+                        "(damaged, or it holds more than tensors, numbers and strings, which is "
+                        "refused)") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION \
+            or not payload.keys() >= REQUIRED \
+            or not all(isinstance(payload[k], dict) for k in ("config", "rng", "best", "model")):
         raise UserError(f"trainer.resume={str(path)!r}: not a checkpoint of this trainer")
     return payload
+
+
+REQUIRED = {"epoch", "global_step", "model", "optimizer", "schedule", "best", "history", "steps",
+            "rng", "config"}

@@ -158,6 +158,15 @@ class _Trainer:
     def resume(self, path: str) -> None:
         payload = checkpoint.load(path)
         _check_resume_config(payload["config"], self.cfg)
+        try:
+            self._restore(payload)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise UserError(f"trainer.resume={path!r}: the checkpoint does not fit this run "
+                            f"({type(err).__name__}: {first})") from None
+        log.info("resumed from %s at epoch %d", path, payload["epoch"])
+
+    def _restore(self, payload: dict[str, Any]) -> None:
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.schedule.load_state_dict(payload["schedule"])
@@ -171,7 +180,6 @@ class _Trainer:
         self.start_epoch = int(payload["epoch"]) + 1
         self.global_step = int(payload["global_step"])
         self.run.global_step, self.run.epoch = self.global_step, int(payload["epoch"])
-        log.info("resumed from %s at epoch %d", path, payload["epoch"])
 
     def _save(self, name: str, epoch: int) -> None:
         checkpoint.save(self.output_dir / "checkpoints" / name, {

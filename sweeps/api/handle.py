@@ -67,13 +67,15 @@ class Location:
     tracking_uri: str | None
     config_dir: str | None
     cfg: Any
+    allowed_targets: tuple[str, ...] = ()
 
     def open(self) -> Sweep:
         """The sweep there; `UserError` when there is none (or, without a name, several)."""
         from sweeps.search.studies import open_sweep as find
 
         name, studies = find(self.storage, self.name)
-        return Sweep(name, self.storage, self.tracking_uri, self.config_dir, studies=studies)
+        return Sweep(name, self.storage, self.tracking_uri, self.config_dir, studies=studies,
+                     allowed_targets=self.allowed_targets)
 
 
 def locate(words: Sequence[str] = (), storage: str | None = None, tracking_uri: str | None = None,
@@ -103,9 +105,12 @@ class Sweep:
     method reads their trials afresh)."""
 
     def __init__(self, name: str, storage: str, tracking_uri: str | None = None,
-                 config_dir: str | None = None, *, studies: Sequence[optuna.Study] | None = None) -> None:
+                 config_dir: str | None = None, *, studies: Sequence[optuna.Study] | None = None,
+                 allowed_targets: Sequence[str] = ()) -> None:
         self.name, self.storage, self.tracking_uri = name, storage, tracking_uri
         self.config_dir = config_dir
+        # packages whose `_target_`s this process may call beyond its config dir's
+        self.allowed_targets = tuple(allowed_targets)
         self._studies = list(studies) if studies is not None else None
 
     def __repr__(self) -> str:
@@ -165,11 +170,12 @@ class Sweep:
         console = console or console_for(progress)
         studies = self.studies()
         check_code(run_confirm(self.name, studies, self.storage, self.tracking_uri, seeds, top,
-                               workers, console, yes=yes, config_dir=self.config_dir),
+                               workers, console, yes=yes, config_dir=self.config_dir,
+                               allowed=self.allowed_targets),
                    console, f"sweeps confirm {self.name}")
         if workers == 0 and not queue_only:
             run_here(self.storage, self.name, self.tracking_uri, ("confirm",), quiet=not progress,
-                     config_dir=self.config_dir)
+                     config_dir=self.config_dir, allowed_targets=self.allowed_targets)
         return self.confirm_runs()
 
     def report(self, out: str | Path | None = None, *, target: float | None = None,
@@ -202,18 +208,20 @@ class Sweep:
         from sweeps.api.reporting import reproduce
 
         return reproduce(self.studies(), str(trial), tolerance, self.tracking_uri, str(output_root),
-                         self.config_dir)
+                         self.config_dir, self.allowed_targets)
 
 
 def open_sweep(name: str | None = None, storage: str | None = None,
-               tracking_uri: str | None = None, config_dir: str | Path | None = None) -> Sweep:
+               tracking_uri: str | None = None, config_dir: str | Path | None = None,
+               allowed_targets: Sequence[str] = ()) -> Sweep:
     """The sweep `name` in `storage` (default: `$SWEEPS_STORAGE`, else `sweeps.journal` in
     the working directory; `name` None: the storage's only sweep). Reads, writes nothing.
     `config_dir`: the config dir of your own models and data, where the sweep's recorded one
-    is not found from here."""
+    is not found from here. `allowed_targets`: packages whose `_target_`s may be called here
+    beyond the bundled ones and your config dir's (a stored config is data, not code)."""
     from sweeps.search.studies import open_sweep as find
 
     where = as_dir(config_dir)
     url = storage or default_storage(where)
     found, studies = find(url, name)
-    return Sweep(found, url, tracking_uri, where, studies=studies)
+    return Sweep(found, url, tracking_uri, where, studies=studies, allowed_targets=allowed_targets)

@@ -50,14 +50,14 @@ def with_object_keys(overrides: Sequence[str], objects: dict[str, Callable[..., 
 
 
 def run_here(storage: str, name: str, tracking_uri: str | None, kinds: Sequence[str],
-             quiet: bool, config_dir: str | None = None) -> int:
+             quiet: bool, config_dir: str | None = None, allowed_targets: Sequence[str] = ()) -> int:
     """Run the sweep's jobs of `kinds` ("search", "confirm") in this process until none is
     left; returns how many ran. A sweep stopped by repeated failures raises `SweepFailed`."""
     from sweeps.run import fail_fast
     from sweeps.run.worker import Worker
 
     worker = Worker.connect(storage, name, tracking_uri=tracking_uri, quiet=quiet, kinds=tuple(kinds),
-                            config_dir=config_dir)
+                            config_dir=config_dir, allowed_targets=tuple(allowed_targets))
     count = worker.run()
     if worker.claims.halt is not None:
         raise SweepFailed(fail_fast.describe(worker.claims.halt, worker.sweep)[0])

@@ -84,10 +84,13 @@ def launch(sweep: str = "quick", overrides: Mapping[str, Any] | Sequence[str] | 
     launch_words(args, console_for(progress), config_dir=where)
     cfg = compose(args, "sweeps", config_dir=where)
     tracking = None if cfg.tracking.uri is None else str(cfg.tracking.uri)
-    result = Sweep(str(cfg.sweep.name), str(cfg.storage.url), tracking, where)
+    from sweeps.search.allowed_targets import in_overrides
+
+    mine = tuple(sorted(in_overrides(args)))  # what the caller named (and the objects it gave)
+    result = Sweep(str(cfg.sweep.name), str(cfg.storage.url), tracking, where, allowed_targets=mine)
     if workers == 0:
         in_process.run_here(result.storage, result.name, tracking, ("search",), quiet=not progress,
-                            config_dir=where)
+                            config_dir=where, allowed_targets=mine)
         in_process.close_parent(result.studies(), tracking)
         if result.status()["complete"].sum() == 0:
             raise SweepFailed(f"no trial of sweep {result.name} completed: see Sweep.trials() for "

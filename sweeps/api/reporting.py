@@ -62,7 +62,7 @@ def write(name: str, tracking_uri: str | None, studies: Sequence[optuna.Study],
 
 def reproduce(studies: Sequence[optuna.Study], trial: str, tolerance: float | None,
               tracking_uri: str | None, output_root: str = "outputs",
-              config_dir: str | None = None) -> Reproduction:
+              config_dir: str | None = None, allowed: Sequence[str] = ()) -> Reproduction:
     import math
 
     import pandas as pd
@@ -75,8 +75,13 @@ def reproduce(studies: Sequence[optuna.Study], trial: str, tolerance: float | No
     if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"--tolerance {tolerance}: must be a number >= 0 (the largest "
                         "|difference| of a metric taken as identical)")
+    from sweeps.search import allowed_targets
+    from sweeps.search.studies import recorded_config_dir
+
     where = config_dir_for(studies, config_dir)
-    comparison, result, run_id = run_reproduce(studies, trial, tolerance, tracking_uri, output_root)
+    may_call = allowed_targets.for_this_machine(config_dir, allowed, recorded_config_dir(studies))
+    comparison, result, run_id = run_reproduce(studies, trial, tolerance, tracking_uri, output_root,
+                                               may_call)
     # object columns keep a curve row's "no single value" (None) apart from a NaN metric
     table = pd.DataFrame(comparison.rows, columns=["metric", "original", "reproduced", "difference"],
                          dtype=object)

@@ -16,11 +16,13 @@ from sweeps.api.handle import as_dir, console_for, locate
 
 def work(study: str, words: Sequence[str] = (), *, storage: str | None = None,
          tracking_uri: str | None = None, output_dir: str | Path | None = None, index: int = 0,
-         config_dir: str | Path | None = None, progress: bool = False,
-         console: Console | None = None) -> int:
+         config_dir: str | Path | None = None, allowed_targets: Sequence[str] = (),
+         progress: bool = False, console: Console | None = None) -> int:
     """Run the queued confirm runs and the trials of `study` (a sweep's name: all its studies;
     one study's name; ``NAME.confirm``: only the confirm runs) until the budget is spent;
-    returns how many ran. `SweepFailed` when the sweep stopped on a repeated failure."""
+    returns how many ran. `SweepFailed` when the sweep stopped on a repeated failure.
+    `allowed_targets`: packages whose `_target_`s this worker may call beyond the bundled
+    ones and its config dir's (what the storage names is data, not code)."""
     from sweeps.run import fail_fast
     from sweeps.run.checkpoints import check_writable
     from sweeps.run.claims import CONFIRM_KIND
@@ -35,7 +37,7 @@ def work(study: str, words: Sequence[str] = (), *, storage: str | None = None,
     where = locate(words, storage, tracking_uri, config_dir)
     w = join(where.storage, study, where.cfg.storage, index=index, tracking_uri=tracking_uri,
              output_dir=None if output_dir is None else str(output_dir),
-             config_dir=as_dir(config_dir))
+             config_dir=as_dir(config_dir), allowed_targets=allowed_targets)
     what = "confirm runs" if w.claims.kinds == (CONFIRM_KIND,) else \
         f"{len(w.studies)} stud{'y' if len(w.studies) == 1 else 'ies'} and its confirm runs"
     console.print(f"worker {worker_id()} joined sweep {w.sweep} ({what})")

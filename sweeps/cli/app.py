@@ -109,6 +109,9 @@ StorageOpt = Annotated[str | None, typer.Option(
     "--storage", envvar="SWEEPS_STORAGE", help="journal file or database URL (default: storage.url)")]
 TrackingOpt = Annotated[str | None, typer.Option(
     "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI")]
+AllowOpt = Annotated[list[str] | None, typer.Option(
+    "--allow-target", help="a package whose _target_s may be called here, beyond the bundled "
+    "ones and your config dir's (repeatable; also SWEEPS_ALLOWED_TARGETS)")]
 
 
 def guard(fn: Callable[[], int | None]) -> None:
@@ -156,7 +159,7 @@ def studies_of(t: Location) -> tuple[str, list[Any]]:
 
 
 def open_sweep(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None, *,
-               recorded_uri: bool = False) -> Sweep:
+               recorded_uri: bool = False, allowed_targets: Sequence[str] | None = None) -> Sweep:
     """The `Sweep` the command's words name (the API's object every verb works on).
     `recorded_uri`: without --tracking-uri, the tracking URI the sweep was launched with
     rather than the config's (`$MLFLOW_TRACKING_URI`)."""
@@ -165,7 +168,7 @@ def open_sweep(args: Sequence[str] | None, storage: str | None, tracking_uri: st
     where = sweep_target(args, storage, tracking_uri)
     if recorded_uri:
         where = dataclasses.replace(where, tracking_uri=tracking_uri)
-    return where.open()
+    return dataclasses.replace(where, allowed_targets=tuple(allowed_targets or ())).open()
 
 
 # The command line's config dir: `main` takes `--config-dir` from anywhere on the line, the

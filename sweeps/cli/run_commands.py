@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from sweeps.cli.app import (
+    AllowOpt,
     Args,
     StorageOpt,
     TrackingOpt,
@@ -46,6 +47,7 @@ def worker(
     output_dir: Annotated[str | None, typer.Option(
         help="where trial outputs and checkpoints go (default: the sweep's checkpoint_dir)")] = None,
     index: Annotated[int, typer.Option(help="worker index (varies sampler seeds)")] = 0,
+    allow_target: AllowOpt = None,
 ) -> None:
     """Join an existing sweep (from another terminal or machine): run its queued confirm runs
     and its trials until the budget is reached."""
@@ -53,7 +55,7 @@ def worker(
 
     guard(lambda: work(study, list(args or []), storage=storage, tracking_uri=tracking_uri,
                        output_dir=output_dir, index=index, config_dir=config_dir_given(),
-                       console=console) and 0)
+                       allowed_targets=allow_target or (), console=console) and 0)
 
 
 @app.command()
@@ -67,13 +69,14 @@ def confirm(
     tracking_uri: TrackingOpt = None,
     yes: Annotated[bool, typer.Option("--yes", help="queue a request of more than 100 new runs "
                                       "(without it, the plan is shown and nothing queued)")] = False,
+    allow_target: AllowOpt = None,
 ) -> None:
     """Re-run each optimizer's top-N configurations with K new seeds (paired across optimizers)."""
     from sweeps.run.confirm import check_request
 
     def body() -> None:
         check_request(seeds, top, workers)
-        sweep = open_sweep(args, storage, tracking_uri, recorded_uri=True)
+        sweep = open_sweep(args, storage, tracking_uri, recorded_uri=True, allowed_targets=allow_target)
         sweep.confirm(seeds, top, workers, yes=yes, console=console, queue_only=True)
 
     guard(body)
@@ -87,6 +90,7 @@ def reproduce(
         help="max |difference| allowed (default: 0 on CPU, 1e-3 on GPU)")] = None,
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
+    allow_target: AllowOpt = None,
 ) -> None:
     """Re-run a trial from its stored config and seed; compare with the original."""
     from sweeps.run.reproduce import Comparison, comparison_table
@@ -95,7 +99,7 @@ def reproduce(
         if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
             raise UserError(f"--tolerance {tolerance}: must be a number >= 0 (the largest "
                             "|difference| of a metric taken as identical)")
-        sweep = open_sweep(args, storage, tracking_uri)
+        sweep = open_sweep(args, storage, tracking_uri, allowed_targets=allow_target)
         study, number = sweep.find(trial)  # a bad --trial: one line, nothing trained
         console.print(f"reproducing {sweep.name} trial {study} #{number} ...", highlight=False)
         result = sweep.reproduce(trial, tolerance)

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from sweeps.report import comparison, summary
 from sweeps.run import processes as local
-from sweeps.search import confirm_jobs
+from sweeps.search import allowed_targets, confirm_jobs
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
 from sweeps.search.spec import MAX_WORKERS, SweepSpec
@@ -78,9 +78,10 @@ def _progress(confirm: optuna.Study | None, jobs: Sequence[confirm_jobs.Job]) ->
 
 def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: str | None,
             seeds: int, top: int, workers: int | None, console: Console, yes: bool = False,
-            config_dir: str | None = None) -> int:
+            config_dir: str | None = None, allowed: Sequence[str] = ()) -> int:
     """Queue and run the re-runs; returns the exit code. `config_dir`: the user's, where the
-    sweep's recorded one is not on this machine."""
+    sweep's recorded one is not on this machine; `allowed`: packages whose `_target_`s this
+    machine may call beyond its config dir's (`search.allowed_targets`)."""
     check_request(seeds, top, workers)
     storage = open_storage(url)
     latest = study_mod.latest_attrs(studies)
@@ -92,7 +93,9 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
                         "finish some trials first")
     uri = clients.resolve_uri(tracking_uri or latest.get("tracking_uri"))
     clients.check_reachable(uri)
-    spec = load_sweep(latest.get("sweep_overrides", []), study_mod.config_dir_for(studies, config_dir))
+    may_call = allowed_targets.for_this_machine(config_dir, allowed, study_mod.recorded_config_dir(studies))
+    spec = load_sweep(latest.get("sweep_overrides", []), study_mod.config_dir_for(studies, config_dir),
+                      may_call)
     n_workers = spec.workers if workers is None else workers
     if n_workers > 0:
         check_for_processes(spec)  # a class of the caller's script cannot reach a worker process
@@ -114,7 +117,7 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
         return 0
     if plan.missing or plan.queued:
         code = _run_local(name, studies, confirm_study, plan, url, uri, n_workers, spec, top, seeds,
-                          optimizers, console)
+                          optimizers, console, tuple(may_call.packages))
         if code is not None:
             return code
     _, running, waiting = _progress(confirm_study, plan.jobs)
@@ -128,12 +131,15 @@ def confirm(name: str, studies: Sequence[optuna.Study], url: str, tracking_uri: 
 
 def _run_local(name: str, studies: Sequence[optuna.Study], confirm_study: optuna.Study,
                plan: confirm_jobs.Plan, url: str, uri: str, n_workers: int, spec: SweepSpec, top: int,
-               seeds: int, optimizers: Sequence[str], console: Console) -> int | None:
-    """Local workers until every queued run is done; an exit code if they stopped early."""
+               seeds: int, optimizers: Sequence[str], console: Console,
+               allowed: tuple[str, ...] = ()) -> int | None:
+    """Local workers until every queued run is done; an exit code if they stopped early.
+    `allowed`: the packages this process may call, which its workers may call too."""
     threads = max(1, (os.cpu_count() or 1) // n_workers)
     run_plan = local.WorkerPlan(url, name, uri, n_workers, (study_mod.CONFIRM_KIND,),
                                 threads=threads, storage_cfg=dict(spec.storage),
-                                max_restarts=spec.max_worker_restarts, config_dir=spec.config_dir)
+                                max_restarts=spec.max_worker_restarts, config_dir=spec.config_dir,
+                                allowed_targets=tuple(allowed))
 
     def line() -> str:
         done, running, waiting = _progress(confirm_study, plan.jobs)

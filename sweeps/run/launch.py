@@ -22,6 +22,7 @@ from rich.text import Text
 from sweeps.report import failures, summary
 from sweeps.run import checkpoints, fail_fast, lost_trials, slurm_jobs, slurm_launch, warmup
 from sweeps.run import processes as local
+from sweeps.search import allowed_targets
 from sweeps.search import budget as study_budget
 from sweeps.search import studies as study_mod
 from sweeps.search.load import load_sweep
@@ -180,7 +181,8 @@ def _start_workers(spec: SweepSpec) -> local.LocalWorkers | None:
     plan = local.WorkerPlan(str(spec.storage["url"]), spec.name, None, spec.workers, ("search",),
                             deadline, threads=spec.threads_per_worker, storage_cfg=dict(spec.storage),
                             max_restarts=spec.max_worker_restarts, devices=spec.worker_devices,
-                            overrides=tuple(spec.overrides), config_dir=spec.config_dir)
+                            overrides=tuple(spec.overrides), config_dir=spec.config_dir,
+                            allowed_targets=tuple(sorted(allowed_targets.in_overrides(spec.overrides))))
     return local.LocalWorkers(plan).start()
 
 

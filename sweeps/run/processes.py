@@ -50,6 +50,7 @@ class WorkerPlan:
     # sweep themselves and wait at the start gate (None: the studies exist, claim at once)
     overrides: tuple[str, ...] | None = None
     config_dir: str | None = None  # the user's config dir the workers compose with
+    allowed_targets: tuple[str, ...] = ()  # packages the workers may call beyond their config dir's
 
     def options(self, i: int) -> Any:
         """Worker i's `WorkerOptions` (imported here: the launch itself never imports the
@@ -61,7 +62,8 @@ class WorkerPlan:
             output_root=self.output_root, quiet=True, storage_cfg=dict(self.storage_cfg),
             kinds=self.kinds, threads=self.threads,
             cuda_device=self.devices[i] if i < len(self.devices) else None,
-            config_dir=self.config_dir, overrides=self.overrides)
+            config_dir=self.config_dir, overrides=self.overrides,
+            allowed_targets=self.allowed_targets)
 
 
 class LocalWorkers:

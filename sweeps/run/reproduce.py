@@ -21,6 +21,7 @@ from rich.table import Table
 
 from sweeps.report import summary
 from sweeps.search import studies as study_mod
+from sweeps.search.allowed_targets import AllowedTargets
 from sweeps.tracking import clients
 from sweeps.tracking import runs as tracking_runs
 from sweeps.tracking.logger import TrialLogger, size_tags
@@ -125,7 +126,10 @@ def comparison_table(c: Comparison) -> Table:
 
 
 def reproduce(studies: Sequence[optuna.Study], ref: str, tolerance: float | None,
-              tracking_uri: str | None, output_root: str = "outputs") -> tuple[Comparison, FitResult, str]:
+              tracking_uri: str | None, output_root: str = "outputs",
+              allowed: AllowedTargets | None = None) -> tuple[Comparison, FitResult, str]:
+    """Train a stored trial's config again and compare; `allowed`: the targets this machine
+    may call (the stored config is data: nothing else of it is imported)."""
     study, trial = find_trial(studies, ref)
     if trial.state == TrialState.RUNNING:
         raise UserError(f"trial {study.study_name} #{trial.number} is still running")
@@ -133,6 +137,7 @@ def reproduce(studies: Sequence[optuna.Study], ref: str, tolerance: float | None
     if not isinstance(config, dict):
         raise UserError(f"trial {study.study_name} #{trial.number} has no stored config "
                         "(it failed before training started)")
+    (allowed or AllowedTargets()).check(config)
     config = {**config, "trainer": {**config["trainer"], "output_dir": None, "resume": None,
                                     "progress": False}}
     callbacks: list[Callback] = []

@@ -181,6 +181,7 @@ class WorkerTask:
         self.storage_url, self.sweep, self.storage_cfg = storage_url, sweep, dict(storage_cfg)
         self.tracking_uri, self.config_dir, self.cwd = tracking_uri, config_dir, cwd
         self.close_parent = close_parent  # a detached launch: no one else closes its run
+        self.allowed_targets: tuple[str, ...] = ()  # the launch's own, as for its local workers
 
     def __call__(self, index: int) -> int:
         import logging
@@ -204,7 +205,8 @@ class WorkerTask:
         task = f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{os.environ.get('SLURM_ARRAY_TASK_ID', index)}"
         try:
             worker = join(self.storage_url, self.sweep, self.storage_cfg, index=index,
-                          tracking_uri=self.tracking_uri, config_dir=self.config_dir)
+                          tracking_uri=self.tracking_uri, config_dir=self.config_dir,
+                          allowed_targets=self.allowed_targets)
             print(f"worker {worker_id()} (Slurm task {task}) joined sweep {worker.sweep}", flush=True)
             n = worker.run()
         except KeyboardInterrupt as err:
@@ -229,9 +231,10 @@ class RequeuingWorkerTask(WorkerTask):
         # submitit's `scontrol requeue` makes Slurm send SIGTERM while the trial is being
         # marked interrupted by the exit that follows; that cleanup must run to its end
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        return submitit.helpers.DelayedSubmission(RequeuingWorkerTask(
-            self.storage_url, self.sweep, self.storage_cfg, self.tracking_uri, self.config_dir,
-            self.cwd, self.close_parent), index)
+        again = RequeuingWorkerTask(self.storage_url, self.sweep, self.storage_cfg, self.tracking_uri,
+                                    self.config_dir, self.cwd, self.close_parent)
+        again.allowed_targets = self.allowed_targets
+        return submitit.helpers.DelayedSubmission(again, index)
 
 
 def task_for(launcher: Mapping[str, Any], *args: Any) -> WorkerTask:

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from sweeps.run import slurm_jobs, stopping
 from sweeps.run.processes import Outcome
+from sweeps.search import allowed_targets
 from sweeps.search import budget as study_budget
 
 POLL_S = 2.0
@@ -45,6 +46,7 @@ def submit(p: Any, studies: Sequence[optuna.Study], console: Console, detach: bo
     spec = p.spec
     task = slurm_jobs.task_for(spec.launcher, p.url, spec.name, dict(spec.storage), p.uri,
                                spec.config_dir, str(Path.cwd()), detach)
+    task.allowed_targets = tuple(sorted(allowed_targets.in_overrides(spec.overrides)))
     array = slurm_jobs.submit(spec.launcher, task, spec.name, Path(p.checkpoint_dir) / "slurm")
     for s in studies:
         s.set_user_attr("slurm_arrays", [*(s.user_attrs.get("slurm_arrays") or []), array.attrs()])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from sweeps.run import checkpoints, fail_fast, stopping
 from sweeps.run.outcome import OptunaReporter, Outcome, outcome_of, result_attrs
 from sweeps.search import boundary, confirm_jobs
 from sweeps.search import studies as study_mod
+from sweeps.search.allowed_targets import AllowedTargets
 from sweeps.search.spec import SweepSpec
 from sweeps.search.trial_configs import TrialConfigs
 from sweeps.store import trial_writes
@@ -52,6 +53,7 @@ class RunSettings:
     index: int = 0  # the worker's, in its output lines
     quiet: bool = False
     storage_url: str | None = None  # named in a trial run's `sweeps reproduce` tag
+    allowed: AllowedTargets = field(default_factory=AllowedTargets)  # the targets it may call
 
 
 class TrialRunner:
@@ -78,6 +80,7 @@ class TrialRunner:
                 params, overrides = spec.space.sample(trial, spec.base, spec.bases)
                 overrides = [*spec.base_overrides, *overrides, f"trainer.threads={self.s.threads}"]
                 cfg = self.configs.resolve(spec, overrides)
+                self.s.allowed.check(cfg)
                 optimizer = cfg["optimizer"]["name"]
                 trial.set_user_attr("overrides", overrides)
                 trial.set_user_attr("config", cfg)
@@ -156,6 +159,7 @@ class TrialRunner:
         ref: run_writes.RunRef | None = None
         background = Background()
         try:
+            self.s.allowed.check(trial.user_attrs["config"])  # read from the storage
             cfg = confirm_jobs.job_config(trial.user_attrs["config"], job.seed, self.s.threads)
             trial.set_user_attr("config", cfg)
             device = str(resolve_device(cfg["trainer"]["device"]))

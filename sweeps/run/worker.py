@@ -24,7 +24,9 @@ from sweeps.run.claims import CONFIRM, SEARCH, Claims
 from sweeps.run.start_gate import StartGate
 from sweeps.run.trial import RunSettings, TrialRunner
 from sweeps.run.worker_options import WorkerOptions
+from sweeps.search import allowed_targets
 from sweeps.search import studies as study_mod
+from sweeps.search.allowed_targets import AllowedTargets
 from sweeps.search.load import load_sweep
 from sweeps.search.samplers import build_pruner, build_sampler
 from sweeps.search.spec import SweepSpec
@@ -66,7 +68,9 @@ class Worker:
         # the latest launch defines the sweep (a later launch may cover fewer optimizers)
         attrs = study_mod.latest_attrs(found)
         sweep = attrs.get("sweep", opts.sweep)
-        spec = _load_spec(found, attrs, opts.config_dir)
+        allowed = allowed_targets.for_this_machine(opts.config_dir, opts.allowed_targets,
+                                                   study_mod.recorded_config_dir(found))
+        spec = _load_spec(found, attrs, opts.config_dir, allowed)
         warmup.check_devices(spec)  # before a claim: a trial per claim would fail on it
         uri = clients.resolve_uri(opts.tracking_uri or attrs.get("tracking_uri"))
         outage.set_patience(spec.tracking_patience_s)  # this process's tracking writes
@@ -78,7 +82,8 @@ class Worker:
                         max_retries=spec.max_retries)
         runner = TrialRunner(RunSettings(
             spec, sweep, uri, _output_root(opts.output_root, attrs.get("checkpoint_dir")),
-            int(opts.threads or spec.threads_per_worker), opts.index, opts.quiet, opts.storage_url))
+            int(opts.threads or spec.threads_per_worker), opts.index, opts.quiet, opts.storage_url,
+            allowed))
         return cls(storage, spec, studies, claims, runner, sweep=sweep, uri=uri,
                    url=opts.storage_url, index=opts.index)
 
@@ -147,14 +152,14 @@ def _recheck_s(heartbeat_s: int | None) -> float:
 
 
 def _load_spec(found: Sequence[optuna.Study], attrs: Mapping[str, Any],
-               given: str | None) -> SweepSpec:
+               given: str | None, allowed: AllowedTargets) -> SweepSpec:
     """The sweep as launched, checked on this machine before any trial is claimed: a model
     or dataset target that does not import here is one line naming the module. `given`: the
     config dir this worker was started with (else the sweep's, where it exists here)."""
     recorded = study_mod.recorded_config_dir(found)
     chosen = study_mod.config_dir_for(found, given)
     try:
-        return load_sweep(attrs.get("sweep_overrides", []), chosen)
+        return load_sweep(attrs.get("sweep_overrides", []), chosen, allowed)
     except UserError as err:
         if recorded and chosen is None:
             raise UserError(f"{err} (the sweep was launched with --config-dir {recorded}, which "
@@ -189,7 +194,7 @@ def _output_root(explicit: str | Path | None, shared: str | None) -> Path:
 
 def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index: int = 0,
          tracking_uri: str | None = None, output_dir: str | None = None,
-         config_dir: str | None = None) -> Worker:
+         config_dir: str | None = None, allowed_targets: Sequence[str] = ()) -> Worker:
     """The worker `sweeps worker --study STUDY` runs: a sweep's name takes all its studies and
     its confirm runs, a study's name that study alone, ``NAME.confirm`` only the confirm runs."""
     urls.check_reachable(storage_url)
@@ -209,7 +214,8 @@ def join(storage_url: str, study: str, storage_cfg: Mapping[str, Any], *, index:
                 kinds = (CONFIRM,)
     worker = Worker.connect(storage_url, sweep_name, only_study=only, index=index,
                             tracking_uri=tracking_uri, output_root=output_dir, quiet=False,
-                            storage_cfg=dict(storage_cfg), kinds=kinds, config_dir=config_dir)
+                            storage_cfg=dict(storage_cfg), kinds=kinds, config_dir=config_dir,
+                            allowed_targets=tuple(allowed_targets))
     check_for_processes(worker.spec)  # a class of the launching script does not import here
     return worker
 

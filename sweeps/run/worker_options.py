@@ -32,3 +32,4 @@ class WorkerOptions:
     config_dir: str | None = None  # None: the one the sweep was launched with, if here
     cuda_device: str | None = None  # a launch's worker: the GPU it is pinned to
     overrides: tuple[str, ...] | None = None  # a launch's worker, started before its studies
+    allowed_targets: tuple[str, ...] = ()  # packages whose `_target_`s it may call (allowed_targets)

@@ -8,7 +8,8 @@ history, `history`), the sweep's Optuna studies
 (`studies`) and their budget (`budget`), the confirm study's seed re-run jobs
 (`confirm_jobs`), boundary warnings (`boundary`: computed from a search space, so they
 live with it), local workers per GPU (`devices`), and where the workers run (`launcher`:
-the `launcher` section, local or slurm).
+the `launcher` section, local or slurm), and which `_target_`s a worker may call
+(`allowed_targets`: a stored config is data, not code).
 
 May import `sweeps.store` and `trainer`; never `run`, `tracking`, `report` or `cli`.
 """

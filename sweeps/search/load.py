@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sweeps.search import pinned
+from sweeps.search.allowed_targets import AllowedTargets
 from sweeps.search.launcher import check_launcher
 from sweeps.search.space import Dimension, SearchSpace
 from sweeps.search.spec import DEFAULT_SWEEP, SWEEP_CONFIG, TRAINER_SECTIONS, StudySpec, SweepSpec
@@ -55,16 +56,19 @@ def chosen_sweep(overrides: Sequence[str]) -> str:
     return sweep
 
 
-def load_sweep(overrides: Sequence[str] = (), config_dir: str | os.PathLike[str] | None = None
-               ) -> SweepSpec:
+def load_sweep(overrides: Sequence[str] = (), config_dir: str | os.PathLike[str] | None = None,
+               allowed: AllowedTargets | None = None) -> SweepSpec:
     """Compose and validate a sweep (with the user's `config_dir`); raises a one-line
-    UserError on any bad input."""
+    UserError on any bad input. `allowed`: overrides read from a storage, whose `_target_`s
+    are checked against what this machine allows before anything imports them."""
     resolved = user_dir.resolve(config_dir)
     where = str(resolved) if resolved is not None else None
     cfg = compose(overrides, SWEEP_CONFIG, config_dir=where)
     from trainer.api import to_container
 
     data = to_container(cfg)
+    if allowed is not None:
+        allowed.check(data)
     sweep = data.get("sweep")
     if not isinstance(sweep, Mapping):
         raise ConfigError("sweep", sweep, "missing: choose one with sweep=quick|mnist|cifar10")
