@@ -63,12 +63,7 @@ def load_sweep(overrides: Sequence[str] = (), config_dir: str | os.PathLike[str]
     are checked against what this machine allows before anything imports them."""
     resolved = user_dir.resolve(config_dir)
     where = str(resolved) if resolved is not None else None
-    cfg = compose(overrides, SWEEP_CONFIG, config_dir=where)
-    from trainer.api import to_container
-
-    data = to_container(cfg)
-    if allowed is not None:
-        allowed.check(data)
+    data = _composed(overrides, where, allowed)
     sweep = data.get("sweep")
     if not isinstance(sweep, Mapping):
         raise ConfigError("sweep", sweep, "missing: choose one with sweep=quick|mnist|cifar10")
@@ -118,6 +113,18 @@ def load_sweep(overrides: Sequence[str] = (), config_dir: str | os.PathLike[str]
         config_dir=where,
         launcher=launcher, notes=tuple(notes),
     )
+
+
+def _composed(overrides: Sequence[str], where: str | None,
+              allowed: AllowedTargets | None) -> dict[str, Any]:
+    """The sweep config as plain data; with `allowed`, every `_target_` in it checked before
+    validation imports any."""
+    from trainer.api import to_container
+
+    data = to_container(compose(overrides, SWEEP_CONFIG, config_dir=where))
+    if allowed is not None:
+        allowed.check(data)
+    return data
 
 
 def plan_studies(sweep: Mapping[str, Any], search: Mapping[str, Any],
