@@ -26,8 +26,8 @@ PAYLOAD = "{_target_: setuptools._distutils.spawn.spawn, cmd: [sh, -c, 'id > own
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI", "SWEEPS_CONFIG_DIR", "SWEEPS_ALLOWED_TARGETS")}
+    unset = ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI", "SWEEPS_CONFIG_DIR", "SWEEPS_ALLOWED_TARGETS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
 
