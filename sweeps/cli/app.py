@@ -219,6 +219,9 @@ def main() -> None:
     from trainer.api import importable_from_cwd, skip_exit_gc, user_dir
 
     skip_exit_gc()
+    # What a command writes (journal, locks, mlflow.db, checkpoints, reports) holds the sweep:
+    # this user's alone, whatever the shell's umask; its worker processes inherit this.
+    os.umask(os.umask(0o077) | 0o077)
     # Workers stopped while they start up (a launch that gives up) leave semaphores that
     # multiprocessing's resource tracker then removes, with a two-line warning on stderr
     # after the launch's one-line error: the tracker inherits this filter when it starts.

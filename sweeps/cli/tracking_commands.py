@@ -55,6 +55,7 @@ def ui(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Start the MLflow UI on the sweep's tracking store and print its URL."""
+    from sweeps.store import secrets
     from sweeps.tracking import clients
     from sweeps.tracking.ui import check_address, serve, ui_command
 
@@ -73,15 +74,20 @@ def ui(
             except UserError:
                 pass
         uri = clients.resolve_uri(uri)
-        clients.check_reachable(uri)
+        clients.check_reachable(uri, login=False)  # a server's UI asks for the login itself
         if uri.startswith(("http://", "https://")):
-            console.print(f"the tracking store is an MLflow server: open {clients.ui_url(uri, uri, sweep)}",
+            shown = secrets.strip(clients.ui_url(uri, uri, sweep))  # the browser asks for the login
+            console.print(f"the tracking store is an MLflow server: open {shown}",
                           highlight=False, soft_wrap=True)
             return 0
         cmd, env = ui_command(uri, host, port)
         url = clients.ui_url(f"http://{host}:{port}", uri, sweep)
-        console.print(f"MLflow UI for {uri} at [bold]{url}[/] (Ctrl-C to stop)", highlight=False,
-                      soft_wrap=True)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(f"[yellow]warning:[/] --host {host}: the MLflow UI has no login; anyone "
+                          f"who reaches port {port} of this machine reads and changes every run "
+                          "of this store", highlight=False, soft_wrap=True)
+        console.print(f"MLflow UI for {secrets.redact(uri)} at [bold]{url}[/] (Ctrl-C to stop)",
+                      highlight=False, soft_wrap=True)
         return serve(cmd, env)
 
     guard(body)

@@ -126,5 +126,14 @@ def write_report(studies: Sequence[optuna.Study], confirm: optuna.Study | None,
     report = build(studies, confirm, out, target=target, top=top)
     html_path, md_path = out / "report.html", out / "summary.md"
     html_path.write_text(report.html)
-    md_path.write_text(report.markdown)
+    md_path.write_text(no_tags(report.markdown))
     return report, [html_path, md_path]
+
+
+def no_tags(markdown: str) -> str:
+    """Markdown without HTML: a `<` that would open a tag (in a name, a parameter, a user's
+    error message) is written `&lt;`, so a viewer that renders HTML in Markdown (MLflow's,
+    GitHub's) shows it as text instead of running it."""
+    import re
+
+    return re.sub(r"<(?=[A-Za-z/!?])", "&lt;", markdown)

@@ -190,6 +190,7 @@ class WorkerTask:
 
         from sweeps.run import stopping
         from sweeps.run.worker import join
+        from sweeps.store import secrets
         from sweeps.store.owners import worker_id
         from trainer.api import importable_from_cwd
 
@@ -204,7 +205,8 @@ class WorkerTask:
         importable_from_cwd()
         task = f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{os.environ.get('SLURM_ARRAY_TASK_ID', index)}"
         try:
-            worker = join(self.storage_url, self.sweep, self.storage_cfg, index=index,
+            worker = join(secrets.with_secret(self.storage_url, ("SWEEPS_STORAGE",)), self.sweep,
+                          self.storage_cfg, index=index,
                           tracking_uri=self.tracking_uri, config_dir=self.config_dir,
                           allowed_targets=self.allowed_targets)
             print(f"worker {worker_id()} (Slurm task {task}) joined sweep {worker.sweep}", flush=True)

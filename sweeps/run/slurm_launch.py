@@ -24,6 +24,7 @@ from sweeps.run import slurm_jobs, stopping
 from sweeps.run.processes import Outcome
 from sweeps.search import allowed_targets
 from sweeps.search import budget as study_budget
+from sweeps.store import secrets
 
 POLL_S = 2.0
 LEAVE_S = 120.0  # how long the tasks may take to exit once the budget is spent
@@ -44,8 +45,11 @@ def epoch_seconds(studies: Sequence[optuna.Study]) -> float | None:
 def submit(p: Any, studies: Sequence[optuna.Study], console: Console, detach: bool) -> slurm_jobs.Array:
     """The array job of the sweep's workers, recorded on every study."""
     spec = p.spec
-    task = slurm_jobs.task_for(spec.launcher, p.url, spec.name, dict(spec.storage), p.uri,
-                               spec.config_dir, str(Path.cwd()), detach)
+    # the task is pickled to a shared folder: its URLs go without passwords, which each task
+    # takes from its environment ($SWEEPS_STORAGE, $MLFLOW_TRACKING_URI, ~/.pgpass, ...)
+    storage_cfg = {**spec.storage, "url": secrets.strip(str(spec.storage.get("url", p.url)))}
+    task = slurm_jobs.task_for(spec.launcher, secrets.strip(p.url), spec.name, storage_cfg,
+                               secrets.strip(p.uri), spec.config_dir, str(Path.cwd()), detach)
     task.allowed_targets = tuple(sorted(allowed_targets.in_overrides(spec.overrides)))
     array = slurm_jobs.submit(spec.launcher, task, spec.name, Path(p.checkpoint_dir) / "slurm")
     for s in studies:

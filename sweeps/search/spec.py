@@ -6,12 +6,21 @@ else; nothing here composes or checks anything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sweeps.search.space import SearchSpace
 from trainer.api import CLASSIFICATION, GROUPS, Param, Task, count, flag, one_of
+
+# a sweep's and a study's name: it names folders (reports/NAME, checkpoints), so it is one
+# path component; names read back from a storage are held to it too
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def is_name(value: object) -> bool:
+    return isinstance(value, str) and bool(NAME.match(value))
 
 SWEEP_CONFIG = "sweeps"
 

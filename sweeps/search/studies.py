@@ -15,7 +15,8 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from sweeps.search import boundary
-from sweeps.store import urls
+from sweeps.search.spec import is_name
+from sweeps.store import secrets, urls
 from sweeps.store.quiet import quietly
 from sweeps.store.storages import open_storage
 from trainer.api import TASKS, Task, UserError
@@ -108,7 +109,8 @@ def create_studies(storage: optuna.storages.BaseStorage, spec: SweepSpec,
             "optimizer": st.optimizer, "mode": spec.mode, "index": index,
             "search_space": _jsonable(st.space.describe()), "objective": spec.objective,
             "base_config": _jsonable(st.base), "budget": st.budget,
-            "sweep_overrides": list(spec.overrides), "tracking_uri": tracking_uri,
+            # without passwords: anyone who reads the storage would read them (secrets.strip)
+            "sweep_overrides": secrets.strip_all(spec.overrides), "tracking_uri": secrets.strip(tracking_uri),
             "launched_at": launched_at, "checkpoint_dir": checkpoint_dir,
             "task": spec.task.name, "config_dir": spec.config_dir,
             "deadline": launched_at + spec.timeout if spec.timeout else None,
@@ -142,7 +144,10 @@ def sweep_studies(storage: optuna.storages.BaseStorage, sweep: str) -> list[optu
 
     Only studies whose record is complete: the launch writes the "sweep" attribute last, so
     a study without it (a joint-mode study is named like its sweep) is still being written."""
-    summaries = [s for s in storage.get_all_studies() if is_search(s) and "sweep" in s.user_attrs]
+    # names read back from the storage are held to the rule for names given on the command
+    # line: a study named "../../x" is no study of any sweep (names become folders)
+    summaries = [s for s in storage.get_all_studies() if is_search(s) and "sweep" in s.user_attrs
+                 and is_name(s.study_name) and is_name(s.user_attrs["sweep"])]
     names = [s.study_name for s in summaries if s.user_attrs.get("sweep") == sweep]
     if not names and any(s.study_name == sweep for s in summaries):
         names = [sweep]
@@ -155,8 +160,8 @@ def sweep_names(storage: optuna.storages.BaseStorage) -> list[str]:
     seen: list[str] = []
     for s in storage.get_all_studies():
         name = s.user_attrs.get("sweep")
-        if name and name not in seen:
-            seen.append(name)
+        if is_name(name) and is_name(s.study_name) and name not in seen:
+            seen.append(str(name))
     return seen
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from sweeps.search.spec import (
     TRACKING_PARAMS,
     TRACKING_WRITERS,
     SweepSpec,
+    is_name,
 )
 from trainer.api import (
     DATASET_PARAMS,
@@ -39,9 +39,6 @@ from trainer.api import (
     check_section,
     model_params,
 )
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
 
 # The config's top-level sections: found inside `sweep`, they come from a sweep file without
 # a package line (Hydra puts a group file's keys under the group's name).
@@ -102,7 +99,7 @@ def check_sweep_section(sweep: dict[str, Any]) -> None:
     if extra:
         raise ConfigError(f"sweep.{extra[0]}", sweep[extra[0]],
                           "unknown key; allowed: " + ", ".join(sorted(SWEEP_PARAMS)))
-    if not _NAME.match(sweep["name"]):
+    if not is_name(sweep["name"]):
         raise ConfigError("sweep.name", sweep["name"], "must be letters, digits, '_', '-', '.'")
     if len(sweep["name"]) > MAX_NAME:
         raise ConfigError("sweep.name", sweep["name"][:20] + "...", f"must be at most {MAX_NAME} "

@@ -16,6 +16,7 @@ def open_journal(url: str, heal: bool = True) -> optuna.storages.JournalStorage:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
     path = journal_path(url)
+    private_file(path)
     lock = JournalFileOpenLock(str(path))
     if heal:
         heal_torn_tail(path, lock)
@@ -24,6 +25,18 @@ def open_journal(url: str, heal: bool = True) -> optuna.storages.JournalStorage:
         return optuna.storages.JournalStorage(backend)
     except ValueError as err:  # json.JSONDecodeError: a line that is not a log entry
         raise UserError(corrupt_journal_message(url, path)) from err
+
+
+def private_file(path: Path) -> None:
+    """A new journal is this user's alone (0600, whatever the umask): it holds the sweep's
+    configs and results, and nobody else may write the rows a worker acts on."""
+    import contextlib
+    import os
+
+    if path.exists() or not path.parent.is_dir():
+        return
+    with contextlib.suppress(OSError):  # made meanwhile by another process, or not ours to make
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def heal_torn_tail(path: Path, lock: Any) -> None:

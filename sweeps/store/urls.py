@@ -17,8 +17,11 @@ _DB_URL = re.compile(r"^[a-z][a-z0-9+]*://", re.IGNORECASE)
 
 
 def redact(url: str) -> str:
-    """Hide the password of a URL (``postgresql://u:***@host/db``)."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    """Hide the secrets of a URL, or of every URL in a text (``postgresql://u:***@host/db``,
+    ``?password=***``): `sweeps.store.secrets`."""
+    from sweeps.store.secrets import redact as hidden
+
+    return hidden(url)
 
 
 def is_database(url: str) -> bool:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sweeps.store.secrets import with_secret
 from sweeps.store.urls import redact
 from trainer.api import UserError, check_writable
 
@@ -17,11 +18,13 @@ log = logging.getLogger("sweeps")
 
 
 def resolve_uri(uri: str | None) -> str:
-    """The tracking URI to use: the configured one, else MLflow's own default (./mlflow.db)."""
+    """The tracking URI to use: the configured one, else MLflow's own default (./mlflow.db).
+    A stored one (kept without its password) gets the password this machine's
+    `$MLFLOW_TRACKING_URI` gives for the same server (`secrets.with_secret`)."""
     if uri:
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
             return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
-        return uri
+        return with_secret(uri, ("MLFLOW_TRACKING_URI",))
     import mlflow  # ~1 s to import: only when MLflow must pick its default
 
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets it: MLflow's default here
@@ -50,8 +53,39 @@ SCHEMES = ("", "file", "http", "https", "sqlite", "postgresql", "mysql", "mssql"
            "databricks-uc", "uc")
 
 
-def check_reachable(uri: str) -> None:
-    """One-line UserError unless the tracking store can be used; writes nothing."""
+def check_login(uri: str, base: str) -> None:
+    """One line unless the server takes this machine's login (the URL's user and password,
+    else `$MLFLOW_TRACKING_USERNAME`/`PASSWORD`, as MLflow sends them): checked with one read
+    before a launch changes anything, so a wrong password cannot leave a study half-updated."""
+    import base64
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(uri)
+    user = urllib.parse.unquote(parts.username) if parts.username else os.environ.get(
+        "MLFLOW_TRACKING_USERNAME")
+    password = urllib.parse.unquote(parts.password) if parts.password else os.environ.get(
+        "MLFLOW_TRACKING_PASSWORD")
+    request = urllib.request.Request(base + "/api/2.0/mlflow/experiments/search?max_results=1")
+    if user:
+        token = base64.b64encode(f"{user}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            resp.read()
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            raise UserError(f"tracking.uri={redact(uri)}: the MLflow server refused this login "
+                            f"({err.code} {err.reason}); give the user and password in the URL or "
+                            "in $MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD") from None
+    except Exception:
+        pass
+
+
+def check_reachable(uri: str, login: bool = True) -> None:
+    """One-line UserError unless the tracking store can be used (`login`: an MLflow server
+    takes this machine's login too); writes nothing."""
     if uri.startswith(("http://", "https://")):
         import urllib.error
         import urllib.parse
@@ -65,10 +99,12 @@ def check_reachable(uri: str) -> None:
                                         timeout=5) as resp:
                 resp.read()
         except urllib.error.HTTPError:
-            return  # it answered (e.g. 401 behind basic auth): reachable
+            pass  # it answered (e.g. 401 behind basic auth): reachable
         except Exception as err:
             raise UserError(f"tracking.uri={redact(uri)}: MLflow server not reachable "
                             f"({redact(str(err))})") from None
+        if login:
+            check_login(uri, urllib.parse.urlunsplit(bare).rstrip("/"))
     elif uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if not path.parent.is_dir():

@@ -67,6 +67,7 @@ def create_from_template(uri: str) -> bool:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         shutil.copyfile(template, tmp)
+        os.chmod(tmp, 0o600)  # it will hold the sweep's runs: this user's alone
         os.link(tmp, target)  # never over a store another process made meanwhile
         return True
     except OSError:

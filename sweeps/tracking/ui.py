@@ -45,8 +45,10 @@ def ui_command(uri: str, host: str, port: int) -> tuple[list[str], dict[str, str
     exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
     if exe is None:
         raise UserError("the mlflow command is not installed in this environment")
-    cmd = [exe, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
-    return cmd, {**UI_ENV, **os.environ}
+    # the store's URI (with any password) goes in the environment, which only this user can
+    # read, not on the command line, which every user of the machine sees in `ps`
+    cmd = [exe, "ui", "--host", host, "--port", str(port), "--workers", "1"]
+    return cmd, {**UI_ENV, **os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
 
 
 def serve(cmd: list[str], env: dict[str, str], grace_s: float = 10.0) -> int:

@@ -8,6 +8,8 @@ a new key, never a stale config. Interpolations such as ``${oc.env:...}`` are ke
 unresolved, so the environment is read when the config is, as without the cache. Only
 successful compositions are kept (an error is composed again, and says the same). Off
 with ``SWEEPS_COMPOSE_CACHE=0``; where the cache dir cannot be written, nothing is cached.
+The entries are pickles: they are written 0600 in 0700 folders and read only where this
+user owns the folders and the file and nobody else may write them.
 """
 
 from __future__ import annotations
@@ -79,17 +81,30 @@ def cached(config_name: str, overrides: Sequence[str], bundled: str, user: str |
         return compose()
     path = cache_dir() / "compose" / f"{key(config_name, overrides, bundled, user)}.pkl"
     with contextlib.suppress(Exception):  # missing, unreadable or from another version
-        cfg = pickle.loads(path.read_bytes())
-        if isinstance(cfg, DictConfig):
-            return cfg
+        if _private(path.parent.parent) and _private(path.parent) and _private(path):
+            cfg = pickle.loads(path.read_bytes())
+            if isinstance(cfg, DictConfig):
+                return cfg
     cfg = compose()
     with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (path.parent.parent, path.parent):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        if not (_private(path.parent.parent) and _private(path.parent)):
+            return cfg  # a folder others may write: nothing is kept there, nothing read
         tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_bytes(pickle.dumps(cfg))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pickle.dumps(cfg))
         os.replace(tmp, path)  # readers see the whole file or none
         _prune(path.parent)
     return cfg
+
+
+def _private(path: Path) -> bool:
+    """This user's, and nobody else may write it: a pickle is read only from there (reading
+    one runs whatever its writer put in it)."""
+    st = path.stat()
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
 def _prune(folder: Path) -> None:
