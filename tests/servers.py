@@ -127,6 +127,7 @@ class MlflowServer:
 
 
 INIT_SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "postgres-init" / "create-mlflow-db.sh"
+SWEEPS_INIT_SCRIPT = INIT_SCRIPT.with_name("create-sweeps-db.sh")
 
 
 @contextlib.contextmanager
@@ -153,6 +154,33 @@ def mlflow_database(admin_url: str) -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             cur.execute(f'DROP USER IF EXISTS "{name}"')
+        admin.close()
+
+
+@contextlib.contextmanager
+def sweeps_database(admin_url: str) -> Iterator[str]:
+    """The sweeps' own role and database on the PostgreSQL at `admin_url`, made by the script
+    docker-compose.yml and the Kubernetes manifests run (unique names; dropped after).
+    Yields the storage URL the launch and workers use there."""
+    import urllib.parse
+    import uuid
+
+    import psycopg2
+
+    name = f"sweeps_t{uuid.uuid4().hex[:10]}"
+    parts = urllib.parse.urlsplit(admin_url)
+    env = {**os.environ, "PGHOST": parts.hostname or "127.0.0.1", "PGPORT": str(parts.port or 5432),
+           "POSTGRES_USER": parts.username or "postgres", "POSTGRES_DB": "postgres",
+           "SWEEPS_DB_USER": name, "SWEEPS_DB_NAME": name, "SWEEPS_DB_PASSWORD": "test-only"}
+    subprocess.run(["sh", str(SWEEPS_INIT_SCRIPT)], env=env, check=True, capture_output=True)
+    try:
+        yield f"postgresql://{name}:test-only@{env['PGHOST']}:{env['PGPORT']}/{name}"
+    finally:
+        admin = psycopg2.connect(urllib.parse.urlunsplit(parts._replace(path="/postgres")))
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(f'DROP ROLE IF EXISTS "{name}"')
         admin.close()
 
 

@@ -123,7 +123,8 @@ def test_worker_command_and_environment_are_what_sweeps_worker_accepts() -> None
     read_by_us = "\n".join(p.read_text() for p in sources)
     mlflow_reads = {"MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
     expanded_only = {"POSTGRES_PASSWORD", "JOB_COMPLETION_INDEX"}  # inputs of $(...) above
-    for name in names - mlflow_reads - expanded_only:
+    library_reads = {"MPLCONFIGDIR"}  # matplotlib's, for the read-only root filesystem
+    for name in names - mlflow_reads - expanded_only - library_reads:
         assert name in read_by_us, f"{name}: read by nothing in sweeps/, trainer/ or conf/"
     storage = _expand(env, next(e["value"] for e in env if e["name"] == "SWEEPS_STORAGE"))
     postgres = _by_name("Service", "postgres")["spec"]["ports"][0]["port"]
@@ -142,3 +143,54 @@ def test_every_pod_runs_as_non_root() -> None:
         pod = doc.get("spec", {}).get("template", {}).get("spec")
         if pod is not None:
             assert pod["securityContext"]["runAsNonRoot"] is True, source
+
+
+def _pods() -> list[tuple[str, dict[str, Any]]]:
+    return [(source, doc["spec"]["template"]["spec"]) for source, doc in manifests()
+            if doc.get("spec", {}).get("template", {}).get("spec")]
+
+
+def test_every_pod_and_container_runs_with_least_privilege() -> None:
+    for source, pod in _pods():
+        assert pod["automountServiceAccountToken"] is False, source
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, source
+        for container in pod["containers"]:
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False, source
+            assert ctx["readOnlyRootFilesystem"] is True, source
+            assert ctx["capabilities"] == {"drop": ["ALL"]}, source
+            assert "add" not in ctx["capabilities"]
+
+
+def test_workers_log_in_as_ordinary_users_and_only_their_servers_hold_the_admin_passwords() -> None:
+    holders: dict[str, set[str]] = {}
+    for _, doc in manifests():
+        for ref in _secret_refs(doc):
+            holders.setdefault(ref["key"], set()).add(doc["metadata"]["name"])
+    assert holders["POSTGRES_SUPERUSER_PASSWORD"] == {"postgres"}
+    assert holders["MLFLOW_ADMIN_PASSWORD"] == {"mlflow", "sweeps-mlflow-user"}
+    for job in ("sweeps-launch", "sweeps-worker"):
+        env = {e["name"]: e for e in _containers(_by_name("Job", job))[0]["env"]}
+        assert env["MLFLOW_TRACKING_USERNAME"]["value"] == "sweeps"
+        assert env["MLFLOW_TRACKING_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "MLFLOW_SWEEPS_PASSWORD"
+        assert env["SWEEPS_STORAGE"]["value"].startswith("postgresql://sweeps:")
+    postgres = {e["name"]: e for e in _containers(_by_name("StatefulSet", "postgres"))[0]["env"]}
+    assert postgres["POSTGRES_USER"]["value"] != "sweeps"  # the superuser is not the sweeps' role
+    init = _kustomization()["configMapGenerator"][0]["files"]
+    assert "postgres-init/create-sweeps-db.sh" in init
+    assert "NOSUPERUSER" in (K8S / "postgres-init" / "create-sweeps-db.sh").read_text()
+
+
+def test_only_the_sweep_s_pods_reach_postgresql_and_mlflow() -> None:
+    policies = {doc["spec"]["podSelector"]["matchLabels"]["app"]: doc for _, doc in manifests()
+                if doc["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"postgres", "mlflow"}
+    for app, allowed in (("postgres", {"sweeps-launch", "sweeps-worker", "mlflow"}),
+                         ("mlflow", {"sweeps-launch", "sweeps-worker", "sweeps-mlflow-user"})):
+        (rule,) = policies[app]["spec"]["ingress"]
+        (source,) = rule["from"]
+        (expr,) = source["podSelector"]["matchExpressions"]
+        assert expr["operator"] == "In" and set(expr["values"]) == allowed
+    labels = {pod_doc["spec"]["template"]["metadata"]["labels"]["app"] for _, pod_doc in manifests()
+              if pod_doc.get("spec", {}).get("template")}
+    assert {"sweeps-launch", "sweeps-worker", "sweeps-mlflow-user", "mlflow", "postgres"} <= labels

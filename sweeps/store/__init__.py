@@ -6,7 +6,8 @@ and its torn-tail healing (`journal`), the budget and launch locks (`locks`), a 
 attribute writes in one round trip (`trial_writes`), who runs a trial (`owners`), Optuna
 calls without its experimental warnings (`quiet`), distributions parsed once per process
 (`distributions`), trial counts without reading the trials (`trial_counts`), whether a
-URL holds a storage already, found out without writing to it (`existing`).
+URL holds a storage already, found out without writing to it (`existing`), and the secrets
+in URLs: hidden where shown, removed where kept (`secrets`).
 
 The bottom layer: imports nothing of `sweeps` (only `trainer.errors`).
 """

@@ -7,7 +7,8 @@ parent, what varies on a trial's run), a trial's run written through the worker'
 writer (`run_writes`, `writer`, and `writer_process` where a core is spare), patience with a server that went
 away (`outage`), the `TrialLogger` trainer callback (`logger`), `sweeps sync` (`sync`:
 MLflow rebuilt from the Optuna record), the report's upload (`report_upload`), the
-`sweeps ui` command line (`ui`).
+`sweeps ui` command line (`ui`), the ordinary MLflow user a deployment's workers log in as
+(`accounts`).
 
 May import `sweeps.search`, `sweeps.store` and `trainer`; never `run`, `report` or `cli`.
 """

@@ -232,15 +232,29 @@ def test_the_scale_out_stack_is_locked_down() -> None:
     assert mlflow["ports"] == ["127.0.0.1:5000:5000"]
     assert all("ports" not in svc for name, svc in services.items() if name != "mlflow")
     # secrets: only ${VAR:?...} references (compose refuses to start without them)
-    for var in ("POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SECRET_KEY"):
+    for var in ("POSTGRES_PASSWORD", "POSTGRES_SUPERUSER_PASSWORD", "MLFLOW_ADMIN_PASSWORD",
+                "MLFLOW_SWEEPS_PASSWORD", "MLFLOW_SECRET_KEY"):
         refs = re.findall(r"\$\{" + var + r"(.{0,2})", text)
         assert refs and all(r.startswith(":?") for r in refs), (var, refs)
     assert "password1234" not in text and ":-sweeps}" not in text
     for svc in (services["launch"], services["worker"]):
         env = svc["environment"]
-        assert env["MLFLOW_TRACKING_USERNAME"] == "admin"
-        assert env["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+        # ordinary users: neither admin password reaches a launch or a worker
+        assert env["MLFLOW_TRACKING_USERNAME"] == "sweeps"
+        assert env["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_SWEEPS_PASSWORD:?")
+        assert env["SWEEPS_STORAGE"].startswith("postgresql://sweeps:${POSTGRES_PASSWORD:?")
+        assert "ADMIN" not in str(env) and "SUPERUSER" not in str(env)
     assert mlflow["environment"]["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    postgres = services["postgres"]
+    assert postgres["environment"]["POSTGRES_USER"] != "sweeps"
+    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_SUPERUSER_PASSWORD:?")
+    assert services["mlflow-user"]["command"] == "python -m sweeps.tracking.accounts"
+    assert services["launch"]["depends_on"]["mlflow-user"]["condition"] == "service_completed_successfully"
+    for name, svc in services.items():  # no capabilities, no privilege gain, a read-only root
+        assert svc["cap_drop"] == ["ALL"] and svc["security_opt"] == ["no-new-privileges:true"], name
+        assert svc["read_only"] is True and "/tmp" in svc["tmpfs"], name
+        assert set(svc.get("cap_add", [])) <= {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"}
+        assert not svc.get("cap_add") or name == "postgres", name
     # the auth settings come from the image (the Dockerfile copies conf/ to /app/conf), with a
     # credential cache and no password of their own; the tests' basic-auth servers use them too
     import configparser

@@ -135,3 +135,53 @@ def test_a_planted_or_malformed_checkpoint_is_one_line_and_never_runs(tmp_path: 
         assert out.returncode == 2 and len(lines) == 1, out.stderr
         assert lines[0].startswith(f"error: trainer.resume='{path}': not a")
     assert not (tmp_path / "owned.txt").exists()
+
+
+def test_a_pickle_planted_in_a_cache_folder_others_may_write_is_never_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainer.config import cache
+    from trainer.config.compose import compose, conf_dir
+
+    shared = tmp_path / "shared-cache"
+    (shared / "compose").mkdir(parents=True)
+    monkeypatch.setenv("SWEEPS_CACHE_DIR", str(shared))
+    monkeypatch.chdir(tmp_path)
+    planted = shared / "compose" / f"{cache.key('config', ['model=mlp'], conf_dir(), None)}.pkl"
+    planted.write_bytes(pickle.dumps(_Owned()))
+    (shared / "compose").chmod(0o777)  # a folder anyone may write: its pickles are not read
+    assert compose(["model=mlp"]).model.name == "mlp"
+    assert not (tmp_path / "owned.txt").exists()
+    assert planted.read_bytes() == pickle.dumps(_Owned())  # and nothing of ours kept there
+
+
+def test_summary_md_shows_html_as_text() -> None:
+    from sweeps.report.document import no_tags
+
+    assert no_tags("| <script>alert(1)</script> | p < 0.05 |") == \
+        "| &lt;script>alert(1)&lt;/script> | p < 0.05 |"
+
+
+def test_the_ui_on_another_address_than_loopback_says_it_has_no_login(workdir: Path) -> None:
+    import signal
+    import time
+
+    from ..servers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "sweeps", "ui", "--host", "0.0.0.0", "--port",
+                             str(port), "--tracking-uri", f"sqlite:///{workdir / 'mlflow.db'}"],
+                            cwd=workdir, env=_env(), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("MLflow UI for" in ln for ln in lines):
+            line = proc.stdout.readline() if proc.stdout else ""
+            if not line:
+                break
+            lines.append(line)
+        text = "".join(lines)
+        assert "warning: --host 0.0.0.0: the MLflow UI has no login" in text, text
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)

@@ -144,3 +144,56 @@ def test_passwords_stay_out_of_the_storage_and_a_wrong_login_changes_nothing(
             assert "pg-s3cret" not in text and secret_mlflow not in text and "%2FXq7" not in text
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_deployments_ordinary_users_run_a_sweep_and_can_do_no_more(
+        tmp_path: Path, pg_sweep: str) -> None:  # noqa: F811
+    """The roles docker-compose.yml and deploy/k8s make, made by their own scripts on the
+    local PostgreSQL and an `mlflow server`: a sweep runs as them, and they can do no more."""
+    import subprocess
+    import sys
+
+    import psycopg2
+
+    from sweeps.tracking.accounts import ensure_user
+
+    from ..servers import sweeps_database
+
+    admin_pw, user_pw = "admin-s3cret-Qw8", "sweeps-s3cret-Er4"
+    server = MlflowServer(tmp_path / "mlflow", admin_password=admin_pw)
+    (tmp_path / "mlflow").mkdir()
+    server.start()
+    try:
+        env = {"MLFLOW_TRACKING_URI": server.uri, "MLFLOW_ADMIN_PASSWORD": admin_pw,
+               "MLFLOW_TRACKING_USERNAME": "sweeps", "MLFLOW_TRACKING_PASSWORD": user_pw}
+        for expected in ("created", "password set"):  # the compose / k8s job, run twice
+            made = subprocess.run([sys.executable, "-m", "sweeps.tracking.accounts"], text=True,
+                                  capture_output=True, env={**os.environ, **env}, timeout=120)
+            assert made.returncode == 0 and expected in made.stdout, made.stdout + made.stderr
+        with sweeps_database(PG_URL) as storage:
+            role = storage.split("//", 1)[1].split(":", 1)[0]
+            with psycopg2.connect(PG_URL) as conn, conn.cursor() as cur:
+                cur.execute("SELECT rolsuper, rolcreatedb, rolcreaterole FROM pg_roles "
+                            "WHERE rolname = %s", (role,))
+                assert cur.fetchone() == (False, False, False)
+            run_env = {k: env[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+            out = run_sweeps("launch", *SMALL, "sweep.optimizers=[sgd]", "sweep.n_trials=2",
+                             "trainer.epochs=1", "storage=postgres", f"storage.url={storage}",
+                             "tracking=server", f"tracking.uri={server.uri}", cwd=tmp_path,
+                             env=run_env)
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert "complete 2" in out.stdout or "[2/2]" in out.stdout, out.stdout
+            # and no more: no database of its own making, no MLflow user, no admin
+            conn = psycopg2.connect(storage.replace(":test-only", ""))
+            conn.autocommit = True
+            try:
+                with conn.cursor() as cur, pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute("CREATE DATABASE never_made")
+            finally:
+                conn.close()
+            with pytest.raises(RuntimeError, match="could not make MLflow user"):
+                ensure_user(server.uri, ("sweeps", user_pw), "intruder", "intruder-pw-123")
+    finally:
+        server.stop()
