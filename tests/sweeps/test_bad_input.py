@@ -259,7 +259,10 @@ def test_a_systematic_error_stops_the_sweep_and_a_relaunch_after_the_fix_complet
 
     status = run_sweeps("status", "quick", cwd=tmp_path)
     assert "stopped" in status.stdout and "kernel launch failed" in status.stdout, status.stdout
-    joined = run_sweeps("worker", "--study", "quick", cwd=tmp_path)  # a worker joining later
+    # a worker joining later calls the launch's own target only where its user allows it
+    refused = run_sweeps("worker", "--study", "quick", cwd=tmp_path)
+    assert refused.returncode == 2 and "--allow-target usernet" in refused.stderr, refused.stderr
+    joined = run_sweeps("worker", "--study", "quick", "--allow-target", "usernet", cwd=tmp_path)
     assert joined.returncode == 1 and "stopped: the last 3 trials" in joined.stdout, joined.stdout
     assert "this worker ran 0 trial(s)" in joined.stdout
 

@@ -605,8 +605,8 @@ def test_mlflow_keeps_its_store_in_its_own_postgresql_database() -> None:
     pg_set = next(d for d in pg_docs if d["kind"] == "StatefulSet")
     assert pg_set["spec"]["template"]["spec"]["containers"][0]["args"] == ["-c", "max_connections=300"]
     kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
-    assert {"name": "postgres-init", "files": ["postgres-init/create-mlflow-db.sh"]} in \
-        kustomization["configMapGenerator"]
+    (init,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "postgres-init"]
+    assert "postgres-init/create-mlflow-db.sh" in init["files"]
 
 
 @pytest.mark.postgres
