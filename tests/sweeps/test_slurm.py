@@ -157,11 +157,21 @@ def test_detach_returns_with_the_job_id_and_status_follows_it(
     (tmp_path / "mlflow").mkdir()
     server = MlflowServer(tmp_path / "mlflow")
     server.start()
-    env = _env(slurm)
+    # a password in the storage URL (trust auth ignores it): the tasks take it from their
+    # environment, and the submission files on the shared folder never hold it
+    secret = "slurm-s3cret-Kp2"
+    with_password = PG_URL.replace("postgres@", f"postgres:{secret}@")
+    env = _env(slurm, SWEEPS_STORAGE=with_password)
+    args = [a.replace(f"storage.url={PG_URL}", f"storage.url={with_password}")
+            for a in _sweep_args(pg_sweep, server.uri, 4, 2)]
     try:
-        out = _sweeps(tmp_path, env, "launch", "--detach", *_sweep_args(pg_sweep, server.uri, 4, 2),
+        out = _sweeps(tmp_path, env, "launch", "--detach", *args,
                       "+launcher.sbatch.comment=from-the-sweep-config")
         assert out.returncode == 0, out.stdout + out.stderr
+        assert secret not in out.stdout + out.stderr
+        log_dir = Path(out.stdout.split("logs in ")[1].split()[0]).parent  # FOLDER/JOB_*
+        submitted = list(log_dir.rglob("*.pkl"))
+        assert submitted and all(secret.encode() not in f.read_bytes() for f in submitted)
         assert "submitted Slurm array job" in out.stdout and "detached" in out.stdout, out.stdout
         job = out.stdout.split("submitted Slurm array job ")[1].split(":")[0].strip()
         # returned while the job is still queued or running, not after the budget
