@@ -182,6 +182,8 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
                 _wait_for_an_exit(procs, 1.0)
             if live is not None:
                 live.update(render())
+            elif (text := line()) != last:  # a log ends on the final counts too
+                console.print(text, highlight=False)
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM to this process (run.stopping)
         _interrupted(started, plan, studies(), parent_run_id, console, err, workers.started_at)
         return Outcome(True, dead, gave_up, stopping.exit_code(err))

@@ -184,7 +184,7 @@ def test_the_deployments_ordinary_users_run_a_sweep_and_can_do_no_more(
                              "tracking=server", f"tracking.uri={server.uri}", cwd=tmp_path,
                              env=run_env)
             assert out.returncode == 0, out.stdout + out.stderr
-            assert "complete 2" in out.stdout or "[2/2]" in out.stdout, out.stdout
+            assert "[2/2] complete 2" in out.stdout, out.stdout  # the last progress line
             # and no more: no database of its own making, no MLflow user, no admin
             conn = psycopg2.connect(storage.replace(":test-only", ""))
             conn.autocommit = True

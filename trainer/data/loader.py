@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from trainer.errors import ConfigError
 from trainer.data.splits import held_out, numeric, rng_untouched, split_indices, targets
+from trainer.errors import ConfigError
 
 
 @dataclass

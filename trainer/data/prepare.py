@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from trainer.config.dataset_keys import RESERVED
-from trainer.errors import ConfigError
 from trainer.data.splits import held_out, numeric, split_indices, targets
+from trainer.errors import ConfigError
 
 
 @dataclass
