@@ -79,6 +79,12 @@ def _preflight(argv: list[str], user: Path | None) -> None:
     try:
         from trainer.run_checks import check_machine
         from trainer.validation import validate
+        from trainer.writable import check_writable
+
+        for word in argv:  # Hydra makes its run folder first, with a traceback if it cannot
+            key, _, value = word.lstrip("+").partition("=")
+            if key in ("hydra.run.dir", "hydra.sweep.dir") and value and "${" not in value:
+                check_writable(value, key)
 
         # before Hydra makes its run folder
         check_machine(validate(load_config(overrides, config_dir=user)))

@@ -15,8 +15,9 @@ configs never imports torch.
   `validate_optimizer`, `model_params`, `TRAINER_PARAMS`, `DATASET_PARAMS`, `RESERVED`,
   `with_defaults`;
 - tasks: `Task`, `TASKS`, `CLASSIFICATION`, `task_of`;
-- errors and process helpers: `UserError`, `ConfigError`, `check_writable`, `writable` (a
-  module), `importable_from_cwd`, `skip_exit_gc`, `lazy_module`, `main_not_rerun`.
+- errors and process helpers: `UserError`, `ConfigError`, `check_writable`, `writable` and
+  `watchdog` (modules), `importable_from_cwd`, `skip_exit_gc`, `lazy_module`,
+  `main_not_rerun`, `die_with_parent`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from trainer import watchdog as watchdog
     from trainer import writable as writable
     from trainer.callbacks import Callback as Callback
     from trainer.callbacks import RunInfo as RunInfo
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from trainer.optim.schedules import SCHEDULES as SCHEDULES
     from trainer.preflight import check_config as check_config
     from trainer.result import FitResult as FitResult
+    from trainer.startup import die_with_parent as die_with_parent
     from trainer.startup import lazy_module as lazy_module
     from trainer.startup import main_not_rerun as main_not_rerun
     from trainer.startup import skip_exit_gc as skip_exit_gc
@@ -73,10 +76,11 @@ if TYPE_CHECKING:
     from trainer.validation import validate as validate
     from trainer.writable import check_writable as check_writable
 
-_MODULES = ("user_dir", "writable")  # names that are modules of their own
+_MODULES = ("user_dir", "writable", "watchdog")  # names that are modules of their own
 # name -> the module that defines it
 _WHERE = {
     "user_dir": "trainer.config.user_dir", "writable": "trainer.writable",
+    "watchdog": "trainer.watchdog",
     "Callback": "trainer.callbacks", "RunInfo": "trainer.callbacks",
     **dict.fromkeys(("GROUPS", "compose", "conf_dir", "flatten", "group_options", "override_value",
                      "overrides_for"), "trainer.config.compose"),
@@ -91,7 +95,8 @@ _WHERE = {
     "check_config": "trainer.preflight", "Registry": "trainer.config.registry", "FitResult": "trainer.result",
     "SCHEDULES": "trainer.optim.schedules",
     **dict.fromkeys(("Param", "check_section", "count", "flag", "one_of"), "trainer.config.spec"),
-    **dict.fromkeys(("lazy_module", "main_not_rerun", "skip_exit_gc"), "trainer.startup"),
+    **dict.fromkeys(("lazy_module", "main_not_rerun", "skip_exit_gc", "die_with_parent"),
+                   "trainer.startup"),
     "importable_from_cwd": "trainer.config.targets",
     **dict.fromkeys(("CLASSIFICATION", "TASKS", "Task", "task_of"), "trainer.tasks"),
     "check_writable": "trainer.writable",

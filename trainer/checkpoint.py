@@ -11,6 +11,7 @@ run code when it is read (a pickle can), it is only refused.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import warnings
@@ -58,10 +59,25 @@ def _set_numpy_state(state: dict[str, Any]) -> None:
 
 
 def save(path: Path, payload: dict[str, Any]) -> None:
+    """Write atomically (a temporary file, then a rename). A write the disk refuses is an
+    `OSError` naming the file: torch's zip writer says only ``unexpected pos 64 vs 0``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"format": FORMAT_VERSION, **payload}, tmp)
+    try:
+        torch.save({"format": FORMAT_VERSION, **payload}, tmp)
+    except RuntimeError as err:
+        tmp.unlink(missing_ok=True)
+        code = errno.ENOSPC if _full(path.parent) else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} ({err})", str(path)) from err
     os.replace(tmp, path)
+
+
+def _full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20  # under 1 MiB left: what a checkpoint needs
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -68,3 +68,31 @@ def main_not_rerun() -> Iterator[None]:
     finally:
         main.__dict__.pop("__spec__", None)
         main.__dict__.update(saved)
+
+
+def die_with_parent(sig: int, parent: int) -> None:
+    """Have this process sent `sig` when `parent` (the process that started it) dies.
+
+    A launch killed with SIGKILL (the OOM killer, a lost SSH session) cannot stop its
+    children; without this its workers would go on training, re-parented to PID 1, beside the
+    next launch. Linux's ``PR_SET_PDEATHSIG`` does it in the kernel; elsewhere a thread
+    watches the parent's PID. A parent already gone when this is called counts as dead."""
+    import os
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:
+                os.kill(os.getpid(), sig)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), sig)
+
+    threading.Thread(target=watch, name="sweeps-parent-watch", daemon=True).start()

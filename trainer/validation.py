@@ -31,16 +31,20 @@ from trainer.models import check_model
 from trainer.optim.factory import validate_optimizer
 from trainer.optim.schedules import SCHEDULES
 
+MAX_EPOCHS = 100_000  # a count beyond it is a typo (1e5 for 1e2), not a run anyone waits for
+MAX_BATCH = 2**24
+
 TRAINER_PARAMS: dict[str, Param] = {
-    "epochs": count(1, "passes over the training split"),
-    "batch_size": count(1, "training examples per optimizer step"),
-    "eval_batch_size": count(1, "examples per batch when evaluating (no gradients, so larger)"),
+    "epochs": count(1, "passes over the training split", high=MAX_EPOCHS),
+    "batch_size": count(1, "training examples per optimizer step", high=MAX_BATCH),
+    "eval_batch_size": count(1, "examples per batch when evaluating (no gradients, so larger)",
+                             high=MAX_BATCH),
     "seed": count(0, "model init, data order, dropout and augmentation; the same seed gives "
-                     "identical metrics on CPU"),
+                     "identical metrics on CPU", high=2**32 - 1),
     "device": Param("str", doc="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps"),
     "precision": one_of("fp32", "bf16", doc="bf16: bfloat16 autocast, CUDA only"),
     "channels_last": flag("NHWC memory format for conv models on CUDA"),
-    "threads": count(0, "torch intra-op threads; 0: torch's default"),
+    "threads": count(0, "torch intra-op threads; 0: torch's default", high=4096),
     "drop_last": flag("drop the last partial training batch of each epoch"),
     "log_every": Param("log_every", doc="optimizer steps between batch/loss and batch/lr points; "
                        "auto: every 10, at most about ten points per epoch"),

@@ -91,7 +91,10 @@ def locate(words: Sequence[str] = (), storage: str | None = None, tracking_uri: 
     where = as_dir(config_dir)
     cfg = compose(overrides, "sweeps", config_dir=where)
     name = names[0] if names else None
-    if name is None and any(o.split("=", 1)[0] in ("sweep", "sweep.name") for o in overrides):
+    if any(o.split("=", 1)[0].lstrip("+~") in ("sweep", "sweep.name") for o in overrides):
+        if name is not None and name != str(cfg.sweep.name):  # which one: say so, act on neither
+            raise UserError(f"the sweep is named twice: {name} and sweep.name={cfg.sweep.name}; "
+                            "give one")
         name = str(cfg.sweep.name)
     uri = tracking_uri if tracking_uri is not None else cfg.tracking.uri
     return Location(name, storage or str(cfg.storage.url), None if uri is None else str(uri), where, cfg)

@@ -3,6 +3,7 @@ this process (any machine that reaches its storage) and run its jobs until none 
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ def work(study: str, words: Sequence[str] = (), *, storage: str | None = None,
     from sweeps.run.claims import CONFIRM_KIND
     from sweeps.run.worker import join
     from sweeps.store.owners import worker_id
+    from sweeps.tracking.runs import close_orphan_parents
 
     console = console or console_for(progress)
     if index < 0:
@@ -41,6 +43,9 @@ def work(study: str, words: Sequence[str] = (), *, storage: str | None = None,
     what = "confirm runs" if w.claims.kinds == (CONFIRM_KIND,) else \
         f"{len(w.studies)} stud{'y' if len(w.studies) == 1 else 'ies'} and its confirm runs"
     console.print(f"worker {worker_id()} joined sweep {w.sweep} ({what})")
+    with contextlib.suppress(Exception):  # tidying up must not stop a worker
+        for run_id in close_orphan_parents(w.uri, w.sweep):
+            console.print(f"closed MLflow run {run_id}: its launch ended without closing it (killed)")
     n = w.run()
     if w.claims.halt is not None:  # trials failed the same way: claiming more burns budget
         lines = fail_fast.describe(w.claims.halt, w.sweep)

@@ -100,6 +100,9 @@ EXIT_CODES: dict[int, str] = {
        "written to the study, the tracking store or the output directory.",
     130: "Stopped by Ctrl-C: running trials are marked failed (`interrupted`), their MLflow runs "
          "closed; the next launch retries them from their checkpoints.",
+    124: "Stopped by its watchdog: the command made no progress for `SWEEPS_WATCHDOG_S` "
+         "seconds (default 900). One line says where it waited; every thread's stack is kept "
+         "in a file it names; its child processes were stopped with it.",
     143: "Stopped by SIGTERM (Slurm, Kubernetes, systemd): as Ctrl-C, within 30 s.",
 }
 
@@ -114,12 +117,21 @@ AllowOpt = Annotated[list[str] | None, typer.Option(
     "ones and your config dir's (repeatable; also SWEEPS_ALLOWED_TARGETS)")]
 
 
+INTERACTIVE_PATIENCE_S = 30.0  # a tracking server's outage, waited out by commands a person waits on
+
+
 def guard(fn: Callable[[], int | None]) -> None:
     """Run a command body: UserError -> one line + exit 2; Ctrl-C -> exit 130; anything else
     (a bug, a store that fails mid-command) -> one line + exit 1, with the traceback only when
     SWEEPS_DEBUG=1 asks for it."""
     from sweeps.api.errors import SweepFailed
+    from trainer.api import watchdog
 
+    watchdog.arm(f"sweeps {_command_name()}")  # no silent hang: past its bound, one line
+    if _command_name() not in ("launch", "worker"):  # nothing running to protect: a person waits
+        from sweeps.tracking import outage
+
+        outage.set_patience(INTERACTIVE_PATIENCE_S)
     try:
         code = fn() or 0
     except SweepFailed as err:
@@ -135,21 +147,65 @@ def guard(fn: Callable[[], int | None]) -> None:
         err_console.print(stopping.reason(err))
         raise typer.Exit(stopping.exit_code(err)) from None
     except Exception as err:
+        from sweeps.store import os_errors
+
         if os.environ.get("SWEEPS_DEBUG") == "1":
             raise
+        machine = os_errors.describe(err)
+        if machine is not None:  # disk full, read-only, ...: the machine's, not a bug
+            err_console.print(f"[red]error:[/] {escape(machine)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         first = (str(err).strip().splitlines() or [""])[0]
         err_console.print(f"[red]error:[/] unexpected {type(err).__name__}: {escape(first)} "
                           "(run with SWEEPS_DEBUG=1 for the traceback)", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    finally:
+        watchdog.disarm()
     raise typer.Exit(code)
 
 
-def sweep_target(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None) -> Location:
+def _command_name() -> str:
+    """The verb being run (`status`, ...), for the lines that name it."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is not None and ctx.info_name in ORDER:
+        return str(ctx.info_name)
+    return next((word for word in sys.argv[1:] if word in ORDER), "command")
+
+
+def sweep_target(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None,
+                 uses_tracking: bool = True) -> Location:
     """Where the command's words point (`sweeps.api.handle.locate`), with this command
-    line's config dir."""
+    line's config dir; an override the command would not use is refused (`check_overrides`)."""
     from sweeps.api.handle import locate
 
+    check_overrides(args, uses_tracking)
     return locate(list(args or []), storage, tracking_uri, config_dir_given())
+
+
+def check_overrides(args: Sequence[str] | None, uses_tracking: bool) -> None:
+    """The commands that read a sweep take overrides that say where it is (`sweep=`,
+    `sweep.name=`, `storage...`, and `tracking...` where they use MLflow); any other would be
+    silently ignored, since they read the sweep as it was launched: one line instead."""
+    keys = ["sweep=", "sweep.name=", "storage=", "storage.*="]
+    keys += ["tracking=", "tracking.*="] if uses_tracking else []
+    for word in args or []:
+        if "=" not in word:
+            continue
+        key = word.split("=", 1)[0].lstrip("+~")
+        root = key.split(".", 1)[0]
+        if key in ("sweep", "sweep.name") or root == "storage" or (uses_tracking and root == "tracking"):
+            continue
+        raise UserError(f"{word}: `sweeps {_command_name()}` does not use it (it reads the sweep as "
+                        f"it was launched); it takes the sweep's name and {', '.join(keys)}")
+
+
+def tracking_given(args: Sequence[str] | None, tracking_uri: str | None) -> bool:
+    """Whether this command line names a tracking store (`--tracking-uri`, `tracking=...` or
+    `tracking.uri=...`): it then wins over the one the sweep recorded."""
+    return tracking_uri is not None or any(
+        "=" in w and w.split("=", 1)[0].lstrip("+~").split(".", 1)[0] == "tracking" for w in args or [])
 
 
 def studies_of(t: Location) -> tuple[str, list[Any]]:
@@ -159,15 +215,17 @@ def studies_of(t: Location) -> tuple[str, list[Any]]:
 
 
 def open_sweep(args: Sequence[str] | None, storage: str | None, tracking_uri: str | None, *,
-               recorded_uri: bool = False, allowed_targets: Sequence[str] | None = None) -> Sweep:
+               recorded_uri: bool = False, allowed_targets: Sequence[str] | None = None,
+               uses_tracking: bool = True) -> Sweep:
     """The `Sweep` the command's words name (the API's object every verb works on).
-    `recorded_uri`: without --tracking-uri, the tracking URI the sweep was launched with
-    rather than the config's (`$MLFLOW_TRACKING_URI`)."""
+    `recorded_uri`: unless this command line names a tracking store (`tracking_given`), the
+    tracking URI the sweep was launched with rather than the config's
+    (`$MLFLOW_TRACKING_URI`); its `tracking_uri` is then None."""
     import dataclasses
 
-    where = sweep_target(args, storage, tracking_uri)
-    if recorded_uri:
-        where = dataclasses.replace(where, tracking_uri=tracking_uri)
+    where = sweep_target(args, storage, tracking_uri, uses_tracking)
+    if recorded_uri and not tracking_given(args, tracking_uri):
+        where = dataclasses.replace(where, tracking_uri=None)
     return dataclasses.replace(where, allowed_targets=tuple(allowed_targets or ())).open()
 
 
@@ -214,7 +272,6 @@ def main() -> None:
     """The `sweeps` entry point: `--config-dir DIR` is taken anywhere on the line (`sweeps
     launch --config-dir DIR sweep=...`), and the working directory is importable, so a
     user's package beside their config dir needs no install."""
-    import logging
 
     from trainer.api import importable_from_cwd, skip_exit_gc, user_dir
 
@@ -231,8 +288,9 @@ def main() -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    from sweeps.store import logs
+
+    logs.setup()  # one line per warning, here and in every process this command starts
     global _from_argv
     _from_argv = user_dir.from_argv(argv)
     argv = user_dir.without_flag(argv)

@@ -101,6 +101,12 @@ def reproduce(
                             "|difference| of a metric taken as identical)")
         sweep = open_sweep(args, storage, tracking_uri, allowed_targets=allow_target)
         study, number = sweep.find(trial)  # a bad --trial: one line, nothing trained
+        from sweeps.search.studies import latest_attrs
+        from sweeps.tracking import clients
+
+        # an unreachable server: one line now, before anything is said or trained
+        clients.check_reachable(clients.resolve_uri(
+            sweep.tracking_uri or latest_attrs(sweep.studies()).get("tracking_uri")))
         console.print(f"reproducing {sweep.name} trial {study} #{number} ...", highlight=False)
         result = sweep.reproduce(trial, tolerance)
         rows = [tuple(r) for r in result.comparison.itertuples(index=False)]

@@ -27,14 +27,18 @@ def sync(args: Args = None, storage: StorageOpt = None, tracking_uri: TrackingOp
     from sweeps.search.studies import latest_attrs
     from sweeps.store import urls
     from sweeps.tracking import clients
+    from sweeps.tracking.runs import close_orphan_parents
     from sweeps.tracking.sync import sync as run_sync
 
     def body() -> int:
-        sweep = open_sweep(args, storage, tracking_uri)
+        sweep = open_sweep(args, storage, tracking_uri, recorded_uri=True)
         name, studies = sweep.name, sweep.studies()
         latest = latest_attrs(studies)
-        uri = clients.resolve_uri(tracking_uri or latest.get("tracking_uri"))
+        uri = clients.resolve_uri(sweep.tracking_uri or latest.get("tracking_uri"))
         clients.check_reachable(uri)
+        for run_id in close_orphan_parents(uri, name):
+            console.print(f"closed MLflow run {run_id}: its launch ended without closing it "
+                          "(killed)", highlight=False)
         confirm = sweep.confirm_study()
         r = run_sync(studies, confirm, uri, name)
         console.print(f"synced sweep {name} to {urls.redact(uri)}: {r.created} run(s) created, "

@@ -33,7 +33,7 @@ def status(args: Args = None, storage: StorageOpt = None) -> None:
     def body() -> int:
         from sweeps.run import fail_fast, slurm_jobs
 
-        sweep = open_sweep(args, storage, None)
+        sweep = open_sweep(args, storage, None, uses_tracking=False)
         name, studies = sweep.name, sweep.studies()
         console.print(summary.status_table(studies, f"sweep {name}"))
         failed = failures.causes_table(studies)
@@ -61,7 +61,7 @@ def best(args: Args = None, storage: StorageOpt = None) -> None:
     from sweeps.search import studies as study_mod
 
     def body() -> int:
-        sweep = open_sweep(args, storage, None)
+        sweep = open_sweep(args, storage, None, uses_tracking=False)
         name, studies = sweep.name, sweep.studies()
         overall = summary.overall_best(studies)
         if overall is None:
@@ -161,7 +161,7 @@ def paths(
         if any("=" not in a for a in args or []):
             from sweeps.report import summary
 
-            sweep = open_sweep(args, storage, None)
+            sweep = open_sweep(args, storage, None, uses_tracking=False)
             name, studies = sweep.name, sweep.studies()
             sections = paths_mod.sweep_sections(name, summary.best_per_optimizer(studies),
                                                 chosen or summary.sweep_optimizers(studies))

@@ -206,24 +206,17 @@ def draw_all(functions: Sequence[str], sections: Mapping[str, Mapping[str, Any]]
     processes where the OS can fork (the paths are independent)."""
     import os
 
-    from sweeps.report.forking import fork_pool
+    from sweeps.report.forking import parallel_map, star
 
     jobs = [(f, opt, dict(section), lrs.get(opt), steps) for f in functions
             for opt, section in sections.items()]
     if not jobs:
         return {}
     _one(jobs[0][0], jobs[0][1], jobs[0][2], 1e-3, 1)  # torch.optim's lazy first-use setup (~2 s)
-    workers = min(len(jobs), os.cpu_count() or 1)
-    pool = fork_pool(workers)
-    if pool is not None:
-        with pool:
-            found = pool.starmap(_one, jobs)
-            by_fn = {f: [p for p in found if p.function == f] for f in functions}
-            figures = pool.starmap(_draw, [(f, by_fn[f], out, steps) for f in functions])
-    else:
-        found = [_one(*job) for job in jobs]
-        by_fn = {f: [p for p in found if p.function == f] for f in functions}
-        figures = [_draw(f, by_fn[f], out, steps) for f in functions]
+    workers = os.cpu_count() or 1
+    found = parallel_map(star(_one), jobs, workers)
+    by_fn = {f: [p for p in found if p.function == f] for f in functions}
+    figures = parallel_map(star(_draw), [(f, by_fn[f], out, steps) for f in functions], workers)
     return {f: (fig, by_fn[f]) for f, fig in zip(functions, figures, strict=True)}
 
 

@@ -25,7 +25,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from sweeps.report import comparison as cmp
-from sweeps.report.forking import fork_pool
+from sweeps.report.forking import parallel_map
 from sweeps.search import confirm_jobs
 from sweeps.store.quiet import quietly
 
@@ -284,12 +284,7 @@ def optuna_sections(studies: Sequence[optuna.Study]) -> list[list[tuple[str, str
     """Optuna's plots of every study, drawn in parallel processes where the OS can fork (the
     plots take most of a report's time: ~0.7 s per study)."""
     data = [StudyData.of(s) for s in studies]
-    workers = min(len(data), os.cpu_count() or 1)
-    pool = fork_pool(workers)
-    if pool is not None:
-        with pool:
-            return pool.map(_optuna_html, data)
-    return [_optuna_html(d) for d in data]
+    return parallel_map(_optuna_html, data, os.cpu_count() or 1)
 
 
 def fig_html(fig: Any) -> str:

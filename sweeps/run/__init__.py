@@ -9,7 +9,8 @@ stopped when its trials keep failing the same way (`fail_fast`), local worker pr
 warm up before they claim (`warmup`: also the one-batch check of every model), checkpoints
 (`checkpoints`), the Slurm array job of workers (`slurm_jobs`: preflight, submit, task
 states, the array task itself; `slurm_launch`: following it), SIGTERM taken as Ctrl-C
-(`stopping`), and the commands `launch`, `confirm` and `reproduce`.
+(`stopping`), and the commands `launch` (its live view: `progress`), `confirm` and
+`reproduce`.
 
 May import `sweeps.report`, `sweeps.tracking`, `sweeps.search`, `sweeps.store` and
 `trainer`; never `cli`.

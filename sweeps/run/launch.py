@@ -15,12 +15,11 @@ from typing import Any
 
 import optuna
 import yaml
-from rich.console import Console, Group
+from rich.console import Console
 from rich.markup import escape
-from rich.text import Text
 
 from sweeps.report import failures, summary
-from sweeps.run import checkpoints, fail_fast, lost_trials, slurm_jobs, slurm_launch, warmup
+from sweeps.run import checkpoints, fail_fast, lost_trials, progress, slurm_jobs, slurm_launch, warmup
 from sweeps.run import processes as local
 from sweeps.search import allowed_targets
 from sweeps.search import budget as study_budget
@@ -95,27 +94,6 @@ def _artifacts(spec: SweepSpec) -> dict[str, str]:
                                      sort_keys=False),
         "config.yaml": tracking_params.constant_yaml(spec),
     }
-
-
-def _progress_line(studies: Sequence[optuna.Study], total: int, restarts: int = 0) -> str:
-    rows = summary.study_rows(studies)
-    counts = {s: sum(r.counts[s] for r in rows) for s in summary.STATE_COLUMNS}
-    best = summary.overall_best(studies)
-    done = summary.finished_count(studies)
-    text = (f"[{done}/{total}] complete {counts['complete']}  pruned {counts['pruned']}  "
-            f"failed {counts['failed']}  diverged {counts['diverged']}  running {counts['running']}")
-    retried = summary.retried_count(studies)
-    if retried or restarts:
-        text += f"  retried {retried}  worker restarts {restarts}"
-    if best is not None:
-        study, t = best
-        key = study_mod.sweep_task(studies).val_key
-        text += f"  | best {key} {t.value:.4f} ({study.study_name} #{t.number})"
-    return text
-
-
-def _render(studies: Sequence[optuna.Study], title: str, total: int, restarts: int = 0) -> Group:
-    return Group(Text(_progress_line(studies, total, restarts)), summary.status_table(studies, title))
 
 
 def launch(overrides: Sequence[str], console: Console | None = None, detach: bool = False,
@@ -217,6 +195,7 @@ def _open_parent(p: Prepared, studies: Sequence[optuna.Study], console: Console)
     """The launch's MLflow parent run, recorded in every study; then the sweep's line."""
     spec = p.spec
     outage.set_patience(spec.tracking_patience_s)  # an outage from here on is waited out
+    _close_orphans(p.uri, spec.name, console)
     parent = tracking_runs.start_parent(p.uri, spec.name, _parent_params(p), _artifacts(spec))
     for s in studies:
         s.set_user_attr("parent_run_id", parent)
@@ -232,6 +211,16 @@ def _open_parent(p: Prepared, studies: Sequence[optuna.Study], console: Console)
                   f"{'y' if len(studies) == 1 else 'ies'}, {total} trials, {where}; storage "
                   f"{urls.redact(p.url)}; tracking {urls.redact(p.uri)}", highlight=False)
     return parent
+
+
+def _close_orphans(uri: str, sweep: str, console: Console) -> None:
+    """Earlier launches of this sweep that died without closing their runs (killed): their
+    runs closed, and said (their workers left with them: `processes.die_with_parent`)."""
+    closed = tracking_runs.close_orphan_parents(uri, sweep, tidying=True)
+    if closed:
+        console.print(f"[yellow]note:[/] closed {len(closed)} MLflow run(s) of earlier launches of "
+                      f"{sweep} that ended without closing them (killed): {', '.join(closed)}",
+                      highlight=False, soft_wrap=True)
 
 
 def _has_work(p: Prepared, studies: Sequence[optuna.Study], parent: str, console: Console) -> bool:
@@ -262,8 +251,8 @@ def _run_workers(p: Prepared, studies: Sequence[optuna.Study], parent: str,
     outcome: local.Outcome | None = None
     try:
         outcome = local.run(plan, lambda: studies,
-                            lambda: _render(studies, title, total, plan.restarts),
-                            lambda: _progress_line(studies, total, plan.restarts), console, parent,
+                            lambda: progress.render(studies, title, total, plan.restarts),
+                            lambda: progress.line(studies, total, plan.restarts), console, parent,
                             workers)
     finally:
         _close_parent(p, studies, parent, outcome, console)
@@ -279,6 +268,7 @@ def _run_array(p: Prepared, studies: Sequence[optuna.Study], parent: str, consol
         tracking_runs.finish_parent(p.uri, parent, "FAILED", {})
         raise
     if detach:
+        tracking_runs.mark_detached(p.uri, parent)
         console.print(f"detached: follow with `sweeps status {p.spec.name}`, stop with `scancel "
                       f"{array.job_id}`; the launch's MLflow run is closed by the task that finds "
                       "the budget spent", highlight=False, soft_wrap=True)
@@ -286,7 +276,7 @@ def _run_array(p: Prepared, studies: Sequence[optuna.Study], parent: str, consol
     title, total = f"sweep {p.spec.name}", _total(p.spec)
     outcome: local.Outcome | None = None
     try:
-        outcome = slurm_launch.follow(array, studies, lambda: _render(studies, title, total), console)
+        outcome = slurm_launch.follow(array, studies, lambda: progress.render(studies, title, total), console)
     finally:
         _close_parent(p, studies, parent, outcome, console)
     return outcome

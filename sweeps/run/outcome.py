@@ -59,6 +59,7 @@ class Outcome:
     reason: str | None
     tags: Mapping[str, str] = field(default_factory=dict)  # extra MLflow tags for the run
     attrs: dict[str, Any] = field(default_factory=dict)  # what the trial records with its state
+    machine: bool = False  # failed for the machine (disk full, ...): the worker stops
 
 
 CURVE_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "gap/acc", "gap/loss", "lr",

@@ -26,8 +26,9 @@ from rich.live import Live
 
 from sweeps.run import lost_trials, stopping
 from sweeps.run.start_gate import StartGate
+from sweeps.store import os_errors
 from sweeps.tracking import runs as tracking_runs
-from trainer.api import main_not_rerun
+from trainer.api import die_with_parent, main_not_rerun, watchdog
 
 
 @dataclass
@@ -82,7 +83,7 @@ class LocalWorkers:
     def spawn(self, i: int) -> Any:
         plan = self.plan
         proc = self.ctx.Process(
-            target=_worker_main, name=f"sweeps-worker-{i}", args=(plan.options(i), self.gate))
+            target=_worker_main, name=f"sweeps-worker-{i}", args=(plan.options(i), self.gate, os.getpid()))
         with main_not_rerun():  # a script calling sweeps.launch() needs no __main__ guard
             proc.start()
         self.started.append(proc)
@@ -127,11 +128,16 @@ class Outcome:
     stop_code: int = 130  # interrupted: the exit code its signal asks for (SIGTERM 143)
 
 
-def _worker_main(opts: Any, gate: StartGate) -> None:
+def _worker_main(opts: Any, gate: StartGate, launch_pid: int) -> None:
     """A local worker process: `sweeps.run.worker` (torch, the trainer) is imported here, in
     the child, never in the launch that starts it; the MLflow writer process is started
     first, so that its imports run beside the worker's (docs/explanation/performance.md,
-    "Start-up and exit"). Its exit status is the worker's (`run_worker`)."""
+    "Start-up and exit"). Its exit status is the worker's (`run_worker`).
+
+    It leaves when its launch dies, even by SIGKILL: it is sent SIGTERM, the stop a launch
+    would send, so its running trial is failed and its run closed, for the next launch to
+    retry (never two sets of workers on one budget)."""
+    die_with_parent(signal.SIGTERM, launch_pid)
     if opts.overrides is not None:  # a launch's worker: start the writer before importing torch
         from sweeps.run.warmup import start_writer
 
@@ -167,6 +173,7 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
         with Live(render(), console=console, refresh_per_second=2, transient=False) if live_ok \
                 else contextlib.nullcontext() as live:
             while True:
+                watchdog.pet()  # each tick is progress; a tick that never ends is not
                 gave_up = _replace_dead(procs, started, spawn, plan, dead, studies(), console) or gave_up
                 if not any(proc.is_alive() for proc in procs):
                     if any(proc.exitcode not in (None, 0) for proc in procs):
@@ -187,7 +194,18 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM to this process (run.stopping)
         _interrupted(started, plan, studies(), parent_run_id, console, err, workers.started_at)
         return Outcome(True, dead, gave_up, stopping.exit_code(err))
+    except MachineStop as err:  # every worker would fail the same way: stop them all
+        _stop([p for p in started if not isinstance(p, _Gone)], signal.SIGTERM)
+        with contextlib.suppress(Exception):  # the stores may refuse this too: the next launch
+            lost_trials.fail_dead_local_trials(studies(), {p.pid for p in started if p.pid}, str(err))
+        console.print(f"[red]{err}[/]; the sweep stopped: fix it and run the same command again "
+                      "(it resumes)", highlight=False, soft_wrap=True)
+        return Outcome(True, dead, True, 1)
     return Outcome(False, dead, gave_up)
+
+
+class MachineStop(Exception):
+    """A worker exited after the machine refused a write (`os_errors.MACHINE_EXIT`)."""
 
 
 def _wait_for_an_exit(procs: Sequence[Any], timeout: float) -> None:
@@ -215,6 +233,9 @@ def _replace_dead(procs: list[Any], started: list[Any], spawn: Callable[[int], A
             # Ctrl-C reached the worker first (this process was inside a call that
             # defers signals): an interrupt, not a death to restart
             raise KeyboardInterrupt
+        if proc.exitcode == os_errors.MACHINE_EXIT:  # said in one line by the worker
+            raise MachineStop(f"{proc.name} stopped: this machine refused the sweep's writes "
+                              "(the line above says where)")
         _fail_dead(proc, dead, studies, console)
         if plan.restarts < plan.max_restarts and proc.exitcode != 2:  # 2: bad input
             plan.restarts += 1

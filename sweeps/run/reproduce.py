@@ -25,7 +25,7 @@ from sweeps.search.allowed_targets import AllowedTargets
 from sweeps.tracking import clients
 from sweeps.tracking import runs as tracking_runs
 from sweeps.tracking.logger import TrialLogger, size_tags
-from trainer.api import Callback, FitResult, RunInfo, UserError, fit, task_of
+from trainer.api import Callback, FitResult, RunInfo, UserError, fit, task_of, watchdog
 
 COMPARED = ("best/val_acc", "best/epoch", "test/acc", "test/loss")
 CURVES = ("train/loss", "train/acc", "val/loss", "val/acc")
@@ -145,6 +145,7 @@ def reproduce(studies: Sequence[optuna.Study], ref: str, tolerance: float | None
     if trial.state == TrialState.PRUNED and epochs:
         callbacks.append(StopAfter(epochs))
     uri = clients.resolve_uri(tracking_uri or study.user_attrs.get("tracking_uri"))
+    clients.check_reachable(uri)  # one line now, not retries before a run nobody waits on
     sweep = str(study.user_attrs.get("sweep", study.study_name))
     optimizer = str(config["optimizer"]["name"])
     params = {k: v for k, v in trial.params.items()}
@@ -155,6 +156,7 @@ def reproduce(studies: Sequence[optuna.Study], ref: str, tolerance: float | None
         extra_tags={"sweeps.reproduces": study_mod.run_id(study, trial) or ""})
     callbacks.append(TrialLogger(uri, run_id))
     out = Path(output_root) / sweep / "reproduce" / f"{study.study_name}_{trial.number}_{int(time.time())}"
+    watchdog.disarm()  # training: as long as the trial took
     result = fit(config, callbacks, output_dir=out)
     tol = tolerance if tolerance is not None else (0.0 if result.device == "cpu" else 1e-3)
     comparison = compare(trial, result, tol)

@@ -184,20 +184,19 @@ class WorkerTask:
         self.allowed_targets: tuple[str, ...] = ()  # the launch's own, as for its local workers
 
     def __call__(self, index: int) -> int:
-        import logging
 
         import optuna
 
         from sweeps.run import stopping
         from sweeps.run.worker import join
-        from sweeps.store import secrets
+        from sweeps.store import logs, secrets
         from sweeps.store.owners import worker_id
         from trainer.api import importable_from_cwd
 
         # SIGTERM (scancel, preemption) marks the trial interrupted; so does SIGUSR2 (the
         # time limit's warning) where no requeue is wanted, instead of submitit's requeue
         stopping.install(*(() if self.requeue else (signal.SIGUSR2,)))
-        logging.basicConfig(level=logging.WARNING)
+        logs.setup()
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # the heartbeat thread is ours (sweeps.run.heartbeat), not Study.optimize's
         warnings.filterwarnings("ignore", message="Heartbeat of storage")

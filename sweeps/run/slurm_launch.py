@@ -25,6 +25,7 @@ from sweeps.run.processes import Outcome
 from sweeps.search import allowed_targets
 from sweeps.search import budget as study_budget
 from sweeps.store import secrets
+from trainer.api import watchdog
 
 POLL_S = 2.0
 LEAVE_S = 120.0  # how long the tasks may take to exit once the budget is spent
@@ -67,6 +68,7 @@ def follow(array: slurm_jobs.Array, studies: Sequence[optuna.Study],
         with Live(console=console, refresh_per_second=1) if console.is_terminal else _NoLive() as live:
             last = ""
             while True:
+                watchdog.pet()
                 states = slurm_jobs.task_states(array.job_id)
                 view = Group(render(), Text(slurm_jobs.describe(states, array.attrs())))
                 if live is not None:

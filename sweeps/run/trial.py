@@ -28,7 +28,7 @@ from sweeps.search import studies as study_mod
 from sweeps.search.allowed_targets import AllowedTargets
 from sweeps.search.spec import SweepSpec
 from sweeps.search.trial_configs import TrialConfigs
-from sweeps.store import trial_writes
+from sweeps.store import os_errors, trial_writes
 from sweeps.tracking import outage, run_writes
 from sweeps.tracking import params as tracking_params
 from sweeps.tracking import runs as tracking_runs
@@ -107,6 +107,8 @@ class TrialRunner:
         except Exception as err:  # a crash in one trial must not kill the worker
             outcome = _crashed(err, out, study, f"trial {study.study_name} #{trial.number}")
         self._finish(study, trial, ref, outcome, background)
+        if outcome.machine:  # the disk is full (...): every trial would fail so
+            raise os_errors.MachineError(str(outcome.reason).removeprefix("machine: "))
         if not self.keep_checkpoints:  # finished by itself: nothing will resume it
             checkpoints.discard(out)
         return outcome
@@ -136,8 +138,7 @@ class TrialRunner:
         retry = trial.user_attrs.get("retry_of") is not None
         last = checkpoints.last_checkpoint(out) if retry else None
         if retry and last is None:
-            log.warning("trial #%d: no checkpoint of the lost attempt under %s; retrying from "
-                        "scratch (is sweep.checkpoint_dir shared by every worker?)", trial.number, out)
+            _say_no_checkpoint(trial, out, self.s.spec.checkpoint_every_s)
         for resume in ([str(last)] if last else []) + [None]:
             run_cfg = {**cfg, "trainer": {**cfg["trainer"], "checkpoint": self.checkpoint_mode,
                                           "checkpoint_every_s": self.s.spec.checkpoint_every_s,
@@ -181,9 +182,10 @@ class TrialRunner:
         except UserError as err:
             outcome = Outcome("failed", None, f"bad config: {err}")
         except Exception as err:  # a crash in one run must not kill the worker
-            log.error("confirm run %s crashed:\n%s", label, traceback.format_exc())
-            outcome = Outcome("failed", None, f"{type(err).__name__}: {err}")
+            outcome = _confirm_crashed(err, label)
         self._finish(study, trial, ref, outcome, background, label)
+        if outcome.machine:  # every run would fail so: the worker stops
+            raise os_errors.MachineError(str(outcome.reason).removeprefix("machine: "))
         return outcome
 
     def _finish(self, study: optuna.Study, trial: optuna.Trial, ref: run_writes.RunRef | None,
@@ -206,13 +208,39 @@ class TrialRunner:
                   f"{value}{'' if not outcome.reason else ' (' + outcome.reason + ')'}", flush=True)
 
 
+def _confirm_crashed(err: Exception, label: str) -> Outcome:
+    machine = os_errors.describe(err)
+    if machine is not None:
+        log.error("confirm run %s failed: %s", label, machine)
+        return Outcome("failed", None, f"machine: {machine}", machine=True)
+    log.error("confirm run %s crashed: %s: %s\n%s", label, type(err).__name__,
+              (str(err).strip().splitlines() or [""])[0], traceback.format_exc())
+    return Outcome("failed", None, f"{type(err).__name__}: {err}")
+
+
+def _say_no_checkpoint(trial: optuna.Trial, out: Path, every_s: float) -> None:
+    """A retry that starts from scratch says why (`checkpoints.why_none`)."""
+    retry_of = int(trial.user_attrs["retry_of"])
+    study = getattr(trial, "study", None)
+    lost = None if study is None else next(
+        (t for t in study.get_trials(deepcopy=False) if t.number == retry_of), None)
+    log.warning("trial #%d retries #%d from scratch: %s", trial.number, retry_of,
+                checkpoints.why_none(lost, out, every_s))
+
+
 def _crashed(err: Exception, out: Path, study: optuna.Study, label: str) -> Outcome:
     """A trial that raised: failed, with its reason, its failure signature (the trial's own
     folder and study masked: one cause, one signature) and its full error (`fail_fast`)."""
     own = {str(out): "<trial dir>", str(out.resolve()): "<trial dir>", study.study_name: "<study>"}
     if isinstance(err, UserError):
         return Outcome("failed", None, f"bad config: {err}", attrs=fail_fast.failure_attrs(err, own))
-    log.error("%s crashed:\n%s", label, traceback.format_exc())
+    machine = os_errors.describe(err, str(out))
+    if machine is not None:  # not the trial's fault: one line, the worker stops, a retry reruns it
+        log.error("%s failed: %s", label, machine)
+        return Outcome("failed", None, f"machine: {machine}", attrs=fail_fast.failure_attrs(err, own),
+                       machine=True)
+    log.error("%s crashed: %s: %s\n%s", label, type(err).__name__,
+              (str(err).strip().splitlines() or [""])[0], traceback.format_exc())
     return Outcome("failed", None, f"{type(err).__name__}: {err}",
                    attrs=fail_fast.failure_attrs(err, own))
 

@@ -31,11 +31,11 @@ from sweeps.search.load import load_sweep
 from sweeps.search.samplers import build_pruner, build_sampler
 from sweeps.search.spec import SweepSpec
 from sweeps.search.validate import check_for_processes
-from sweeps.store import existing, urls
+from sweeps.store import existing, logs, os_errors, urls
 from sweeps.store.storages import open_storage
 from sweeps.tracking import clients, outage
 from sweeps.tracking.writer import Background
-from trainer.api import UserError
+from trainer.api import UserError, watchdog
 
 IDLE_RECHECK_S = 2.0
 log = logging.getLogger("sweeps")
@@ -112,6 +112,7 @@ class Worker:
         confirm = self.claims.confirm_study() if CONFIRM in self.claims.kinds else None
         lost_trials.fail_dead_local_trials([*self.studies, *([confirm] if confirm else [])])
         count = 0
+        watchdog.disarm()  # a trial may last hours: heartbeats and patience watch it instead
         while True:
             nxt = self.claims.next_job()
             if nxt is None:
@@ -236,10 +237,8 @@ def run_worker(opts: WorkerOptions, start_gate: StartGate | None = None) -> int:
     devices.pin(opts.cuda_device)  # before anything uses CUDA in this process
     skip_exit_gc()
 
-    logging.basicConfig(level=logging.WARNING)
+    logs.setup()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     # Do not leave the worker's own process group: Ctrl-C in the terminal reaches it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     stopping.install()  # and the launch passes a SIGTERM on
@@ -259,6 +258,23 @@ def run_worker(opts: WorkerOptions, start_gate: StartGate | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         _stop_helpers()
         return 2
+    except Exception as err:
+        line = os_errors.describe(err, _store_of(err, opts))
+        if line is None:
+            raise
+        print(f"error: worker {opts.index}: {line}", file=sys.stderr)  # one line, no traceback
+        _stop_helpers()
+        return os_errors.MACHINE_EXIT
+
+
+def _store_of(err: BaseException, opts: WorkerOptions) -> str | None:
+    """The journal, where a write to it failed (a write to an open file names no file)."""
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__) if err.__traceback__ else []
+    if any("journal" in f.filename for f in frames) and not urls.is_database(opts.storage_url):
+        return str(urls.journal_path(opts.storage_url))
+    return None
 
 
 def _stop_helpers() -> None:

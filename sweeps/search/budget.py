@@ -17,7 +17,9 @@ if TYPE_CHECKING:  # the read-only commands import this module: keep torch out o
     pass
 
 
-UNCOUNTED_REASONS = ("interrupted", "worker died")
+# failed from outside the trial: Ctrl-C or SIGTERM, a dead worker, a machine that refused a
+# write (disk full, read-only, no permission: `sweeps.store.os_errors`)
+UNCOUNTED_REASONS = ("interrupted", "worker died", "machine:")
 
 
 OWN_FAILURES = ("failed", "diverged")  # a trial's own end: not retried, counts toward the budget

@@ -165,7 +165,8 @@ TRACKING_WRITERS = ("auto", "process", "thread")
 STORAGE_PARAMS: dict[str, Param] = {
     "url": Param("str", doc="an Optuna journal file path, or a database URL "
                  "(postgresql://USER@HOST:PORT/DB); $SWEEPS_STORAGE overrides"),
-    "shared_fs": flag("launcher=slurm with a journal: every node mounts the journal's directory"),
+    "shared_fs": flag("launcher=slurm with a journal or a local MLflow store: every node "
+                      "mounts their directory"),
     "heartbeat_interval": count(1, "database storages: seconds between a worker's heartbeats"),
     "grace_period": count(1, "database storages: a running trial without a heartbeat this long "
                           "is failed and retried"),

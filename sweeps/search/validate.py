@@ -27,6 +27,7 @@ from sweeps.search.spec import (
     SweepSpec,
     is_name,
 )
+from sweeps.store.urls import check_port
 from trainer.api import (
     DATASET_PARAMS,
     OPTIMIZERS,
@@ -217,7 +218,10 @@ def check_stores(data: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{section}.{key}", value,
                                   "unknown key; allowed: " + ", ".join(sorted(table)))
             table[key].check(f"{section}.{key}", value)
-    check_storage_url(data.get("storage") or {})
+    check_port(check_storage_url(data.get("storage") or {}), "storage.url")
+    uri = (data.get("tracking") or {}).get("uri")
+    if isinstance(uri, str):
+        check_port(uri, "tracking.uri")
 
 
 def check_storage_url(storage: Mapping[str, Any]) -> str:

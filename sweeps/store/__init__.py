@@ -7,7 +7,9 @@ attribute writes in one round trip (`trial_writes`), who runs a trial (`owners`)
 calls without its experimental warnings (`quiet`), distributions parsed once per process
 (`distributions`), trial counts without reading the trials (`trial_counts`), whether a
 URL holds a storage already, found out without writing to it (`existing`), and the secrets
-in URLs: hidden where shown, removed where kept (`secrets`).
+in URLs: hidden where shown, removed where kept (`secrets`). Also what every process of a
+command shares: one line per warning (`logs`), and the machine's refusals (disk full,
+read-only, no permission) worded as one line that stops the sweep (`os_errors`).
 
 The bottom layer: imports nothing of `sweeps` (only `trainer.errors`).
 """

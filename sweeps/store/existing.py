@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from sweeps.store.urls import connect_args, is_database, journal_path, redact, sqlalchemy_url
+from sweeps.store.urls import connect_args, is_database, journal_path, reading_url, redact
 from trainer.api import UserError
 
 TABLE = "studies"  # the table every Optuna schema has
@@ -28,7 +28,7 @@ def check(url: str) -> None:
 def _check_database(url: str) -> None:
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(sqlalchemy_url(url), connect_args=connect_args(url))
+    engine = sqlalchemy.create_engine(reading_url(url), connect_args=connect_args(url))
     try:
         tables = sqlalchemy.inspect(engine).get_table_names()
     except Exception as err:

@@ -59,7 +59,9 @@ def patiently(what: str, fn: Any, patience_s: float, on_retry: Any = None) -> An
         except Exception as err:
             if not is_connection_error(err) or time.monotonic() + delay > end:
                 raise
-            logging.getLogger("sweeps").warning("%s: %s; retrying in %.0f s", what, _why(err), delay)
+            logging.getLogger("sweeps").warning(
+                "%s: %s; retrying in %.0f s, for %.0f s more at most (storage.patience_s; Ctrl-C "
+                "stops)", what, _why(err), delay, end - time.monotonic())
             time.sleep(delay)
             delay = min(delay * 2, 15.0)
             if on_retry is not None:

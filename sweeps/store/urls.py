@@ -39,6 +39,30 @@ def sqlalchemy_url(url: str) -> str:
     return re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", url)
 
 
+def reading_url(url: str) -> str:
+    """`sqlalchemy_url`, read-only for SQLite: a check that only reads must not change the
+    file (closing SQLite's last read-write connection folds its write-ahead log in)."""
+    full = sqlalchemy_url(url)
+    if full.startswith("sqlite:///") and ":memory:" not in full:
+        path = Path(full[len("sqlite:///"):]).expanduser().resolve()
+        return f"sqlite:///file:{path}?mode=ro&uri=true"
+    return full
+
+
+def check_port(url: str, key: str) -> None:
+    """One line naming `key` where a URL's port is not a port (urllib says `Port out of
+    range` from deep inside a client, as an unexpected error)."""
+    if "://" not in url:
+        return
+    import urllib.parse
+
+    try:
+        urllib.parse.urlsplit(url).port  # noqa: B018  # reading it checks it
+    except ValueError as err:
+        raise UserError(f"{key}={redact(url)}: the port must be a number from 1 to 65535 "
+                        f"({err})") from None
+
+
 def check_reachable(url: str) -> None:
     """Raise UserError (one line) unless the storage can be opened; writes nothing."""
     if is_database(url):
@@ -49,6 +73,14 @@ def check_reachable(url: str) -> None:
         raise UserError(f"storage.url={url}: directory {path.parent} does not exist")
     if path.exists() and not path.is_file():
         raise UserError(f"storage.url={url}: {path} is not a file")
+    from trainer.api import check_writable
+
+    try:  # the journal's lock files are written beside it, even by a read
+        check_writable(path.parent, "dir")
+    except UserError as err:
+        raise UserError(f"storage.url={url}: directory {path.parent} "
+                        f"{str(err).split(': ', 1)[-1]} (the journal and its locks are written "
+                        "there)") from None
 
 
 def check_database(url: str, key: str) -> None:
@@ -56,7 +88,7 @@ def check_database(url: str, key: str) -> None:
     import sqlalchemy
 
     try:
-        engine = sqlalchemy.create_engine(sqlalchemy_url(url), connect_args=connect_args(url))
+        engine = sqlalchemy.create_engine(reading_url(url), connect_args=connect_args(url))
         with engine.connect():
             pass
         engine.dispose()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.store.secrets import with_secret
-from sweeps.store.urls import redact
+from sweeps.store.urls import check_port, redact
 from trainer.api import UserError, check_writable
 
 log = logging.getLogger("sweeps")
@@ -86,6 +86,7 @@ def check_login(uri: str, base: str) -> None:
 def check_reachable(uri: str, login: bool = True) -> None:
     """One-line UserError unless the tracking store can be used (`login`: an MLflow server
     takes this machine's login too); writes nothing."""
+    check_port(uri, "tracking.uri")
     if uri.startswith(("http://", "https://")):
         import urllib.error
         import urllib.parse

@@ -85,8 +85,10 @@ def patiently(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             assert _down_since is not None
             if now + delay > _down_since + PATIENCE_S:
                 raise
-            log.warning("MLflow unreachable (%s); retrying in %.0f s", str(err).splitlines()[0][:160],
-                        delay)
+            left = _down_since + PATIENCE_S - now
+            log.warning("MLflow unreachable (%s); retrying in %.0f s, for %.0f s more at most "
+                        "(tracking.patience_s; Ctrl-C stops)", str(err).splitlines()[0][:160],
+                        delay, left)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
 from sweeps.tracking import clients
-from trainer.api import main_not_rerun
+from trainer.api import die_with_parent, main_not_rerun
 
 UPLOAD_TIMEOUT_S = 120.0  # a few small files; past this the report says so and goes on
 
@@ -27,14 +28,19 @@ def _upload(uri: str, run_id: str, files: list[Path]) -> str | None:
         return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def _serve(conn: Any, uri: str) -> None:
-    """The helper: open the client (import MLflow: ~2-4 s), then upload what it is sent."""
+def _serve(conn: Any, uri: str, report_pid: int) -> None:
+    """The helper: open the client (import MLflow: ~2-4 s), then upload what it is sent. It
+    dies with the report: a report killed while its forked plot processes held the pipe's
+    other end would never send it EOF."""
+    import signal
+
+    die_with_parent(signal.SIGKILL, report_pid)
     with contextlib.suppress(Exception):
         clients.client(uri)
     while True:
         try:
             job = conn.recv()
-        except EOFError:  # the report is gone
+        except (EOFError, OSError):  # the report is gone
             return
         if job is None:
             return
@@ -60,7 +66,7 @@ class ReportUploader:
         try:
             ctx = mp.get_context("spawn")
             self._conn, theirs = ctx.Pipe()
-            self._proc = ctx.Process(target=_serve, args=(theirs, uri), daemon=True,
+            self._proc = ctx.Process(target=_serve, args=(theirs, uri, os.getpid()), daemon=True,
                                      name="sweeps-report-upload")
             with main_not_rerun():  # the helper needs nothing of the parent's main script
                 self._proc.start()

@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from sweeps.store import owners
 from sweeps.store.urls import redact
 from sweeps.tracking import clients, outage
 from sweeps.tracking.params import flat_params, trial_params
@@ -123,11 +124,53 @@ def start_parent(uri: str, sweep: str, params: Mapping[str, Any], artifacts: Map
     clients.forget_experiment(uri, sweep)  # a launch looks again (the experiment may be deleted)
     exp = outage.patiently(clients.experiment_id, uri, sweep)
     run = outage.patiently(c.create_run, exp, run_name=name,
-                    tags={"sweeps.sweep": sweep, "sweeps.kind": "launch", **environment_tags()})
+                    tags={"sweeps.sweep": sweep, "sweeps.kind": "launch",
+                          LAUNCH_PROCESS: owners.process_id(), **environment_tags()})
     outage.patiently(_log_params_tags, uri, run.info.run_id, flat_params(params))
     for name, text in artifacts.items():
         outage.patiently(c.log_text, run.info.run_id, text, name)
     return run.info.run_id
+
+
+LAUNCH_PROCESS = "sweeps.launch_process"  # host:pid:start of the launch that holds the run open
+DETACHED = "sweeps.detached"  # the launch left; its Slurm array's last task closes the run
+
+
+def close_orphan_parents(uri: str, sweep: str, tidying: bool = False) -> list[str]:
+    """Close (KILLED, with the reason in `sweeps.end_reason`) the sweep's launch runs still
+    RUNNING whose launch process has ended without closing them (SIGKILL, the OOM killer, a
+    lost session); returns their ids. Only launches of this host can be told dead from here;
+    a detached Slurm launch's run is its array's to close. `tidying`: a failure is a warning
+    (tidying up must not stop the command that does it)."""
+    if tidying:
+        try:
+            return close_orphan_parents(uri, sweep)
+        except Exception as err:
+            log.warning("could not check for launch runs left RUNNING: %s",
+                        (str(err).strip().splitlines() or [type(err).__name__])[0][:200])
+            return []
+    c = clients.client(uri)
+    exp = c.get_experiment_by_name(sweep)
+    if exp is None:
+        return []
+    found = c.search_runs([exp.experiment_id], "tags.sweeps.kind = 'launch' and "
+                          "attributes.status = 'RUNNING'", max_results=200)
+    closed = []
+    for run in found:
+        ident = run.data.tags.get(LAUNCH_PROCESS, "")
+        if run.data.tags.get(DETACHED) == "1" or owners.process_gone(ident) is not True:
+            continue
+        host, pid = ident.split(":")[:2]
+        c.set_tag(run.info.run_id, "sweeps.end_reason",
+                  f"its launch (PID {pid} on {host}) ended without closing it (killed)")
+        c.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    return closed
+
+
+def mark_detached(uri: str, run_id: str) -> None:
+    """The launch leaves its run open on purpose: a detached Slurm array's task closes it."""
+    outage.patiently(clients.client(uri).set_tag, run_id, DETACHED, "1")
 
 
 def finish_parent(uri: str, run_id: str, status: str, metrics: Mapping[str, float]) -> bool:

@@ -31,6 +31,7 @@ from sweeps.store import owners
 from sweeps.tracking import clients, outage
 from sweeps.tracking import params as tracking_params
 from sweeps.tracking import runs as tracking_runs
+from trainer.api import watchdog
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -146,6 +147,7 @@ def sync(studies: Sequence[optuna.Study], confirm: optuna.Study | None, uri: str
     c = clients.client(uri)
     constant = _parent_config(uri, parent)
     for study, t, kind in jobs:
+        watchdog.pet()
         config = t.user_attrs.get("config")
         if not isinstance(config, dict):
             result.skipped += 1

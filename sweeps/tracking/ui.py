@@ -62,7 +62,12 @@ def serve(cmd: list[str], env: dict[str, str], grace_s: float = 10.0) -> int:
     import signal
     import subprocess
 
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
+    from trainer.api import die_with_parent, watchdog
+
+    ui_pid = os.getpid()
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True,  # and it dies with this one
+                            preexec_fn=lambda: die_with_parent(signal.SIGTERM, ui_pid))
+    watchdog.disarm()  # serving until stopped is what was asked
     try:
         return proc.wait()
     finally:

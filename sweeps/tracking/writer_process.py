@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from sweeps.store import logs
 from sweeps.tracking import outage
 from trainer.api import main_not_rerun
 
@@ -77,9 +78,7 @@ def _init(parent: int, flag: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     outage.share(flag)
-    logging.basicConfig(level=logging.WARNING)
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logs.setup()
     threading.Thread(target=_leave_with, args=(parent,), name="sweeps-orphan-watch",
                      daemon=True).start()
 

@@ -8,6 +8,7 @@ keep failing the same way stops, says why, exits 1, and completes after the fix.
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import subprocess
 import sys
@@ -64,6 +65,7 @@ BAD = [
     ("launch", ["trainer.device=cuda:7"], "trainer.device='cuda:7': "),
     ("launch", ["nosuch=1"], "nosuch='1': unknown key; allowed keys of the config:"),
     ("launch", ["storage.url=a_file"], "not an Optuna journal"),
+    ("launch", ["storage.url=/proc/x.journal"], "directory /proc not writable"),
     # worker
     ("worker", ["--study", "quick", "--index", "-5"], "--index -5: must be >= 0"),
     ("worker", ["--study", "quick", "--output-dir", "a_file"], "--output-dir=a_file: "),
@@ -97,6 +99,24 @@ BAD = [
     ("reproduce", ["--tolerance", "nan"], "--tolerance nan: must be a number >= 0"),
     ("reproduce", ["--trial", "999"], "--trial '999': this sweep has one study per optimizer"),
     ("reproduce", ["--trial", "nosuch:1"], "--trial 'nosuch:1': no study 'nosuch'"),
+    ("reproduce", ["--tracking-uri", "http://127.0.0.1:1"], "MLflow server not reachable"),
+    # every override honoured or refused: the store and sweep named are the ones acted on
+    ("status", ["quick", "sweep.name=other"], "the sweep is named twice: quick and sweep.name=other"),
+    ("status", ["quick", "tracking.uri=http://127.0.0.1:1"], "`sweeps status` does not use it"),
+    ("best", ["quick", "trainer.epochs=3"], "trainer.epochs=3: `sweeps best` does not use it"),
+    ("report", ["quick", "sweep.n_trials=9"], "sweep.n_trials=9: `sweeps report` does not use it"),
+    ("sync", ["quick", "tracking.uri=http://127.0.0.1:1"],
+     "tracking.uri=http://127.0.0.1:1: MLflow server not reachable"),
+    ("confirm", ["quick", "tracking.uri=http://127.0.0.1:1"], "MLflow server not reachable"),
+    # a port that is not one, and counts past any sensible bound
+    ("sync", ["--tracking-uri", "http://127.0.0.1:99999"], "the port must be a number from 1 to 65535"),
+    ("ui", ["--tracking-uri", "http://127.0.0.1:99999"], "the port must be a number from 1 to 65535"),
+    ("launch", ["tracking.uri=http://127.0.0.1:99999"], "the port must be a number from 1 to 65535"),
+    ("launch", ["storage=postgres", "storage.url=postgresql://u@127.0.0.1:70000/x"],
+     "storage.url=postgresql://u@127.0.0.1:70000/x: the port must be"),
+    ("launch", ["trainer.epochs=1000000"], "trainer.epochs=1000000: must be an integer in [1, 100000]"),
+    ("launch", ["trainer.seed=5000000000"], "trainer.seed=5000000000: must be an integer in [0, 4294967295]"),
+    ("launch", ["model.width=3000000000"], "model.width=3000000000: must be an integer in [1, 2147483647]"),
     # sync
     ("sync", ["nosuch"], "no sweep 'nosuch'"),
     ("sync", ["--tracking-uri", "foo://bar"], "unknown scheme 'foo'"),
@@ -198,13 +218,20 @@ TRAINER_BAD = [
     (["trainer.resume=/no/such/last.pt"], "trainer.resume='/no/such/last.pt': no such file"),
     (["trainer.output_dir=/proc/sweeps-test"], "trainer.output_dir=/proc/sweeps-test: not writable"),
     (["dataset=mnist", "dataset.download=false"], "dataset 'mnist' is not in data root"),
+    # a download that fails (no internet: here a proxy that refuses) leaves no empty data/
+    (["dataset=cifar10", "dataset.download=true"], "dataset 'cifar10' is not in data root"),
+    (["hydra.run.dir=/proc/sweeps-test"], "hydra.run.dir=/proc/sweeps-test: not writable"),
+    (["trainer.epochs=1e23"], "trainer.epochs=1e+23: must be an integer in [1, 100000]"),
+    (["trainer.epochs=200000"], "trainer.epochs=200000: must be an integer in [1, 100000]"),
 ]
 
 
 def test_the_trainer_checks_this_machine_before_hydra_makes_its_run_folder(tmp_path: Path) -> None:
     for overrides, expected in TRAINER_BAD:
         proc = subprocess.run([sys.executable, "-m", "trainer", "trainer.epochs=1", *overrides],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "https_proxy": "http://127.0.0.1:9",
+                                   "http_proxy": "http://127.0.0.1:9"})
         lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines

@@ -28,7 +28,7 @@ DATASET_PARAMS: dict[str, Param] = {
                       "the callable gives no val split (a count, or a fraction)"),
     "test_size": Param("size", nullable=True, doc="likewise for a missing test split; null: no "
                        "test split"),
-    "split_seed": count(0, "the seed of those splits"),
+    "split_seed": count(0, "the seed of those splits", high=2**32 - 1),
     "num_outputs": count(1, "the model's outputs; null: the classes seen (largest label + 1), or "
                          "the regression target's columns", nullable=True),
     "standardize": flag("arrays: z-score each input feature with train's mean and std"),

@@ -56,8 +56,10 @@ class Param:
                 text += " " + bounds
         return text + (" or null" if self.nullable else "")
 
-    def _bounds(self) -> str:
+    def _bounds(self, full: bool = False) -> str:
         lo, hi = self.low, self.high
+        if hi == MAX_COUNT and not full:  # the bound of every count: said where it is passed
+            hi = None
         if lo is not None and hi is not None:
             left = "(" if self.low_open else "["
             right = ")" if self.high_open else "]"
@@ -115,11 +117,13 @@ class Param:
                 and all(_is_number(v) and float(v) > 0 for v in value)
             )
         if not ok:
-            raise ConfigError(key, _plain(value), "must be " + self.describe())
+            beyond = self.high == MAX_COUNT and _is_number(value) and value > MAX_COUNT
+            raise ConfigError(key, _plain(value), "must be " + (
+                f"an integer {self._bounds(full=True)}" if beyond else self.describe()))
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}"
+    return str(int(x)) if float(x).is_integer() and abs(x) >= 1e6 else f"{x:g}"
 
 
 def _is_number(value: Any) -> bool:
@@ -147,8 +151,11 @@ def unit(doc: str = "", *, high_open: bool = True, nullable: bool = False) -> Pa
     return Param("float", low=0.0, high=1.0, high_open=high_open, nullable=nullable, doc=doc)
 
 
-def count(low: int = 1, doc: str = "", *, nullable: bool = False) -> Param:
-    return Param("int", low=low, nullable=nullable, doc=doc)
+MAX_COUNT = 2**31 - 1  # no count is unbounded: past this, torch's int32 sizes and indices overflow
+
+
+def count(low: int = 1, doc: str = "", *, nullable: bool = False, high: int = MAX_COUNT) -> Param:
+    return Param("int", low=low, high=high, nullable=nullable, doc=doc)
 
 
 def flag(doc: str = "", *, nullable: bool = False) -> Param:

