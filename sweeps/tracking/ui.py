@@ -64,10 +64,10 @@ def serve(cmd: list[str], env: dict[str, str], grace_s: float = 10.0) -> int:
 
     from trainer.api import die_with_parent, watchdog
 
+    watchdog.disarm()  # serving until stopped is what was asked (and no thread at the fork)
     ui_pid = os.getpid()
     proc = subprocess.Popen(cmd, env=env, start_new_session=True,  # and it dies with this one
                             preexec_fn=lambda: die_with_parent(signal.SIGTERM, ui_pid))
-    watchdog.disarm()  # serving until stopped is what was asked
     try:
         return proc.wait()
     finally:
