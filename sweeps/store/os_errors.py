@@ -25,11 +25,11 @@ _WHAT = {
                    "fewer workers here"),
 }
 # the same causes as SQLite (MLflow's mlflow.db), torch.save and others word them
-_SQLITE = {"database or disk is full": errno.ENOSPC, "No space left on device": errno.ENOSPC,
+_WORDED = {"database or disk is full": errno.ENOSPC, "No space left on device": errno.ENOSPC,
            "Disk quota exceeded": errno.EDQUOT, "Read-only file system": errno.EROFS,
            "attempt to write a readonly database": errno.EROFS, "disk I/O error": errno.EIO,
            "file write failed": errno.EIO, "Too many open files": errno.EMFILE}
-_SQLITE_WHAT = {errno.EIO: ("a write failed (a full disk, or an I/O error)",
+_WORDED_WHAT = {errno.EIO: ("a write failed (a full disk, or an I/O error)",
                             "check that there is space and that the disk works")}
 
 
@@ -65,9 +65,9 @@ def describe(err: BaseException, where: str | None = None) -> str | None:
             on = f" ({path})" if path else ""
             return f"{what}{on}: {todo}; then run the same command again (it resumes)"
         text = str(e)
-        for marker, code in _SQLITE.items():
+        for marker, code in _WORDED.items():
             if marker in text:
-                what, todo = _WHAT.get(code) or _SQLITE_WHAT[code]
+                what, todo = _WHAT.get(code) or _WORDED_WHAT[code]
                 on = f" ({where})" if where else ""
                 return f"{what}{on}: {todo}; then run the same command again (it resumes)"
     return None

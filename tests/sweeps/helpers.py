@@ -72,3 +72,11 @@ def recovery_figures(trials: list[FrozenTrial]) -> tuple[list[FrozenTrial], int,
 
 __all__ = ["journal_trials", "mlflow_runs", "optuna", "recovery_figures", "running_trial", "state_counts",
            "wait_for"]
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie not yet reaped by PID 1 counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True

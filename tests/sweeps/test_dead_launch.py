@@ -16,14 +16,7 @@ from sweeps.store import owners
 from sweeps.tracking import runs as tracking_runs
 
 from .conftest import SMALL, run_sweeps
-from .helpers import journal_trials, mlflow_runs, running_trial, wait_for
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
+from .helpers import journal_trials, mlflow_runs, process_gone, running_trial, wait_for
 
 
 def _dead_pid() -> int:
@@ -32,7 +25,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_a_launch_run_is_closed_once_its_launch_process_is_gone(tmp_path: Path) -> None:
+def test_a_launch_run_is_closed_once_its_launch_process_isprocess_gone(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -78,7 +71,7 @@ def test_kill_9_of_a_launch_its_workers_leave_and_the_next_launch_closes_its_run
         assert trial is not None and workers
         proc.kill()  # SIGKILL: the launch can do nothing about it
         proc.communicate(timeout=30)
-        wait_for(lambda: all(_gone(pid) for pid in workers), timeout=60, interval=0.2)
+        wait_for(lambda: all(process_gone(pid) for pid in workers), timeout=60, interval=0.2)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -20,6 +20,8 @@ import pytest
 
 from sweeps.report.forking import can_fork, parallel_map
 
+from .helpers import process_gone
+
 
 @pytest.fixture
 def alone(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,13 +90,6 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
 def test_pool_processes_die_with_the_report_even_by_sigkill(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path), "120", "300"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -107,9 +102,9 @@ def test_pool_processes_die_with_the_report_even_by_sigkill(tmp_path: Path) -> N
         os.kill(proc.pid, signal.SIGKILL)  # the report killed (a test's timeout, the OOM killer)
         proc.wait(10)
         deadline = time.monotonic() + 10
-        while not all(_gone(pid) for pid in children) and time.monotonic() < deadline:
+        while not all(process_gone(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert all(_gone(pid) for pid in children)
+        assert all(process_gone(pid) for pid in children)
     finally:
         if proc.poll() is None:
             proc.kill()
