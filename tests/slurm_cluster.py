@@ -3,9 +3,9 @@
 Debian's `slurm-wlm` and `munge`: a munge key and socket of its own, a `slurm.conf` with this
 host's name as the only node and ports of its own, state and spool dirs under a temp dir.
 Nothing system-wide is touched; the clients find it through `SLURM_CONF` (see `env`), and
-`stop` ends the three daemons by the PIDs it started. `cred_expire=30` (default 120) is also
-how long Slurm holds a requeued job before it may start again: the requeue test waited two
-minutes on it.
+`stop` ends the three daemons by the PIDs it started. A requeued job may start again once
+`cred_expire` has passed (10 s here, default 120), and what starts it then is the backfill
+scheduler, every `bf_interval` (1 s here, default 30): the requeue test waited on both.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={self.socket},cred_expire=30
+AuthInfo=socket={self.socket},cred_expire=10
 SlurmctldPort={free_port()}
 SlurmdPort={free_port()}
 StateSaveLocation={r / 'state'}
@@ -93,6 +93,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1,sched_interval=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 ReturnToService=2
