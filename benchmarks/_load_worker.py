@@ -9,7 +9,8 @@ epochs, and calls the callbacks as `trainer.loop.fit` does (`on_step` about 10 t
 epoch with `batch/loss` and `batch/lr`, `on_epoch_end` with every epoch metric), so the
 writes to MLflow and Optuna are those of a real trial. No torch is imported: 64 of these
 processes must fit in the memory of one machine. Each claim's ask and run times are
-appended to LOAD_LOG (one JSON line per trial). With LOAD_GATE (a directory), a worker
+appended to LOAD_LOG (one JSON line per trial); with LOAD_PARTS, the time of each round
+trip around the trials (`_load_parts`). With LOAD_GATE (a directory), a worker
 touches a file there once started and waits for ``go`` before its first claim.
 """
 
@@ -126,6 +127,10 @@ def install() -> None:
                 time.sleep(0.05)
 
     Worker.warm_up = then_wait  # type: ignore[method-assign]
+    if os.environ.get("LOAD_PARTS"):  # each round trip timed (`_load_parts`)
+        import _load_parts
+
+        _load_parts.install()
 
 
 if __name__ == "__main__":

@@ -54,7 +54,11 @@ def _rows_read_under_the_lock(tmp_path: Path, size: int, pg_url: str) -> tuple[i
 
         sqlalchemy.event.listen(storage.engine, "after_cursor_execute", fetched)
         try:
-            assert worker.claims._reserve_trial() is not None
+            from sweeps.store import claim_queries
+
+            attrs = claim_queries.study_attrs(worker.claims.studies)  # read before the lock
+            seen[:] = [0, 0]
+            assert worker.claims._reserve_trial(attrs) is not None
         finally:
             sqlalchemy.event.remove(storage.engine, "after_cursor_execute", fetched)
         return seen[0], seen[1]

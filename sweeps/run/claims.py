@@ -9,7 +9,7 @@ lost heartbeat) is enqueued again with its parameters and resumes from its check
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -19,7 +19,7 @@ from sweeps.run import fail_fast, heartbeat
 from sweeps.search import budget as study_budget
 from sweeps.search import confirm_jobs
 from sweeps.search import studies as study_mod
-from sweeps.store import locks, owners, trial_writes
+from sweeps.store import claim_queries, locks, owners, trial_writes
 from sweeps.store.quiet import quietly
 
 SEARCH, CONFIRM = SEARCH_KIND, CONFIRM_KIND = study_mod.SEARCH_KIND, study_mod.CONFIRM_KIND
@@ -72,30 +72,33 @@ class Claims:
         self._fail_stale([study])
         with locks.budget_lock(self.url, self.sweep):
             # only a queued (WAITING) run: with none queued, asking would create a new trial
-            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                return None
-            trial_id = _reserve(study)
+            study._thread_local.cached_all_trials = None  # as ask() does: read afresh
+            trial_id = claim_queries.pop_waiting(study)
+        if trial_id is None:
+            return None
         return study, _open(study, trial_id)
 
     def _next_trial(self) -> tuple[optuna.Study, optuna.Trial] | None:
         self._fail_stale(self.studies)
-        with locks.budget_lock(self.url, self.sweep):  # held for a count, a row and no more
-            reserved = self._reserve_trial()
+        # read before the lock: a budget changes only with a relaunch, and a halt written
+        # meanwhile stops this worker at its next claim
+        attrs = claim_queries.study_attrs(self.studies)
+        self.halt = fail_fast.halted(self.studies, attrs)
+        if self.halt is not None:  # trials keep failing the same way: claim no more
+            return None
+        with locks.budget_lock(self.url, self.sweep):  # held for the counts, a row and no more
+            reserved = self._reserve_trial(attrs)
         if reserved is None:
             return None
         return reserved[0], _open(*reserved)
 
-    def _reserve_trial(self) -> tuple[optuna.Study, int] | None:
+    def _reserve_trial(self, attrs: Sequence[Mapping[str, Any]]) -> tuple[optuna.Study, int] | None:
         """Under the budget lock: the study with the most budget left, and its next trial's
         row (a retry of a lost trial first: it resumes, and never overshoots)."""
-        attrs = [study.user_attrs for study in self.studies]
-        self.halt = fail_fast.halted(self.studies, attrs)
-        if self.halt is not None:  # trials keep failing the same way: claim no more
-            return None
         open_studies = []
-        for study, a in zip(self.studies, attrs, strict=True):  # a count and the failed trials
+        used_failed = study_budget.used_and_failed_all(self.studies)  # the counts, for every study
+        for study, a, (used, failed) in zip(self.studies, attrs, used_failed, strict=True):
             budget = int(a.get("budget", 0))
-            used, failed = study_budget.used_and_failed(study)
             if used < budget:
                 open_studies.append((used / max(budget, 1), used, study, failed))
         if not open_studies:
@@ -125,8 +128,8 @@ class Claims:
 def _reserve(study: optuna.Study) -> int:
     """The first half of `study.ask()`, under the budget lock: the trial's row (a queued
     trial popped, else a new running one), which every later count includes."""
-    study._thread_local.cached_all_trials = None  # as ask() does: read the storage afresh
-    trial_id = study._pop_waiting_trial_id()
+    study._thread_local.cached_all_trials = None  # as ask() does: the sampler reads afresh
+    trial_id = claim_queries.pop_waiting(study)
     return trial_id if trial_id is not None else study._storage.create_new_trial(study._study_id)
 
 

@@ -74,11 +74,21 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)  # always
 def used_and_failed(study: optuna.Study) -> tuple[int, list[FrozenTrial]]:
     """The budget used and the study's failed trials, reading only those: a count of the
     trials that always count, plus the failed ones that do (`counts_toward_budget`)."""
-    from sweeps.store import trial_counts
+    return used_and_failed_all([study])[0]
 
-    failed = trial_counts.in_states(study._storage, study._study_id, (TrialState.FAIL,))
-    used = trial_counts.count(study._storage, study._study_id, COUNTED)
-    return used + sum(counts_toward_budget(t) for t in failed), failed
+
+def used_and_failed_all(studies: Sequence[optuna.Study]) -> list[tuple[int, list[FrozenTrial]]]:
+    """`used_and_failed` of every study: on a database two queries for all of them (the
+    counted trials, the failed ones), and the failed trials read only where there are some."""
+    from sweeps.store import claim_queries, trial_counts
+
+    used = claim_queries.counts(studies, COUNTED)
+    n_failed = claim_queries.counts(studies, (TrialState.FAIL,))
+    out = []
+    for study, n, f in zip(studies, used, n_failed, strict=True):
+        failed = trial_counts.in_states(study._storage, study._study_id, (TrialState.FAIL,)) if f else []
+        out.append((n + sum(counts_toward_budget(t) for t in failed), failed))
+    return out
 
 
 def used_budget(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int:

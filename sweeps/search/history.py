@@ -18,6 +18,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeps.search.trial_snapshot import TrialSnapshot
+
 BEST = 25  # TPE's "good" group never holds more (Optuna's default gamma: min(ceil(0.1 n), 25))
 
 
@@ -34,19 +36,26 @@ def window(trials: Sequence[FrozenTrial], recent: int, direction: optuna.study.S
 
 
 class _Windowed:
-    """The study as the sampler sees it: everything delegated, but its finished trials."""
+    """The study as the sampler sees it: everything delegated, but its trials, which come from
+    the worker's `TrialSnapshot` on a database and, with a history, only the window of them."""
 
-    def __init__(self, study: optuna.Study, recent: int) -> None:
-        self._study, self._recent = study, recent
+    def __init__(self, study: optuna.Study, recent: int | None, snapshot: TrialSnapshot,
+                 trial_number: int) -> None:
+        self._study, self._recent, self._snapshot, self._number = study, recent, snapshot, trial_number
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._study, name)
 
     def _get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None,
                     use_cache: bool = False) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return window(trials, self._recent, self._study.direction) \
-            if not self._study._is_multi_objective() else trials
+        every = None if deepcopy else self._snapshot.trials(self._study, self._number)
+        if every is None:
+            trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        else:
+            trials = every if states is None else [t for t in every if t.state in states]
+        if self._recent is None or self._study._is_multi_objective():
+            return trials
+        return window(trials, self._recent, self._study.direction)
 
     def get_trials(self, deepcopy: bool = True, states: Container[TrialState] | None = None
                    ) -> list[FrozenTrial]:
@@ -54,18 +63,26 @@ class _Windowed:
 
 
 class WindowedTPESampler(optuna.samplers.TPESampler):
-    """TPESampler whose model is fit on `history` recent trials and the best ones."""
+    """Optuna's TPESampler reading its study through a `TrialSnapshot` and, with a `history`,
+    fitting its model on that many recent trials and the best ones (the search space is
+    still the intersection over every trial, as Optuna computes it)."""
 
-    def __init__(self, history: int, **kwargs: Any) -> None:
+    def __init__(self, history: int | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.history = history
+        self.snapshot = TrialSnapshot()
+
+    def _view(self, study: optuna.Study, trial: FrozenTrial, windowed: bool = True) -> Any:
+        return _Windowed(study, self.history if windowed else None, self.snapshot, trial.number)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial
+                                    ) -> dict[str, BaseDistribution]:
+        return super().infer_relative_search_space(self._view(study, trial, windowed=False), trial)
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return super().sample_relative(_Windowed(study, self.history), trial,  # type: ignore[arg-type]
-                                       search_space)
+        return super().sample_relative(self._view(study, trial), trial, search_space)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        return super().sample_independent(_Windowed(study, self.history), trial,  # type: ignore[arg-type]
-                                          param_name, param_distribution)
+        return super().sample_independent(self._view(study, trial), trial, param_name, param_distribution)

@@ -33,11 +33,10 @@ PRUNERS: Registry[PrunerInfo] = Registry("sweep.pruner.name")
 
 
 def _tpe(c: Mapping[str, Any], seed: int, grid: Mapping[str, list[Any]]) -> optuna.samplers.BaseSampler:
-    if c.get("history") is None:  # every trial, as Optuna's TPE reads them
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(c["n_startup_trials"]))
     from sweeps.search.history import WindowedTPESampler
 
-    return WindowedTPESampler(int(c["history"]), seed=seed, n_startup_trials=int(c["n_startup_trials"]))
+    history = None if c.get("history") is None else int(c["history"])  # None: every trial
+    return WindowedTPESampler(history, seed=seed, n_startup_trials=int(c["n_startup_trials"]))
 
 
 SAMPLERS.register("tpe", SamplerInfo("tpe", _tpe, "Tree-structured Parzen Estimator"))

@@ -5,7 +5,9 @@ rides out lost connections, `resilient`), URLs and reachability (`urls`), the jo
 and its torn-tail healing (`journal`), the budget and launch locks (`locks`), a trial's
 attribute writes in one round trip (`trial_writes`), who runs a trial (`owners`), Optuna
 calls without its experimental warnings (`quiet`), distributions parsed once per process
-(`distributions`), trial counts without reading the trials (`trial_counts`), whether a
+(`distributions`), trial counts without reading the trials (`trial_counts`), a claim's
+reads in one query each for every study (`claim_queries`), Optuna's reads of trials as
+plain rows (`trial_reads`), whether a
 URL holds a storage already, found out without writing to it (`existing`), and the secrets
 in URLs: hidden where shown, removed where kept (`secrets`). Also what every process of a
 command shares: one line per warning (`logs`), and the machine's refusals (disk full,

@@ -129,3 +129,16 @@ def _opens_own_session(name: str, member: Any) -> bool:
 for _name, _member in list(vars(optuna.storages.RDBStorage).items()):
     if _opens_own_session(_name, _member):
         setattr(ResilientRDBStorage, _name, _retried(_name))
+
+
+def _get_trials(self: ResilientRDBStorage, study_id: int, states: Any, included_trial_ids: set[int],
+                trial_id_greater_than: int) -> list[optuna.trial.FrozenTrial]:
+    """Every read of trials, as plain rows (`trial_reads`), retried like the other calls."""
+    from sweeps.store.trial_reads import read_trials
+
+    return patiently("_get_trials", lambda: read_trials(self, study_id, states, included_trial_ids,
+                                                        trial_id_greater_than),
+                     self.patience_s, on_retry=self.remove_session)
+
+
+ResilientRDBStorage._get_trials = _get_trials  # type: ignore[method-assign, assignment]

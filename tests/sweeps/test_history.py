@@ -37,9 +37,11 @@ def test_the_sampler_reads_only_its_window() -> None:
     seen: list[int] = []
     original = history._Windowed._get_trials
 
-    def counted(self: history._Windowed, *args: object, **kwargs: object) -> list:
-        got = original(self, *args, **kwargs)  # type: ignore[arg-type]
-        seen.append(len(got))
+    def counted(self: history._Windowed, deepcopy: bool = True, states: object = None,
+                use_cache: bool = False) -> list:
+        got = original(self, deepcopy, states, use_cache)  # type: ignore[arg-type]
+        if states is not None:  # the model's reads (the search space is the intersection over
+            seen.append(len(got))  # every trial, read as Optuna reads it)
         return got
 
     history._Windowed._get_trials = counted  # type: ignore[method-assign]
@@ -61,4 +63,4 @@ def test_a_window_over_every_trial_samples_what_optuna_s_tpe_samples() -> None:
         picks.append([study.ask().suggest_float("x", 0.0, 1.0) for _ in range(5)])
     assert picks[0] == picks[1]
     plain = build_sampler({"name": "tpe", "n_startup_trials": 2, "history": None}, 3, {})
-    assert type(plain) is optuna.samplers.TPESampler
+    assert isinstance(plain, history.WindowedTPESampler) and plain.history is None  # no window

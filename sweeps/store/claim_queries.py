@@ -1,0 +1,153 @@
+"""The reads and writes of a claim, each one round trip on a database, whatever the sweep's size.
+
+A claim asks: every study's attributes (its budget, a halt), how many trials of each study
+use the budget, and a queued trial to pop. Through Optuna each is a call per study, and the
+pop reads the study through its cache, which re-reads every running trial with all its
+attributes first: 64 running trials on every claim of a 64-worker sweep, while the other
+workers wait for the budget lock. On a database, here each is one query for all the
+sweep's studies (and the pop one indexed query and Optuna's own compare-and-set); on the
+journal, which holds every trial in memory already, they are Optuna's own calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeps.store import resilient
+from sweeps.store.trial_counts import _rdb
+
+
+def _query(rdb: optuna.storages.RDBStorage, what: str, run: Any) -> Any:
+    """`run(session)` in one session, retried whole on a lost connection (as Optuna's calls)."""
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    def once() -> Any:
+        with _create_scoped_session(rdb.scoped_session) as session:
+            return run(session)
+
+    return resilient.patiently(what, once, getattr(rdb, "patience_s", 0.0), on_retry=rdb.remove_session)
+
+
+def study_attrs(studies: Sequence[optuna.Study]) -> list[dict[str, Any]]:
+    """Each study's user attributes, in one query on a database."""
+    rdb = _rdb(studies[0]._storage) if studies else None
+    if rdb is None:
+        return [study.user_attrs for study in studies]
+    from optuna.storages._rdb import models
+
+    ids = [study._study_id for study in studies]
+
+    def run(session: Any) -> list[dict[str, Any]]:
+        rows = session.query(models.StudyUserAttributeModel.study_id, models.StudyUserAttributeModel.key,
+                             models.StudyUserAttributeModel.value_json).filter(
+            models.StudyUserAttributeModel.study_id.in_(ids)).all()
+        found: dict[int, dict[str, Any]] = {i: {} for i in ids}
+        for study_id, key, value in rows:
+            found[study_id][key] = json.loads(value)
+        return [found[i] for i in ids]
+
+    return list(_query(rdb, "read study attributes", run))
+
+
+def counts(studies: Sequence[optuna.Study], states: Sequence[TrialState]) -> list[int]:
+    """How many trials each study holds in `states`, in one query on a database."""
+    rdb = _rdb(studies[0]._storage) if studies else None
+    if rdb is None:
+        return [len(s._storage.get_all_trials(s._study_id, deepcopy=False, states=tuple(states)))
+                for s in studies]
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    ids = [study._study_id for study in studies]
+
+    def run(session: Any) -> list[int]:
+        trial = models.TrialModel
+        rows = session.query(trial.study_id, sqlalchemy.func.count(trial.trial_id)).filter(
+            trial.study_id.in_(ids), trial.state.in_(list(states))).group_by(trial.study_id).all()
+        found = {study_id: int(n) for study_id, n in rows}
+        return [found.get(i, 0) for i in ids]
+
+    return list(_query(rdb, "count trials", run))
+
+
+def pop_waiting(study: optuna.Study) -> int | None:
+    """A queued (WAITING) trial of the study set RUNNING, oldest first; None when none is
+    queued. On a database: the oldest queued trial's id (one indexed query), then Optuna's own
+    compare-and-set to RUNNING, which a trial another process took first fails."""
+    rdb = _rdb(study._storage)
+    if rdb is None:
+        return study._pop_waiting_trial_id()
+    from optuna.storages._rdb import models
+
+    taken: set[int] = set()
+    while True:
+        def run(session: Any) -> int | None:
+            row = session.query(models.TrialModel.trial_id).filter(
+                models.TrialModel.study_id == study._study_id,
+                models.TrialModel.state == TrialState.WAITING,
+                models.TrialModel.trial_id.notin_(taken)).order_by(models.TrialModel.trial_id).first()
+            return None if row is None else int(row[0])
+
+        trial_id = _query(rdb, "find a queued trial", run)
+        if trial_id is None:
+            return None
+        try:
+            if study._storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
+                return int(trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+        taken.add(trial_id)
+
+
+def trial_states(rdb: optuna.storages.RDBStorage, study_id: int) -> list[tuple[int, TrialState]]:
+    """Every trial of a study as (id, state): one query, two columns."""
+    from optuna.storages._rdb import models
+
+    def run(session: Any) -> list[tuple[int, TrialState]]:
+        trial = models.TrialModel
+        return [(int(i), TrialState(s) if not isinstance(s, TrialState) else s) for i, s in
+                session.query(trial.trial_id, trial.state).filter(trial.study_id == study_id).all()]
+
+    return list(_query(rdb, "read trial states", run))
+
+
+def light_trials(rdb: optuna.storages.RDBStorage, ids: Sequence[int]) -> list[optuna.trial.FrozenTrial]:
+    """Unfinished trials with their parameters and system attributes only (what a sampler
+    reads of a trial still running): no user attributes, values or curves."""
+    if not ids:
+        return []
+    from optuna.storages._rdb import models
+    from sqlalchemy import orm
+
+    def run(session: Any) -> list[optuna.trial.FrozenTrial]:
+        trial = models.TrialModel
+        rows = session.query(trial).options(
+            orm.selectinload(trial.params), orm.selectinload(trial.system_attributes),
+            orm.noload(trial.user_attributes), orm.noload(trial.values),
+            orm.noload(trial.intermediate_values)).filter(trial.trial_id.in_(list(ids))).all()
+        return [rdb._build_frozen_trial_from_trial_model(m) for m in rows]
+
+    return list(_query(rdb, "read running trials", run))
+
+
+def whole_trials(rdb: optuna.storages.RDBStorage, ids: Sequence[int]) -> list[optuna.trial.FrozenTrial]:
+    """These trials with everything Optuna reads of a trial (as its own `_get_trials`)."""
+    if not ids:
+        return []
+    from optuna.storages._rdb import models
+    from sqlalchemy import orm
+
+    def run(session: Any) -> list[optuna.trial.FrozenTrial]:
+        trial = models.TrialModel
+        rows = session.query(trial).options(
+            orm.selectinload(trial.params), orm.selectinload(trial.values),
+            orm.selectinload(trial.user_attributes), orm.selectinload(trial.system_attributes),
+            orm.selectinload(trial.intermediate_values)).filter(trial.trial_id.in_(list(ids))).all()
+        return [rdb._build_frozen_trial_from_trial_model(m) for m in rows]
+
+    return list(_query(rdb, "read trials", run))

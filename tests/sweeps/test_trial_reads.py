@@ -1,0 +1,72 @@
+"""`sweeps.store.trial_reads` returns exactly what Optuna's own `RDBStorage._get_trials` does,
+for every combination of its arguments, on SQLite and on PostgreSQL: parameters of every
+kind, infinite values, NaN and infinite curve points, user and system attributes, every state."""
+
+from __future__ import annotations
+
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from sweeps.store.trial_reads import read_trials
+
+from .test_scale_out import PG_URL, _postgres_reachable
+
+
+def _fill(study: optuna.Study) -> None:
+    dists = {"lr": FloatDistribution(1e-5, 1e-1, log=True), "depth": IntDistribution(1, 8),
+             "opt": CategoricalDistribution(["sgd", "adam", None]),
+             "step": FloatDistribution(0, 1, step=0.25)}
+    values = [0.5, math.inf, -math.inf, None, 0.75, None, 0.1]
+    states = [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL,
+              TrialState.PRUNED, TrialState.RUNNING, TrialState.COMPLETE]
+    for i, (value, state) in enumerate(zip(values, states, strict=True)):
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": 10 ** -(1 + i % 4), "depth": 1 + i, "opt": [None, "sgd", "adam"][i % 3],
+                    "step": 0.25 * (i % 5)},
+            distributions=dists, value=value if state == TrialState.COMPLETE else None, state=state,
+            intermediate_values={1: 0.1 * i, 2: math.nan, 3: math.inf} if i % 2 else {},
+            user_attrs={"config": {"a": [1, 2, {"b": None}]}, "final": {"val/acc": 0.5 + i}, "n": i},
+            system_attrs={"fixed_params": {"lr": 0.1}} if i == 2 else {}))
+    study.enqueue_trial({"lr": 1e-3})
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def storage(request: Any, tmp_path: Path) -> optuna.storages.RDBStorage:
+    if request.param == "sqlite":
+        return optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'reads.db'}")
+    reason = _postgres_reachable()
+    if reason:
+        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):  # CI: never skip
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return optuna.storages.RDBStorage(PG_URL.replace("postgresql://", "postgresql+psycopg2://", 1))
+
+
+def test_the_plain_reads_equal_optunas(storage: optuna.storages.RDBStorage) -> None:
+    name = f"reads-{uuid.uuid4().hex[:8]}"
+    study = optuna.create_study(study_name=name, storage=storage)
+    try:
+        _fill(study)
+        ids = [t._trial_id for t in study.get_trials(deepcopy=False)]
+        cases = [(None, set(), -1), ((TrialState.COMPLETE,), set(), -1),
+                 ((TrialState.RUNNING, TrialState.WAITING), set(), -1), (None, set(), ids[3]),
+                 (None, {ids[1], ids[2]}, ids[4]), ((TrialState.COMPLETE,), {ids[0], ids[6]}, ids[5]),
+                 (None, {ids[-1]}, ids[2])]
+        for states, included, above in cases:
+            want = optuna.storages.RDBStorage._get_trials(storage, study._study_id, states, included, above)
+            got = read_trials(storage, study._study_id, states, included, above)
+            # every field, compared as text: NaN curve points are equal there, not under ==
+            assert [repr(t) for t in got] == [repr(t) for t in want], (states, included, above)
+            assert [type(t.datetime_start) for t in got] == [type(t.datetime_start) for t in want]
+        with pytest.raises(KeyError):
+            read_trials(storage, study._study_id + 10_000, None, set(), -1)
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)
