@@ -4,6 +4,8 @@
 the pop of a waiting trial, the trial row, sampling, attribute writes, the tell, the MLflow
 requests) with a timer; at exit the worker appends one JSON line to LOAD_PARTS: its trials
 and, per part, the seconds and calls. Nothing else changes: the worker runs the real code.
+A timed call made inside another is counted in the outer one only; the lock's wait and
+hold are the exception: the calls made while it is held are counted too, as its breakdown.
 Parts marked ``writer`` run on the MLflow writer thread, beside training, not before it.
 """
 
@@ -31,13 +33,21 @@ def add(part: str, seconds: float) -> None:
         slot[1] += 1
 
 
+_active = threading.local()  # a timed call in progress on this thread: the calls it makes are its own
+
+
 def timed(part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, timed as `part` unless it is called from another timed call (counted once)."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_active, "on", False):
+            return fn(*args, **kwargs)
+        _active.on = True
         t0 = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
+            _active.on = False
             add(part, time.perf_counter() - t0)
     return wrapper
 
@@ -84,12 +94,14 @@ def install() -> None:
             (claim_queries, "pop_waiting", "claim: pop waiting trial (in lock)"),
             (optuna.Study, "_pop_waiting_trial_id", "claim: pop waiting trial (in lock)"),
             (ResilientRDBStorage, "create_new_trial", "claim: trial row (in lock)"),
-            (claims, "_own", "claim: owner write"),
+            (claims, "_own", "claim: owner write"),  # older versions: a write of its own
             (optuna.Trial, "__init__", "trial: sampler set-up"),
             (optuna.Trial, "_suggest", "trial: sampling"),
             (trial_writes, "write_all", "trial: attribute writes"),
             (trial_writes, "set_user_attrs", "trial: attribute writes"),
             (optuna.Study, "tell", "trial: tell"),
+            (optuna.Trial, "report", "trial: report (a curve point)"),
+            (optuna.Trial, "should_prune", "trial: should_prune"),
             (studies, "sweep_studies", "worker: load studies")):
         if owner is not None and hasattr(owner, name):  # older versions of the code lack some
             _wrap(owner, name, part)
@@ -100,8 +112,13 @@ def install() -> None:
     real_run = trial.TrialRunner.run_trial
 
     def run_trial(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """The whole trial, its parts inside (not `timed`: they are timed too)."""
         _trials[0] += 1
-        return real_run(self, *args, **kwargs)
+        t0 = time.perf_counter()
+        try:
+            return real_run(self, *args, **kwargs)
+        finally:
+            add("trial: whole, from claimed to told", time.perf_counter() - t0)
 
     trial.TrialRunner.run_trial = run_trial  # type: ignore[method-assign]
     atexit.register(_dump)

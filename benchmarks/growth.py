@@ -15,7 +15,8 @@ trials, which are told a value like the others.
 
 One study holds every trial (the worst case for a sampler, which reads its study's
 history). `--storage postgresql://...` runs the same on PostgreSQL. Targets (issue 21):
-claim + sample at 10,000 trials within 2x of at 100; status and best <= 2 s; report <= 30 s.
+claim + sample at 10,000 trials within 2x of at 100; status and best <= 2 s (<= 1 s on
+PostgreSQL); report <= 30 s.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from typing import Any
 
 import optuna
 
-TARGETS = {"sweeps status": 2.0, "sweeps best": 2.0, "sweeps report": 30.0}
+TARGETS = {"sweeps status": 2.0, "sweeps best": 2.0, "sweeps report": 30.0}  # the journal
+# on PostgreSQL, where a sweep of many workers lives: the reads are a few queries each
+PG_TARGETS = {**TARGETS, "sweeps status": 1.0, "sweeps best": 1.0}
 PER_TRIAL_GROWTH = 2.0  # claim + sample at the largest size / at the smallest
 STUDY = "adam"
 
@@ -151,7 +154,7 @@ def measure(size: int, root: Path, storage: str | None, claims: int) -> dict[str
     return row
 
 
-def table(rows: dict[int, dict[str, float]]) -> list[str]:
+def table(rows: dict[int, dict[str, float]], targets: dict[str, float] = TARGETS) -> list[str]:
     sizes = sorted(rows)
     first, last = rows[sizes[0]], rows[sizes[-1]]
     head = f"{'':<26}" + "".join(f"{f'{n:,} trials':>16}" for n in sizes)
@@ -162,7 +165,7 @@ def table(rows: dict[int, dict[str, float]]) -> list[str]:
         cells = "".join(f"{rows[n][k] * unit:>13.{0 if unit > 1 else 2}f} {'ms' if unit > 1 else 's':<2}"
                         for n in sizes)
         growth = last[k] / max(first[k], 1e-9)
-        target = f"<= {TARGETS[k]:.0f} s at {sizes[-1]:,}" if k in TARGETS else ""
+        target = f"<= {targets[k]:.0f} s at {sizes[-1]:,}" if k in targets else ""
         lines.append(f"{k:<26}{cells}{growth:>9.1f}x  {target}")
     both_first, both_last = first["claim"] + first["sample"], last["claim"] + last["sample"]
     cells = "".join(f"{(rows[n]['claim'] + rows[n]['sample']) * 1000:>13.0f} ms" for n in sizes)
@@ -171,11 +174,11 @@ def table(rows: dict[int, dict[str, float]]) -> list[str]:
     return lines
 
 
-def verdicts(rows: dict[int, dict[str, float]]) -> list[str]:
+def verdicts(rows: dict[int, dict[str, float]], targets: dict[str, float] = TARGETS) -> list[str]:
     sizes = sorted(rows)
     last = rows[sizes[-1]]
     out = [f"{k} at {sizes[-1]:,} trials: {last[k]:.2f} s (target <= {t:.0f} s): "
-           f"{'met' if last[k] <= t else 'MISSED'}" for k, t in TARGETS.items()]
+           f"{'met' if last[k] <= t else 'MISSED'}" for k, t in targets.items()]
     growth = (last["claim"] + last["sample"]) / (rows[sizes[0]]["claim"] + rows[sizes[0]]["sample"])
     out.append(f"claim + sample, {sizes[-1]:,} vs {sizes[0]:,} trials: {growth:.1f}x (target <= "
                f"{PER_TRIAL_GROWTH:.0f}x): {'met' if growth <= PER_TRIAL_GROWTH else 'MISSED'}")
@@ -197,8 +200,9 @@ def main() -> None:
             print(f"  {n:,} trials: grown in {rows[n]['grow (add_trials)']:.1f} s", flush=True)
     where = "PostgreSQL" if a.storage else "the journal file"
     print(f"\nGrowth of a sweep's costs (one study, {where}; {os.cpu_count()} cores)")
-    print("\n".join(table(rows)))
-    print("\n".join(verdicts(rows)))
+    targets = PG_TARGETS if a.storage else TARGETS
+    print("\n".join(table(rows, targets)))
+    print("\n".join(verdicts(rows, targets)))
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ lost heartbeat) is enqueued again with its parameters and resumes from its check
 
 from __future__ import annotations
 
+import datetime
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.run import fail_fast, heartbeat
 from sweeps.search import budget as study_budget
@@ -38,6 +40,7 @@ class Claims:
         self.max_retries = max_retries
         self.confirm: optuna.Study | None = None
         self.halt: dict[str, Any] | None = None  # why the sweep stopped (`fail_fast`)
+        self._stale_checked: dict[int, float] = {}  # study id -> when its stale trials were failed
 
     def next_job(self) -> tuple[optuna.Study, optuna.Trial, str] | None:
         """The next job and its kind (CONFIRM or SEARCH), or None when nothing is left."""
@@ -60,10 +63,17 @@ class Claims:
         return self.confirm
 
     def _fail_stale(self, studies: Sequence[optuna.Study]) -> None:
-        """Trials of workers that stopped sending heartbeats (database storages)."""
-        if heartbeat.interval(self.storage) is not None:
-            for study in studies:
+        """Trials of workers that stopped sending heartbeats (database storages): looked for at
+        most once a heartbeat interval per study (a trial turns stale only a grace period
+        after its last beat), not on every claim."""
+        every = heartbeat.interval(self.storage)
+        if every is None:
+            return
+        now = time.monotonic()
+        for study in studies:
+            if now - self._stale_checked.get(study._study_id, -math.inf) >= every:
                 quietly(optuna.storages.fail_stale_trials, study)
+                self._stale_checked[study._study_id] = now
 
     def _next_confirm(self) -> tuple[optuna.Study, optuna.Trial] | None:
         study = self.confirm_study()
@@ -127,22 +137,35 @@ class Claims:
 
 def _reserve(study: optuna.Study) -> int:
     """The first half of `study.ask()`, under the budget lock: the trial's row (a queued
-    trial popped, else a new running one), which every later count includes."""
+    trial popped, else a new running one that names who runs it, in the same write), which
+    every later count includes."""
     study._thread_local.cached_all_trials = None  # as ask() does: the sampler reads afresh
     trial_id = claim_queries.pop_waiting(study)
-    return trial_id if trial_id is not None else study._storage.create_new_trial(study._study_id)
+    if trial_id is not None:
+        return trial_id
+    return study._storage.create_new_trial(study._study_id, template_trial=_owned_row())
+
+
+def _owned_row() -> FrozenTrial:
+    """A new running trial as Optuna would make it, with who runs it among its attributes."""
+    return FrozenTrial(number=-1, state=TrialState.RUNNING, value=None, values=None,
+                       datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
+                       distributions={}, user_attrs=_owner(), system_attrs={}, intermediate_values={},
+                       trial_id=-1)
 
 
 def _open(study: optuna.Study, trial_id: int) -> optuna.Trial:
     """The second half, after the lock: the Trial, whose sampler fits its model now (TPE's
-    multivariate sampling reads every finished trial), and who runs it."""
+    multivariate sampling reads every finished trial), and who runs it (written already
+    where the row was made here)."""
     trial = optuna.Trial(study, trial_id)
-    _own(trial)
+    owner = _owner()
+    if any(trial.user_attrs.get(k) != v for k, v in owner.items()):  # a popped trial
+        trial_writes.set_user_attrs(trial, owner)  # one write
     return trial
 
 
-def _own(trial: optuna.Trial) -> None:
-    """Record who runs the trial: ``host:pid``, and the Slurm task where there is one."""
+def _owner() -> dict[str, str]:
+    """Who runs a trial: ``host:pid``, and the Slurm task where there is one."""
     task = owners.scheduler_task()
-    attrs = {"slurm_task": task} if task else {}
-    trial_writes.set_user_attrs(trial, {**attrs, "worker": owners.worker_id()})  # one write
+    return {**({"slurm_task": task} if task else {}), "worker": owners.worker_id()}

@@ -3,8 +3,8 @@
 The sweep config and its validation (`load`, `validate`, `spec`: every error before
 anything is written), search spaces (`space`) and a trial's resolved config
 (`trial_configs`), the dimensions a user's own value pins (`pinned`), samplers and
-pruners by name (`samplers`; TPE on a bounded
-history, `history`, reading its study incrementally on a database, `trial_snapshot`), the sweep's Optuna studies
+pruners by name (`samplers`; TPE on a bounded history, `history`, reading its study
+incrementally on a database, `trial_snapshot`), the sweep's Optuna studies
 (`studies`) and their budget (`budget`), the confirm study's seed re-run jobs
 (`confirm_jobs`), boundary warnings (`boundary`: computed from a search space, so they
 live with it), local workers per GPU (`devices`), and where the workers run (`launcher`:

@@ -2,6 +2,9 @@
 
 A file lock next to the journal, a PostgreSQL advisory lock on a database: "is there
 budget left? then ask" runs under the budget lock, so concurrent workers never overshoot.
+On a database, each thread keeps its connection for the budget lock between claims; a
+lost connection (a restart, pg_terminate_backend) ends its session and the lock with it,
+and the next claim connects again.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,32 @@ def _file_lock(path: Path, busy: Exception | None = None) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+_LOCK_CONNECTIONS = threading.local()  # url -> (pid, connection): one per thread and process
+
+
+def _lock_connection(url: str) -> Any:
+    """This thread's connection for the budget lock, kept between claims: a claim pays a
+    round trip for the lock, not a new connection (a fork makes its own)."""
+    import psycopg2
+
+    held = getattr(_LOCK_CONNECTIONS, "by_url", None)
+    if held is None:
+        held = _LOCK_CONNECTIONS.by_url = {}
+    pid, conn = held.get(url, (None, None))
+    if pid != os.getpid() or conn is None or conn.closed:
+        conn = psycopg2.connect(libpq_url(url), **connect_args(url))
+        conn.autocommit = True  # the lock is the session's: no transaction left open between claims
+        held[url] = (os.getpid(), conn)
+    return conn
+
+
+def _drop_lock_connection(url: str) -> None:
+    pid, conn = getattr(_LOCK_CONNECTIONS, "by_url", {}).pop(url, (None, None))
+    if conn is not None and pid == os.getpid():
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
 @contextlib.contextmanager
 def budget_lock(url: str, key: str) -> Iterator[None]:
     """Serialise "is there budget left? then ask" across processes (and machines on PostgreSQL)."""
@@ -46,30 +77,32 @@ def budget_lock(url: str, key: str) -> Iterator[None]:
             yield
         return
     if url.startswith("postgresql"):
-        import psycopg2
-
         lock_id = _lock_id(key)
 
         def acquire() -> Any:
-            """Connect and lock as one retried step: a connection terminated between the two
-            (pg_terminate_backend, a restart) is retried, not raised."""
-            conn = psycopg2.connect(libpq_url(url), **connect_args(url))
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
-            except Exception:
-                with contextlib.suppress(Exception):
-                    conn.close()
-                raise
-            return conn
+            """Lock on this thread's connection (made, or made again after a lost one, as one
+            retried step: a connection terminated between the two is retried, not raised)."""
+            for kept in (True, False):  # a kept connection found dead: a new one at once
+                conn = _lock_connection(url)
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
+                    return conn
+                except Exception as err:
+                    _drop_lock_connection(url)
+                    if not (kept and resilient.is_connection_error(err)):
+                        raise
+            raise AssertionError("unreachable")
 
         conn = resilient.patiently("budget lock", acquire, resilient.PATIENCE_S)
         try:
             yield
         finally:
-            with contextlib.suppress(Exception), conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
-            conn.close()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
+            except Exception:  # its session ends with the connection: so does the lock
+                _drop_lock_connection(url)
         return
     yield  # other databases: no cross-process lock; the budget may overshoot by a trial
 
