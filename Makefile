@@ -77,10 +77,13 @@ bench: env
 	$(BIN)/python benchmarks/peers.py --settings mlp --tools sweeps,optuna,bare --repeats 3
 	$(BIN)/python benchmarks/peers.py --settings cnn
 
-## Growth of status/best/report and per-trial costs to 10,000 trials, then load at cluster
-## scale (8-64 workers on PostgreSQL + an MLflow server), about 35 minutes on 2 cores.
+## Growth of status/best/report and per-trial costs to 10,000 trials (journal and PostgreSQL),
+## reads of trials, then load at cluster scale beside the Optuna peer, about an hour on 2 cores.
 bench-load: env
 	$(BIN)/python benchmarks/growth.py
+	$(BIN)/python benchmarks/growth.py --storage postgresql://postgres@127.0.0.1:5432/test
+	$(BIN)/python benchmarks/trial_reads.py
+	$(BIN)/pip install -q 'optuna-integration[mlflow]>=4'  # the Optuna peer of load.py
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/load.py --workers 32 --lengths 1 --backends postgresql,sqlite
 

@@ -63,6 +63,7 @@ def install() -> None:
 
     from sweeps.run import claims, trial
     from sweeps.search import budget, studies
+    from sweeps.search.trial_configs import TrialConfigs
     from sweeps.store import locks, trial_writes
     from sweeps.store.resilient import ResilientRDBStorage
 
@@ -101,6 +102,9 @@ def install() -> None:
             (trial_writes, "set_user_attrs", "trial: attribute writes"),
             (optuna.Study, "tell", "trial: tell"),
             (optuna.Trial, "report", "trial: report (a curve point)"),
+            (TrialConfigs, "resolve", "trial: config resolution"),
+            (ResilientRDBStorage, "get_study_user_attrs", "trial: study attributes read"),
+            (ResilientRDBStorage, "record_heartbeat", "trial: heartbeat (its thread)"),
             (optuna.Trial, "should_prune", "trial: should_prune"),
             (studies, "sweep_studies", "worker: load studies")):
         if owner is not None and hasattr(owner, name):  # older versions of the code lack some

@@ -19,8 +19,9 @@ its machines are up; which of the two goes first alternates from size to size. P
 run, from the Optuna record, the MLflow server and /proc:
 
 - trials/s over the run (first claim to last trial end) against the ideal N / L (no
-  pruner: every trial lasts L), and the fixed cost per trial it implies (N x span / trials
-  - L: what each trial costs a worker beyond its training);
+  pruner: every trial lasts L), and the fixed cost per trial in the steady state (the
+  median time from one of a worker's trials starting to its next, less L: what each trial
+  costs a worker beyond its training);
 - p50/p99 from a worker asking for a trial to the trial running;
 - budget: trials that count toward it against n_trials; errors (failed trials, lines
   with a traceback or an error in the workers' output, non-zero exits); trials left
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -96,6 +98,7 @@ class Result:
     runs_running: int = 0
     runs_missing: int = 0
     ask_to_run: list[float] = field(default_factory=list)
+    cycles: list[float] = field(default_factory=list)  # one worker's trial start to its next
     cpu: dict[str, float] = field(default_factory=dict)
     parts: list[tuple[str, float, float, float]] = field(default_factory=list)
 
@@ -109,8 +112,12 @@ class Result:
 
     @property
     def fixed_ms(self) -> float:
-        """What each trial cost a worker beyond its training: N x span / trials - L."""
-        return 1000 * (self.workers / self.rate - self.length) if self.rate else float("nan")
+        """What each trial cost a worker beyond its training, in the steady state: the median
+        time from one of a worker's trials starting to its next starting, less L (the start
+        of the run, when every worker claims at once, and its tail are left out)."""
+        if not self.cycles:
+            return float("nan")
+        return 1000 * (statistics.median(self.cycles) - self.length)
 
     @property
     def claims_per_s(self) -> float:
@@ -227,7 +234,12 @@ def _check_record(res: Result, name: str, uri: str, times: Path, go: float) -> N
                    for t in trials if t.state == optuna.trial.TrialState.FAIL]
     ends = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
     res.span_s = (max(ends) - go) if ends else 0.0
-    res.ask_to_run = sorted(r["run"] - r["ask"] for r in map(json.loads, times.read_text().splitlines()))
+    records = [json.loads(x) for x in times.read_text().splitlines()]
+    res.ask_to_run = sorted(r["run"] - r["ask"] for r in records)
+    starts: dict[int, list[float]] = {}
+    for r in records:
+        starts.setdefault(r["pid"], []).append(r["run"])
+    res.cycles = [b - a for runs in map(sorted, starts.values()) for a, b in itertools.pairwise(runs)]
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
     runs = [] if exp is None else client.search_runs([exp.experiment_id], max_results=50000)

@@ -27,18 +27,21 @@ os.environ.setdefault("SWEEPS_BENCH_RESULTS", os.path.join(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow tests first. Under `make mutate` (mutmut sets MUTANT_UNDER_TEST), a mutant's
+    """The longest and the slow tests first. Under `make mutate` (mutmut sets MUTANT_UNDER_TEST), a mutant's
     tests quickest first, by the durations mutmut measured: with `-x` a mutant then dies at
     its cheapest failing test instead of after an 8 s end-to-end one. The verdicts are the same."""
     if not os.environ.get("MUTANT_UNDER_TEST"):
-        # the slow end-to-end tests first (a stable sort: their order stays): spread over the
-        # xdist workers from the start, not one left running alone at the end of the suite
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        # the longest tests first (tests/longest.txt), then the other slow ones (a stable
+        # sort): spread over the xdist workers from the start, not one left running alone at
+        # the end of the suite
+        listed = Path(__file__).with_name("longest.txt").read_text().splitlines()
+        longest = {name: i for i, name in enumerate(n for n in listed if n and not n.startswith("#"))}
+        items.sort(key=lambda item: (longest.get(item.nodeid, len(longest)),
+                                     item.get_closest_marker("slow") is None))
         return
     if len(items) < 2:
         return
     import json
-    from pathlib import Path
 
     stats = Path("mutmut-stats.json")  # mutmut runs the tests from mutants/, beside it
     if not stats.is_file():

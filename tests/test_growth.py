@@ -72,8 +72,8 @@ def _rows_read_under_the_lock(tmp_path: Path, size: int, pg_url: str) -> tuple[i
 def test_the_budget_lock_is_held_for_reads_that_do_not_grow_with_the_sweep(tmp_path: Path) -> None:
 
     pg_url = require_postgres()
-    small = _rows_read_under_the_lock(tmp_path, 20, pg_url)
-    large = _rows_read_under_the_lock(tmp_path, 200, pg_url)
+    small = _rows_read_under_the_lock(tmp_path, 10, pg_url)
+    large = _rows_read_under_the_lock(tmp_path, 80, pg_url)
     assert small == large, (small, large)  # a count, the failed trials, the new row: no more
 
 

@@ -262,19 +262,19 @@ def _retried_run(study: optuna.Study, trial: optuna.Trial) -> str | None:
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> Outcome:
-    """The result and its state in one write, then at once the tell: a worker killed in
-    between leaves a retryable trial. Returns the outcome as recorded."""
+    """The result and its state: one transaction on a database; on the journal the result,
+    then at once the tell (a worker killed in between leaves a retryable trial). Returns
+    the outcome as recorded."""
     try:
         attrs = {**outcome.attrs, "state": outcome.state}
         if outcome.reason:
             attrs["failure_reason" if outcome.state != "pruned" else "pruned_reason"] = outcome.reason
-        trial_writes.set_user_attrs(trial, attrs)
         if outcome.state == "complete":
-            study.tell(trial, outcome.value)
+            trial_writes.tell_with_attrs(study, trial, attrs, outcome.value)
         elif outcome.state == "pruned":
-            study.tell(trial, state=TrialState.PRUNED)
+            trial_writes.tell_with_attrs(study, trial, attrs, state=TrialState.PRUNED)
         else:
-            study.tell(trial, state=TrialState.FAIL)
+            trial_writes.tell_with_attrs(study, trial, attrs, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         # another worker failed it for missed heartbeats (this one was stalled): a retry
         # runs it again from its checkpoint, so this result is not the record

@@ -7,7 +7,8 @@ on PostgreSQL one transaction (and one commit flushed to disk) each. Inside
 journal append of the same log lines Optuna would have written (any Optuna reads the file
 as before), or, on a database, the same rows Optuna's own calls write, in one transaction
 (retried whole on a lost connection). Reads during the block see the values at once
-(Optuna's trial keeps its own copy).
+(Optuna's trial keeps its own copy). `tell_with_attrs`: a trial's result attributes and
+its tell, on a database in one transaction.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from optuna.distributions import BaseDistribution, distribution_to_json
 
 
 class _Buffer:
-    """Stands in for the trial's storage: param and user-attribute writes wait in a list,
-    everything else goes straight to the real storage."""
+    """Stands in for the trial's (and its study's) storage: param, user- and system-attribute
+    writes of the trial wait in a list, everything else goes straight to the real storage."""
 
     def __init__(self, real: Any) -> None:
         self._real = real
@@ -34,6 +35,10 @@ class _Buffer:
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
         self.writes.append(("user_attr", trial_id, key, value, None))
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        """TPE's relative parameters (what other workers' constant liar reads): with the rest."""
+        self.writes.append(("system_attr", trial_id, key, value, None))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -52,6 +57,8 @@ def write_all(storage: Any, writes: list[tuple[str, int, str, Any, BaseDistribut
     for kind, trial_id, key, value, distribution in writes:
         if kind == "param":
             storage.set_trial_param(trial_id, key, value, distribution)
+        elif kind == "system_attr":
+            storage.set_trial_system_attr(trial_id, key, value)
         else:
             storage.set_trial_user_attr(trial_id, key, value)
 
@@ -81,8 +88,9 @@ def _rdb_transaction(storage: Any, writes: list[tuple[str, int, str, Any, BaseDi
                     rdb._set_trial_param_without_commit(session, trial_id, key, value, distribution,
                                                         previous(trial_id, key))
                 else:
-                    rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel,
-                                                       trial_id, key, value)
+                    model = models.TrialSystemAttributeModel if kind == "system_attr" \
+                        else models.TrialUserAttributeModel
+                    rdb._set_trial_attr_without_commit(session, model, trial_id, key, value)
 
     resilient.patiently("write trial", once, getattr(rdb, "patience_s", 0.0),
                         on_retry=rdb.remove_session)
@@ -105,6 +113,9 @@ def _journal_append(storage: optuna.storages.JournalStorage,
             logs.append({"op_code": JournalOperation.SET_TRIAL_PARAM, "worker_id": worker_id,
                          "trial_id": trial_id, "param_name": key, "param_value_internal": value,
                          "distribution": distribution_to_json(distribution)})
+        elif kind == "system_attr":
+            logs.append({"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": worker_id,
+                         "trial_id": trial_id, "system_attr": {key: value}})
         else:
             logs.append({"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
                          "trial_id": trial_id, "user_attr": {key: value}})
@@ -136,15 +147,21 @@ def _sync_past_refusals(storage: optuna.storages.JournalStorage) -> None:
 
 @contextlib.contextmanager
 def batched(trial: optuna.Trial) -> Iterator[None]:
-    """Collect the trial's param and user-attribute writes; send them when the block ends
-    (also when it raises: what was set before the error is recorded, as without batching)."""
+    """Collect the trial's param and attribute writes (TPE's relative parameters, which it
+    writes through the study's storage, among them); send them when the block ends (also
+    when it raises: what was set before the error is recorded, as without batching)."""
     real = trial.storage
     buffer = _Buffer(real)
+    study = trial.study
+    study_storage = study._storage
     trial.storage = buffer  # type: ignore[assignment]
+    if study_storage is real:  # the sampler writes through the study's storage
+        study._storage = buffer  # type: ignore[assignment]
     try:
         yield
     finally:
         trial.storage = real
+        study._storage = study_storage
         write_all(real, buffer.writes)
 
 
@@ -153,3 +170,69 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
     with batched(trial):
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+
+
+class _StateWithAttrs:
+    """Stands in for a study's storage during its tell: the state change Optuna's tell makes
+    carries the trial's result attributes, in one transaction; the rest goes to the storage."""
+
+    def __init__(self, real: Any, rdb: optuna.storages.RDBStorage, trial_id: int,
+                 attrs: Mapping[str, Any]) -> None:
+        self._real, self._rdb, self._trial_id, self._attrs = real, rdb, trial_id, dict(attrs)
+
+    def set_trial_state_values(self, trial_id: int, state: optuna.trial.TrialState,
+                               values: Any = None) -> bool:
+        if trial_id != self._trial_id or not state.is_finished():
+            return bool(self._real.set_trial_state_values(trial_id, state, values))
+        import datetime
+
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        from sweeps.store import resilient
+
+        rdb = self._rdb
+
+        def once() -> None:
+            # what Optuna's own set_trial_state_values does, after the attributes
+            with _create_scoped_session(rdb.scoped_session, True) as session:
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
+                rdb.check_trial_is_updatable(trial_id, trial.state)
+                for key, value in self._attrs.items():
+                    rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel,
+                                                       trial_id, key, value)
+                for objective, v in enumerate(values or []):
+                    rdb._set_trial_value_without_commit(session, trial, objective, v)
+                trial.state = state
+                trial.datetime_complete = datetime.datetime.now()
+
+        resilient.patiently("tell", once, getattr(rdb, "patience_s", 0.0), on_retry=rdb.remove_session)
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def tell_with_attrs(study: optuna.Study, trial: optuna.Trial, attrs: Mapping[str, Any],
+                    value: float | None = None, state: optuna.trial.TrialState | None = None) -> None:
+    """The trial's result attributes and its tell in one write: on a database one transaction
+    (the attributes, then the state and value Optuna's tell sets); on the journal the
+    attributes (one append), then the tell. Either way a worker killed in between leaves
+    the result recorded with the trial still running: a retry takes it over."""
+    rdb = getattr(study._storage, "_backend", study._storage)
+    if not isinstance(rdb, optuna.storages.RDBStorage):
+        set_user_attrs(trial, attrs)
+        study.tell(trial, value, state=state)
+        return
+    real = study._storage
+    study._storage = _StateWithAttrs(real, rdb, trial._trial_id, attrs)  # type: ignore[assignment]
+    try:
+        study.tell(trial, value, state=state)
+    except ValueError:  # "Cannot tell a FAIL trial": finished by another process meanwhile
+        if real.get_trial(trial._trial_id).state.is_finished():
+            raise optuna.exceptions.UpdateFinishedTrialError(
+                f"trial #{trial.number} has already finished and cannot be updated") from None
+        raise
+    finally:
+        study._storage = real
+    trial._cached_frozen_trial.user_attrs.update(attrs)  # as set_user_attr would

@@ -331,7 +331,9 @@ def test_a_remote_worker_that_dies_is_failed_through_heartbeats(tmp_path: Path, 
     beat = ["storage=postgres", f"storage.url={PG_URL}", "storage.heartbeat_interval=1",
             "storage.grace_period=3"]
     launch = run_sweeps("launch", *SMALL, f"sweep.name={pg_sweep}", "sweep.optimizers=[sgd]",
-                        "sweep.n_trials=2", "trainer.epochs=15", "sweep.pruner.name=none",
+                        # long enough for the trial to be seen running with its MLflow run,
+                        # whose creation may trail the trial's start on a loaded machine
+                        "sweep.n_trials=2", "trainer.epochs=30", "sweep.pruner.name=none",
                         "sweep.workers=0", *beat, cwd=tmp_path)
     assert launch.returncode == 0, launch.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
@@ -346,8 +348,13 @@ def test_a_remote_worker_that_dies_is_failed_through_heartbeats(tmp_path: Path, 
         return [t for s in sweep_studies(storage, pg_sweep) for t in s.get_trials(deepcopy=False)]
 
     first = worker()
-    victim = wait_for(lambda: next((t for t in trials() if t.state == TrialState.RUNNING
-                                    and "mlflow_run_id" in t.user_attrs), None), timeout=180)
+    def running_with_its_run() -> Any:
+        if first.poll() is not None:  # say why rather than wait out the timeout
+            raise AssertionError(first.communicate()[0][-3000:])
+        return next((t for t in trials() if t.state == TrialState.RUNNING
+                     and "mlflow_run_id" in t.user_attrs), None)
+
+    victim = wait_for(running_with_its_run, timeout=180)
     first.send_signal(signal.SIGKILL)
     first.wait(30)
     second = worker()

@@ -143,3 +143,76 @@ def test_a_journal_made_again_at_the_same_path_is_read_afresh(tmp_path: Path) ->
     seen = open_storage(str(journal))
     assert [s.study_name for s in seen.get_all_studies()] == ["new"]
     assert len(optuna.load_study(study_name="new", storage=seen).trials) == 9
+
+
+@pytest.mark.parametrize("state", ["complete", "pruned", "failed"])
+def test_on_a_database_the_result_and_the_tell_are_one_transaction(tmp_path: Path, state: str) -> None:
+    """`tell_with_attrs`: the result attributes and the tell commit once, and read back as
+    the two separate writes would; a trial finished meanwhile refuses both."""
+    import sqlalchemy
+    from optuna.trial import TrialState
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    trial.report(0.7, 1)
+    commits: list[int] = []
+    engine = study._storage._backend.engine  # type: ignore[attr-defined]
+    wrote = [False]
+
+    def executed(conn: object, cursor: object, text: str, *args: object) -> None:
+        wrote[0] = wrote[0] or text.lstrip().upper().startswith(("INSERT", "UPDATE"))
+
+    def committed(conn: object) -> None:  # a transaction that wrote (reads commit too)
+        if wrote[0]:
+            commits.append(1)
+        wrote[0] = False
+
+    sqlalchemy.event.listen(engine, "after_cursor_execute", executed)
+    sqlalchemy.event.listen(engine, "commit", committed)
+    attrs = {"state": state, "final": {"val/loss": 0.3}}
+    tell = {"complete": {"value": 0.3}, "pruned": {"state": TrialState.PRUNED},
+            "failed": {"state": TrialState.FAIL}}[state]
+    trial_writes.tell_with_attrs(study, trial, attrs, **tell)  # type: ignore[arg-type]
+    sqlalchemy.event.remove(engine, "commit", committed)
+    sqlalchemy.event.remove(engine, "after_cursor_execute", executed)
+    assert len(commits) == 1
+    back = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'db.sqlite'}").trials[0]
+    want = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+    assert back.state == want[state] and back.user_attrs == attrs and back.datetime_complete
+    assert back.value == {"complete": 0.3, "pruned": 0.7, "failed": None}[state]
+    assert trial.user_attrs == attrs  # the worker's copy too
+
+    other = study.ask()
+    elsewhere = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'db.sqlite'}")
+    elsewhere.tell(other.number, state=TrialState.FAIL)  # another process failed it meanwhile
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        trial_writes.tell_with_attrs(study, other, {"state": "complete"}, 0.1)
+    again = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'db.sqlite'}").trials[1]
+    assert again.state == TrialState.FAIL and again.user_attrs == {}
+
+
+@pytest.mark.parametrize("where", ["journal", "sqlite"])
+def test_tpes_relative_parameters_go_with_the_batch(tmp_path: Path, where: str) -> None:
+    """TPE (multivariate, constant liar: Optuna 5's defaults) shares what it sampled through a
+    system attribute of the running trial; inside `batched` that is part of the one write."""
+    url = str(tmp_path / "s.journal") if where == "journal" else f"sqlite:///{tmp_path / 'db.sqlite'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="s",
+                                sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
+    dist = {k: optuna.distributions.FloatDistribution(0, 1) for k in ("x", "y")}
+    for v in (0.1, 0.5, 0.9):
+        study.add_trial(optuna.trial.create_trial(params={"x": v, "y": v}, distributions=dist, value=v))
+    trial = study.ask()
+    writes: list[list[str]] = []
+    real = trial_writes.write_all
+    trial_writes.write_all = lambda storage, w: (writes.append([k for k, *_ in w]), real(storage, w))[1]  # type: ignore[assignment]
+    try:
+        with trial_writes.batched(trial):
+            trial.suggest_float("x", 0, 1)
+            trial.suggest_float("y", 0, 1)
+    finally:
+        trial_writes.write_all = real  # type: ignore[assignment]
+    assert writes == [["system_attr", "param", "param"]]  # one write: no system attribute alone
+    back = optuna.load_study(study_name="s", storage=open_storage(url)).trials[-1]
+    assert any(k.startswith("tpe:relative_params") for k in back.system_attrs)
+    assert set(back.params) == {"x", "y"} and study._storage is trial.storage  # both restored
