@@ -85,7 +85,6 @@ bench-load: env
 	$(BIN)/python benchmarks/trial_reads.py
 	$(BIN)/pip install -q 'optuna-integration[mlflow]>=4'  # the Optuna peer of load.py
 	$(BIN)/python benchmarks/load.py
-	$(BIN)/python benchmarks/load.py --workers 32 --lengths 1 --backends postgresql,sqlite
 
 clean:
 	rm -rf $(VENV) outputs multirun reports site .pytest_cache .ruff_cache *.egg-info

@@ -1,7 +1,9 @@
 """Whether this process can write into a directory: tried for real, never guessed.
 
 Permission bits say little to root, on read-only mounts or on network filesystems, so a
-temporary file is made and removed; directories made for the test are removed again.
+temporary file is made and removed. Directories made for the test stay where it passes
+(they are about to be used, and workers starting together test the same new folder: one
+removing it would fail another's test) and are removed again where it fails.
 Shared by the trainer (its output dir) and the sweep layer (checkpoint and report dirs).
 """
 
@@ -27,14 +29,16 @@ def check_writable(path: str | Path, key: str) -> Path:
     created: list[Path] = []
     try:
         for folder in reversed(missing):
-            folder.mkdir()
-            created.append(folder)
+            try:
+                folder.mkdir()
+                created.append(folder)
+            except FileExistsError:  # another process (a worker starting beside) made it
+                pass
         with tempfile.NamedTemporaryFile(dir=target, prefix=".sweeps-write-test-"):
             pass
     except OSError as err:
-        raise UserError(f"{key}={path}: not writable ({err.strerror or err})") from err
-    finally:
-        for folder in reversed(created):
+        for folder in reversed(created):  # refused: leave nothing behind
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        raise UserError(f"{key}={path}: not writable ({err.strerror or err})") from err
     return target
