@@ -119,24 +119,16 @@ def trial_states(rdb: optuna.storages.RDBStorage, study_id: int) -> list[tuple[i
 def light_trials(rdb: optuna.storages.RDBStorage, ids: Sequence[int]) -> list[optuna.trial.FrozenTrial]:
     """Unfinished trials with their parameters and system attributes only (what a sampler
     reads of a trial still running): no user attributes, values or curves."""
-    if not ids:
-        return []
-    from optuna.storages._rdb import models
-    from sqlalchemy import orm
-
-    def run(session: Any) -> list[optuna.trial.FrozenTrial]:
-        trial = models.TrialModel
-        rows = session.query(trial).options(
-            orm.selectinload(trial.params), orm.selectinload(trial.system_attributes),
-            orm.noload(trial.user_attributes), orm.noload(trial.values),
-            orm.noload(trial.intermediate_values)).filter(trial.trial_id.in_(list(ids))).all()
-        return [rdb._build_frozen_trial_from_trial_model(m) for m in rows]
-
-    return list(_query(rdb, "read running trials", run))
+    return _trials_by_id(rdb, ids, light=True)
 
 
 def whole_trials(rdb: optuna.storages.RDBStorage, ids: Sequence[int]) -> list[optuna.trial.FrozenTrial]:
     """These trials with everything Optuna reads of a trial (as its own `_get_trials`)."""
+    return _trials_by_id(rdb, ids, light=False)
+
+
+def _trials_by_id(rdb: optuna.storages.RDBStorage, ids: Sequence[int], *,
+                  light: bool) -> list[optuna.trial.FrozenTrial]:
     if not ids:
         return []
     from optuna.storages._rdb import models
@@ -144,10 +136,11 @@ def whole_trials(rdb: optuna.storages.RDBStorage, ids: Sequence[int]) -> list[op
 
     def run(session: Any) -> list[optuna.trial.FrozenTrial]:
         trial = models.TrialModel
-        rows = session.query(trial).options(
-            orm.selectinload(trial.params), orm.selectinload(trial.values),
-            orm.selectinload(trial.user_attributes), orm.selectinload(trial.system_attributes),
-            orm.selectinload(trial.intermediate_values)).filter(trial.trial_id.in_(list(ids))).all()
+        skipped = {"user_attributes", "values", "intermediate_values"} if light else set()
+        options = [(orm.noload if name in skipped else orm.selectinload)(getattr(trial, name))
+                   for name in ("params", "system_attributes", "user_attributes", "values",
+                                "intermediate_values")]
+        rows = session.query(trial).options(*options).filter(trial.trial_id.in_(list(ids))).all()
         return [rdb._build_frozen_trial_from_trial_model(m) for m in rows]
 
-    return list(_query(rdb, "read trials", run))
+    return list(_query(rdb, "read running trials" if light else "read trials", run))
