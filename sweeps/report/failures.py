@@ -31,10 +31,13 @@ def reason_of(t: FrozenTrial) -> str:
 
 
 def causes(studies: Sequence[optuna.Study]) -> list[Cause]:
-    """The sweep's failed trials by reason, the most frequent first."""
+    """The sweep's failed trials by reason, the most frequent first (only the failed ones are
+    read: on a database, not the whole study through Optuna's cache)."""
+    from sweeps.store.trial_counts import in_states
+
     found: dict[str, Cause] = {}
     for study in studies:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        for t in in_states(study._storage, study._study_id, (TrialState.FAIL,)):
             reason = reason_of(t)
             found.setdefault(reason, Cause(reason)).trials.append(f"{study.study_name} #{t.number}")
     return sorted(found.values(), key=lambda c: -len(c.trials))

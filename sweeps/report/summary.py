@@ -38,18 +38,17 @@ class StudyRow:
 
 
 def study_rows(studies: Sequence[optuna.Study]) -> list[StudyRow]:
+    """Each study's counts by state and best trial: a few queries on a database, whatever
+    the sweep's size (`study_digest`)."""
+    from sweeps.store.study_digest import digests
+
     rows = []
-    for study in studies:
-        trials = study.get_trials(deepcopy=False)
+    for study, digest in zip(studies, digests(studies), strict=True):
         counts = {s: 0 for s in STATE_COLUMNS}
-        for t in trials:
-            state = trial_state(t)
-            counts[state] = counts.get(state, 0) + 1
-        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        sign = _sign(study)
-        best = max(complete, key=lambda t: sign * t.value) if complete else None  # type: ignore[operator]
+        for state, n in digest.counts.items():
+            counts[state] = counts.get(state, 0) + n
         rows.append(StudyRow(study.study_name, str(study.user_attrs.get("optimizer") or "joint"),
-                             counts, int(study.user_attrs.get("budget", 0)), best))
+                             counts, int(study.user_attrs.get("budget", 0)), digest.best))
     return rows
 
 

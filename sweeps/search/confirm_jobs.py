@@ -109,18 +109,30 @@ Ranked = dict[str, list[tuple[optuna.Study, FrozenTrial]]]
 
 
 def top_trials(studies: Sequence[optuna.Study], top: int) -> Ranked:
-    """Each optimizer's `top` completed trials, best first (ties: the earlier trial)."""
+    """Each optimizer's `top` completed trials that recorded their config, best first (ties:
+    the earlier trial). Configs are looked at best first, only until `top` are found: a
+    large sweep's views read few of them (`sweeps.store.trial_reads.Deferred`)."""
     per: Ranked = {}
     for study in studies:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.value is not None and isinstance(t.user_attrs.get("config"), dict):
+            if t.value is not None:
                 per.setdefault(optimizer_of(study, t), []).append((study, t))
 
     def rank(st: tuple[optuna.Study, FrozenTrial]) -> tuple[float, int]:
         better_first = -1.0 if st[0].direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
         return better_first * float(st[1].value), st[1].number  # type: ignore[arg-type]
 
-    return {opt: sorted(ts, key=rank)[:top] for opt, ts in per.items()}
+    out: Ranked = {}
+    for opt, ranked in per.items():
+        chosen: list[tuple[optuna.Study, FrozenTrial]] = []
+        for st in sorted(ranked, key=rank):
+            if len(chosen) == top:
+                break
+            if isinstance(st[1].user_attrs.get("config"), dict):
+                chosen.append(st)
+        if chosen:
+            out[opt] = chosen
+    return out
 
 
 def job_state(t: FrozenTrial) -> str:

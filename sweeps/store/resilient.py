@@ -73,6 +73,8 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
     connections: `pool_pre_ping` replaces dead pooled connections, and a call that fails on
     a lost connection is retried (`patiently`). Optuna wraps it in its cache as usual."""
 
+    deferred: frozenset[str] = frozenset()  # user attributes read where first used (`defer_reads`)
+
     def __init__(self, *args: Any, patience_s: float = PATIENCE_S, **kwargs: Any) -> None:
         self.patience_s = patience_s
 
@@ -133,11 +135,12 @@ for _name, _member in list(vars(optuna.storages.RDBStorage).items()):
 
 def _get_trials(self: ResilientRDBStorage, study_id: int, states: Any, included_trial_ids: set[int],
                 trial_id_greater_than: int) -> list[optuna.trial.FrozenTrial]:
-    """Every read of trials, as plain rows (`trial_reads`), retried like the other calls."""
+    """Every read of trials, as plain rows (`trial_reads`), retried like the other calls;
+    without the attributes in `deferred` (`defer_reads`) until they are used."""
     from sweeps.store.trial_reads import read_trials
 
     return patiently("_get_trials", lambda: read_trials(self, study_id, states, included_trial_ids,
-                                                        trial_id_greater_than),
+                                                        trial_id_greater_than, self.deferred),
                      self.patience_s, on_retry=self.remove_session)
 
 

@@ -22,10 +22,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 
 def read_trials(rdb: optuna.storages.RDBStorage, study_id: int, states: Container[TrialState] | None,
-                included_trial_ids: set[int], trial_id_greater_than: int) -> list[FrozenTrial]:
+                included_trial_ids: set[int], trial_id_greater_than: int,
+                deferred: frozenset[str] = frozenset()) -> list[FrozenTrial]:
     """What `RDBStorage._get_trials` returns, with its arguments' meaning: the study's trials
     in `states` (all if None), and, where `trial_id_greater_than` > -1, only those above it
-    or among `included_trial_ids` (which must not exceed it); in trial-id order."""
+    or among `included_trial_ids` (which must not exceed it); in trial-id order.
+
+    `deferred`: user attributes left out of this read, and with them every trial's curve
+    (intermediate values), parameters and system attributes: each is read for its own trial
+    where it is first used (`Deferred`). A view of a large sweep that shows a few trials'
+    parameters, configs and curves reads only those."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
     from sqlalchemy import or_, select
@@ -50,18 +56,152 @@ def read_trials(rdb: optuna.storages.RDBStorage, study_id: int, states: Containe
             return []
         p, v, u = models.TrialParamModel, models.TrialValueModel, models.TrialUserAttributeModel
         s, iv = models.TrialSystemAttributeModel, models.TrialIntermediateValueModel
-        params = session.execute(select(p.trial_id, p.param_name, p.param_value, p.distribution_json)
-                                 .where(p.trial_id.in_(ids)).order_by(p.param_id)).all()
+        params = [] if deferred else session.execute(
+            select(p.trial_id, p.param_name, p.param_value, p.distribution_json)
+            .where(p.trial_id.in_(ids)).order_by(p.param_id)).all()
         values = session.execute(select(v.trial_id, v.objective, v.value, v.value_type)
                                  .where(v.trial_id.in_(ids))).all()
-        users = session.execute(select(u.trial_id, u.key, u.value_json).where(u.trial_id.in_(ids))
-                                .order_by(u.trial_user_attribute_id)).all()
-        systems = session.execute(select(s.trial_id, s.key, s.value_json).where(s.trial_id.in_(ids))
-                                  .order_by(s.trial_system_attribute_id)).all()
-        curves = session.execute(select(iv.trial_id, iv.step, iv.intermediate_value,
-                                        iv.intermediate_value_type).where(iv.trial_id.in_(ids))
-                                 .order_by(iv.trial_intermediate_value_id)).all()
-    return _build(rows, params, values, users, systems, curves)
+        chosen_users = select(u.trial_id, u.key, u.value_json).where(u.trial_id.in_(ids))
+        if deferred:
+            chosen_users = chosen_users.where(u.key.notin_(sorted(deferred)))
+        users = session.execute(chosen_users.order_by(u.trial_user_attribute_id)).all()
+        systems = [] if deferred else session.execute(
+            select(s.trial_id, s.key, s.value_json).where(s.trial_id.in_(ids))
+            .order_by(s.trial_system_attribute_id)).all()
+        curves = [] if deferred else session.execute(
+            select(iv.trial_id, iv.step, iv.intermediate_value, iv.intermediate_value_type)
+            .where(iv.trial_id.in_(ids)).order_by(iv.trial_intermediate_value_id)).all()
+    trials = _build(rows, params, values, users, systems, curves)
+    if deferred:
+        for trial in trials:
+            tid = trial._trial_id
+            trial._user_attrs = Deferred(trial._user_attrs, deferred, _reader(rdb, tid, "user", deferred))
+            trial.intermediate_values = Deferred({}, None, _reader(rdb, tid, "curve"))
+            trial._params = Deferred({}, None, _reader(rdb, tid, "params"))
+            trial._distributions = Deferred({}, None, _reader(rdb, tid, "distributions"))
+            trial._system_attrs = Deferred({}, None, _reader(rdb, tid, "system"))
+    return trials
+
+
+class Deferred(dict[Any, Any]):
+    """A trial's user attributes without the `keys` left out of its read (None: a curve
+    left out whole), which are read on their first use. A lookup of another key costs
+    nothing; anything that needs every item (iteration, len, ==, a copy, a pickle) reads
+    them first. Filled, it is the plain dict the whole read gives."""
+
+    __slots__ = ("_keys", "_read")
+
+    def __init__(self, found: dict[Any, Any], keys: frozenset[str] | None, read: Any) -> None:
+        super().__init__(found)
+        self._keys, self._read = keys, read
+
+    def _fill(self) -> None:
+        if self._read is not None:
+            read, self._read = self._read, None
+            dict.update(self, read())
+
+    def _needs(self, key: Any) -> None:
+        if self._read is not None and (self._keys is None or key in self._keys):
+            self._fill()
+
+    def __getitem__(self, key: Any) -> Any:
+        self._needs(key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._needs(key)
+        return dict.get(self, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._needs(key)
+        return dict.__contains__(self, key)
+
+    def __iter__(self) -> Any:
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return dict.__len__(self)
+
+    def keys(self) -> Any:
+        self._fill()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._fill()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._fill()
+        return dict.items(self)
+
+    def copy(self) -> dict[Any, Any]:
+        self._fill()
+        return dict(dict.items(self))
+
+    def __eq__(self, other: object) -> bool:
+        self._fill()
+        return dict(dict.items(self)) == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        self._fill()
+        return dict.__repr__(self)
+
+    def __reduce__(self) -> Any:
+        return (dict, (self.copy(),))
+
+
+def _reader(rdb: optuna.storages.RDBStorage, trial_id: int, what: str,
+            keys: frozenset[str] = frozenset()) -> Any:
+    """What a `Deferred` reads when first used: one of the trial's parts (its left-out user
+    `keys`, its curve, parameters, their distributions or its system attributes), in one
+    query; a read-only view's, so a lost connection is its error, not retried."""
+    def read() -> dict[Any, Any]:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+        from sqlalchemy import select
+
+        with _create_scoped_session(rdb.scoped_session) as session:
+            if what == "curve":
+                iv = models.TrialIntermediateValueModel
+                to_value = iv.stored_repr_to_intermediate_value
+                return {step: to_value(value, kind) for step, value, kind in session.execute(
+                    select(iv.step, iv.intermediate_value, iv.intermediate_value_type)
+                    .where(iv.trial_id == trial_id).order_by(iv.trial_intermediate_value_id))}
+            if what in ("params", "distributions"):
+                p = models.TrialParamModel
+                out = {}
+                for name, value, dist_json in session.execute(
+                        select(p.param_name, p.param_value, p.distribution_json)
+                        .where(p.trial_id == trial_id).order_by(p.param_id)):
+                    dist = distributions.json_to_distribution(dist_json)
+                    out[name] = dist.to_external_repr(value) if what == "params" else dist
+                return out
+            a = models.TrialUserAttributeModel if what == "user" else models.TrialSystemAttributeModel
+            chosen = select(a.key, a.value_json).where(a.trial_id == trial_id)
+            if what == "user":
+                chosen = chosen.where(a.key.in_(sorted(keys)))
+            order = a.trial_user_attribute_id if what == "user" else a.trial_system_attribute_id
+            return {key: json.loads(value) for key, value in session.execute(chosen.order_by(order))}
+
+    return read
+
+
+# What a view of a whole sweep leaves for later: a trial's config, curves and learning
+# rates are most of its size, and `status`, `best` show them for a few trials only.
+HEAVY = frozenset({"config", "curves", "step_lrs", "overrides"})
+
+
+def defer_reads(studies: Sequence[optuna.Study], keys: frozenset[str] = HEAVY) -> None:
+    """From now on, the studies' trials are read from their database without `keys` and
+    their curves, each read where first used (`Deferred`). Nothing changes on the journal."""
+    for study in studies:
+        backend = getattr(study._storage, "_backend", study._storage)
+        if hasattr(backend, "deferred"):
+            backend.deferred = keys
 
 
 def _local(utc: dt.datetime | None) -> dt.datetime | None:

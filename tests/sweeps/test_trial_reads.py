@@ -78,3 +78,48 @@ def test_the_plain_reads_equal_optunas(storage: optuna.storages.RDBStorage) -> N
             read_trials(storage, study._study_id + 10_000, None, set(), -1)
     finally:
         optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_deferred_reads_equal_whole_ones_and_read_only_what_is_used(
+        storage: optuna.storages.RDBStorage) -> None:
+    """A view's read leaves out the heavy attributes, parameters and curves; a trial's part
+    is read where first used, and then the trial equals the whole read's."""
+    import copy
+    import pickle
+
+    import sqlalchemy
+
+    from sweeps.store.trial_reads import HEAVY
+
+    name = f"deferred-{uuid.uuid4().hex[:8]}"
+    study = optuna.create_study(study_name=name, storage=storage)
+    queries: list[str] = []
+
+    def count(*args: Any) -> None:
+        queries.append(str(args[2]))
+
+    try:
+        _fill(study)
+        want = read_trials(storage, study._study_id, None, set(), -1)
+        sqlalchemy.event.listen(storage.engine, "before_cursor_execute", count)
+        got = read_trials(storage, study._study_id, None, set(), -1, deferred=HEAVY)
+        read = len(queries)
+        assert all("trial_params" not in q and "trial_intermediate_values" not in q for q in queries)
+        # what a table of states, values and finals reads costs nothing more
+        def light(t: optuna.trial.FrozenTrial) -> tuple[Any, ...]:
+            return (t.number, t.state, t.values, t.user_attrs.get("final"), "n" in t.user_attrs,
+                    t.user_attrs.get("n"))
+
+        assert [light(t) for t in got] == [light(t) for t in want]
+        assert len(queries) == read
+        # one trial's config: one query, for that trial only
+        assert got[2].user_attrs["config"] == want[2].user_attrs["config"]
+        assert len(queries) == read + 1
+        assert got[2].params == want[2].params and len(queries) == read + 2
+        # pickled or copied, a trial is the whole one, as plain dicts
+        assert _fields(pickle.loads(pickle.dumps(got[4]))) == _fields(want[4])
+        assert type(copy.deepcopy(got[5]).user_attrs) is dict
+        assert [_fields(t) for t in got] == [_fields(t) for t in want]
+    finally:
+        sqlalchemy.event.remove(storage.engine, "before_cursor_execute", count)
+        optuna.delete_study(study_name=name, storage=storage)
