@@ -27,20 +27,19 @@ os.environ.setdefault("SWEEPS_BENCH_RESULTS", os.path.join(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The longest and the slow tests first on every xdist worker. Under `make mutate`
+    """The longest and the slow tests first. Under `make mutate`
     (mutmut sets MUTANT_UNDER_TEST), a mutant's tests quickest first, by the durations
     mutmut measured: with `-x` a mutant then dies at its cheapest failing test instead of
     after an 8 s end-to-end one. The verdicts are the same."""
     if not os.environ.get("MUTANT_UNDER_TEST"):
-        # the longest tests (tests/longest.txt) and the slow ones at the head of every xdist
-        # worker's share, not all in the first one's (tests/ordering.py)
-        from .ordering import dealt, longest_listed
+        # the longest tests (tests/longest.txt), then the other slow ones, then the rest
+        # (tests/ordering.py says why this order suits xdist's worksteal)
+        from .ordering import longest_listed, ordered
 
-        workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
         rank = longest_listed()
         by_id = {item.nodeid: item for item in items}
-        items[:] = dealt(items, workers, {by_id[n]: r for n, r in rank.items() if n in by_id},
-                         {item for item in items if item.get_closest_marker("slow")})
+        items[:] = ordered(items, {by_id[n]: r for n, r in rank.items() if n in by_id},
+                           {item for item in items if item.get_closest_marker("slow")})
         return
     if len(items) < 2:
         return

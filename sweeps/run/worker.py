@@ -89,7 +89,8 @@ class Worker:
 
     def warm_up(self, warmed: bool = False) -> None:
         """Before claiming a job: the data loaded and torch._dynamo imported (`warmup.warm`;
-        `warmed`: done already, before the studies existed) and the MLflow store open (~1-2
+        `warmed`: done already, before the studies existed), Hydra's override parser built
+        (`TrialConfigs.prepare`) and the MLflow store open (~1-2
         s; a writer process opens it meanwhile and is waited for), so that a claimed trial's
         time is its training and its run exists at once. A failure here is left to the trial
         (and MLflow's to its patient retries)."""
@@ -97,6 +98,8 @@ class Worker:
             Background.use_process(self.uri, self.sweep)
         if not warmed:
             warmup.warm(self.spec)
+        with contextlib.suppress(Exception):
+            self.runner.configs.prepare()
         if not in_process:
             with contextlib.suppress(Exception):
                 clients.experiment_id(self.uri, self.sweep)
