@@ -3,11 +3,10 @@ slow-marked ones, then the rest (each group in collection order).
 
 `--dist worksteal` gives each of its k workers one contiguous share of the list and lets an
 idle worker steal from the *tail* of the busiest one. So the longest tests (from
-`tests/longest.txt`) all land in the first worker's share, beside the other worker's short,
-in-process tests: the long ones are multi-process end-to-end runs that also wait on servers,
-and two of them at once oversubscribe a 2-core machine (measured: dealing them round-robin
-to both workers made the whole suite slower, not faster). The other worker steals the
-first one's remaining slow tests once its short ones are done, so neither ends alone.
+`tests/longest.txt`) land in the first worker's share and start at once, beside the other
+worker's short in-process tests, and the other worker takes over the first one's tail once
+its own share is done. The longest tests still left at the end run one after another on
+the first worker: on 2 cores the suite's end is its weak spot (see CHANGELOG.md).
 """
 
 from __future__ import annotations
