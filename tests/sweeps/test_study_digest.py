@@ -5,7 +5,6 @@ directions, with ties, diverged, queued, running and pruned trials."""
 from __future__ import annotations
 
 import math
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from optuna.trial import TrialState
 from sweeps.store.journal import open_journal
 from sweeps.store.study_digest import _from_trials, digests
 
-from .test_scale_out import PG_URL, _postgres_reachable
+from .test_trial_reads import postgres_storage
 
 
 @pytest.fixture(params=["journal", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -28,12 +27,7 @@ def storage(request: Any, tmp_path: Path) -> Any:
         return open_journal(str(tmp_path / "digest.journal"))
     if request.param == "sqlite":
         return optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'digest.db'}")
-    reason = _postgres_reachable()
-    if reason:
-        if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):  # CI: never skip
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return optuna.storages.RDBStorage(PG_URL.replace("postgresql://", "postgresql+psycopg2://", 1))
+    return postgres_storage()
 
 
 def _grow(study: optuna.Study, values: list[Any]) -> None:

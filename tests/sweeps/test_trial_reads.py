@@ -52,6 +52,11 @@ def _fields(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
 def storage(request: Any, tmp_path: Path) -> optuna.storages.RDBStorage:
     if request.param == "sqlite":
         return optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'reads.db'}")
+    return postgres_storage()
+
+
+def postgres_storage() -> optuna.storages.RDBStorage:
+    """The test PostgreSQL as an RDBStorage; skipped where it is down (never in CI)."""
     reason = _postgres_reachable()
     if reason:
         if os.environ.get("SWEEPS_REQUIRE_POSTGRES"):  # CI: never skip
