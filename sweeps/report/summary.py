@@ -100,7 +100,9 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def status_table(studies: Sequence[optuna.Study], title: str) -> Table:
+def status_table(studies: Sequence[optuna.Study], title: str,
+                 rows: Sequence[StudyRow] | None = None) -> Table:
+    """`rows`: the studies' `study_rows`, where the caller has read them already."""
     table = Table(title=title)
     table.add_column("study")
     table.add_column("optimizer")
@@ -111,7 +113,7 @@ def status_table(studies: Sequence[optuna.Study], title: str) -> Table:
 
     table.add_column(f"best {sweep_task(studies).val_key}", justify="right")
     table.add_column("best trial", justify="right")
-    for row in study_rows(studies):
+    for row in study_rows(studies) if rows is None else rows:
         table.add_row(row.study, row.optimizer, *(str(row.counts[s]) for s in STATE_COLUMNS),
                       str(row.budget), fmt(row.best.value if row.best else None),
                       "-" if row.best is None else f"#{row.best.number}")

@@ -13,8 +13,10 @@ from sweeps.report import summary
 from sweeps.search import studies as study_mod
 
 
-def line(studies: Sequence[optuna.Study], total: int, restarts: int = 0) -> str:
-    rows = summary.study_rows(studies)
+def line(studies: Sequence[optuna.Study], total: int, restarts: int = 0,
+         rows: Sequence[summary.StudyRow] | None = None) -> str:
+    """`rows`: the studies' `summary.study_rows`, where the caller has read them already."""
+    rows = summary.study_rows(studies) if rows is None else rows
     counts = {s: sum(r.counts[s] for r in rows) for s in summary.STATE_COLUMNS}
     best = summary.overall_best(studies)
     done = summary.finished_count(studies)
@@ -31,4 +33,6 @@ def line(studies: Sequence[optuna.Study], total: int, restarts: int = 0) -> str:
 
 
 def render(studies: Sequence[optuna.Study], title: str, total: int, restarts: int = 0) -> Group:
-    return Group(Text(line(studies, total, restarts)), summary.status_table(studies, title))
+    """The line and the table from one read of the studies' counts."""
+    rows = summary.study_rows(studies)
+    return Group(Text(line(studies, total, restarts, rows)), summary.status_table(studies, title, rows))

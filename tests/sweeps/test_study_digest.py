@@ -92,3 +92,30 @@ def test_a_status_of_a_large_study_reads_no_trial_but_the_best(tmp_path: Path) -
     assert digest.best.number == 299
     reads_of_params = [q for q in queries if "FROM trial_params" in q]
     assert len(reads_of_params) <= 1  # the best trial's own, read whole by its id
+
+
+def test_the_live_view_reads_the_counts_once_per_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A launch's live view (line and table) reads the studies' counts once per refresh, and
+    shows what the line and the table show on their own."""
+    from sweeps.report import summary
+    from sweeps.run import progress
+
+    studies = []
+    for i, (direction, values) in enumerate([("maximize", [0.5, 0.9, "failed", "running"]),
+                                             ("minimize", [0.4, "diverged", 0.2])]):
+        study = optuna.create_study(study_name=f"view-{i}", direction=direction)
+        study.set_user_attr("optimizer", ["adam", "sgd"][i])
+        study.set_user_attr("budget", 5)
+        _grow(study, values)
+        studies.append(study)
+    alone_line = progress.line(studies, 10)
+    alone_table = [list(c.cells) for c in summary.status_table(studies, "t").columns]
+    reads = []
+    real = summary.study_rows
+    monkeypatch.setattr(summary, "study_rows", lambda s: reads.append(1) or real(s))
+    group = progress.render(studies, "t", 10)
+    assert len(reads) == 1
+    text, table = group.renderables
+    assert str(text) == alone_line
+    assert "complete 4  pruned 0  failed 1  diverged 1  running 1" in alone_line
+    assert [list(c.cells) for c in table.columns] == alone_table
