@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: env quickstart train test test-fast lint docs docs-serve screenshots mutate bench bench-load clean
+.PHONY: env bytecode quickstart train test test-fast lint docs docs-serve screenshots mutate bench bench-load clean
 
 env: $(STAMP)
 
@@ -22,16 +22,17 @@ quickstart: env
 train: env
 	$(BIN)/python -m trainer optimizer=adam_to_sgd schedule=cosine dataset=mnist_5k
 
-## The whole test suite, slow end-to-end tests included (what CI runs).
-## (compiled first: where PYTHONDONTWRITEBYTECODE is set, each of the suite's hundreds of processes
-## would compile the project's modules again, ~0.2 s of CPU each)
-test: env
+## The project's modules compiled before the tests: where PYTHONDONTWRITEBYTECODE is set, each of
+## the suite's hundreds of processes would compile them again (~0.2 s of CPU each).
+bytecode: env
 	$(BIN)/python -m compileall -q sweeps trainer > /dev/null
+
+## The whole test suite, slow end-to-end tests included (what CI runs).
+test: bytecode
 	$(BIN)/python -m pytest
 
 ## Without the slow end-to-end tests.
-test-fast: env
-	$(BIN)/python -m compileall -q sweeps trainer > /dev/null
+test-fast: bytecode
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: env

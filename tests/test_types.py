@@ -19,11 +19,11 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sweeps
 PUBLIC = {"sweeps", "sweeps.api", "sweeps.api.*"}
 
 
-def _mypy(*args: str) -> subprocess.CompletedProcess[str]:
+def _mypy(*args: str, cwd: Path = ROOT, cache: str = str(CACHE)) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("mypy", path=os.path.dirname(sys.executable))
     if exe is None:
         pytest.fail("mypy is not installed (in the dev extra)")
-    return subprocess.run([exe, "--cache-dir", str(CACHE), *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([exe, "--cache-dir", cache, *args], cwd=cwd, capture_output=True,
                           text=True, timeout=600)
 
 
@@ -65,10 +65,7 @@ def test_an_untyped_function_in_the_public_api_fails_the_check(tmp_path: Path) -
     (tmp_path / "sweeps/api/bad.py").write_text("def f(x):\n    return x\n")
     (tmp_path / "sweeps/other/fine.py").write_text("def f(x):\n    return x\n")
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
-    exe = shutil.which("mypy", path=os.path.dirname(sys.executable))
-    assert exe is not None
-    result = subprocess.run([exe, "--no-incremental", "--cache-dir", os.devnull, "-p", "sweeps"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = _mypy("--no-incremental", "-p", "sweeps", cwd=tmp_path, cache=os.devnull)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "sweeps/api/bad.py:1: error: Function is missing a type annotation" in result.stdout
     assert "fine.py" not in result.stdout
