@@ -139,7 +139,8 @@ def _run_local(name: str, studies: Sequence[optuna.Study], confirm_study: optuna
     run_plan = local.WorkerPlan(url, name, uri, n_workers, (study_mod.CONFIRM_KIND,),
                                 threads=threads, storage_cfg=dict(spec.storage),
                                 max_restarts=spec.max_worker_restarts, config_dir=spec.config_dir,
-                                allowed_targets=tuple(allowed))
+                                allowed_targets=tuple(allowed),
+                                shared_writer=spec.tracking_writer == "process")
 
     def line() -> str:
         done, running, waiting = _progress(confirm_study, plan.jobs)

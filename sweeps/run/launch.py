@@ -160,7 +160,8 @@ def _start_workers(spec: SweepSpec) -> local.LocalWorkers | None:
                             deadline, threads=spec.threads_per_worker, storage_cfg=dict(spec.storage),
                             max_restarts=spec.max_worker_restarts, devices=spec.worker_devices,
                             overrides=tuple(spec.overrides), config_dir=spec.config_dir,
-                            allowed_targets=tuple(sorted(allowed_targets.in_overrides(spec.overrides))))
+                            allowed_targets=tuple(sorted(allowed_targets.in_overrides(spec.overrides))),
+                            shared_writer=spec.tracking_writer == "process")
     return local.LocalWorkers(plan).start()
 
 

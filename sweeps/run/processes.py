@@ -52,8 +52,11 @@ class WorkerPlan:
     overrides: tuple[str, ...] | None = None
     config_dir: str | None = None  # the user's config dir the workers compose with
     allowed_targets: tuple[str, ...] = ()  # packages the workers may call beyond their config dir's
+    # the workers send their MLflow writes to this process (tracking.writer resolved to
+    # process): one MLflow for all of them instead of a writer process each
+    shared_writer: bool = False
 
-    def options(self, i: int) -> Any:
+    def options(self, i: int, writer: Any = None) -> Any:
         """Worker i's `WorkerOptions` (imported here: the launch itself never imports the
         worker's module, which imports torch)."""
         from sweeps.run.worker_options import WorkerOptions
@@ -64,7 +67,7 @@ class WorkerPlan:
             kinds=self.kinds, threads=self.threads,
             cuda_device=self.devices[i] if i < len(self.devices) else None,
             config_dir=self.config_dir, overrides=self.overrides,
-            allowed_targets=self.allowed_targets)
+            allowed_targets=self.allowed_targets, writer=writer)
 
 
 class LocalWorkers:
@@ -79,11 +82,13 @@ class LocalWorkers:
         self.procs: list[Any] = []
         self.started: list[Any] = []  # every process ever started, for Ctrl-C clean-up
         self.started_at: datetime.datetime | None = None
+        self.writer = _writer_service(self.ctx) if plan.shared_writer else None
 
     def spawn(self, i: int) -> Any:
         plan = self.plan
-        proc = self.ctx.Process(
-            target=_worker_main, name=f"sweeps-worker-{i}", args=(plan.options(i), self.gate, os.getpid()))
+        address = self.writer.address if self.writer is not None else None
+        proc = self.ctx.Process(target=_worker_main, name=f"sweeps-worker-{i}",
+                                args=(plan.options(i, address), self.gate, os.getpid()))
         with main_not_rerun():  # a script calling sweeps.launch() needs no __main__ guard
             proc.start()
         self.started.append(proc)
@@ -118,6 +123,27 @@ class LocalWorkers:
             if proc.is_alive():
                 proc.kill()
                 proc.join(1)
+        self.close()
+
+    def close(self) -> None:
+        """The workers have ended: the writer they shared takes no more connections."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _writer_service(ctx: Any) -> Any:
+    """The MLflow writer this launch runs for its workers, or None where its socket cannot
+    be made (each worker then starts a writer process of its own)."""
+    from sweeps.tracking.writer_service import WriterService
+
+    try:
+        return WriterService(ctx)
+    except OSError as err:
+        import logging
+
+        logging.getLogger("sweeps").debug("no shared MLflow writer (%s)", err)
+        return None
 
 
 @dataclass
@@ -138,6 +164,10 @@ def _worker_main(opts: Any, gate: StartGate, launch_pid: int) -> None:
     would send, so its running trial is failed and its run closed, for the next launch to
     retry (never two sets of workers on one budget)."""
     die_with_parent(signal.SIGTERM, launch_pid)
+    if opts.writer is not None:  # its writes go to the launch's MLflow (own writer if it fails)
+        from sweeps.tracking.writer import Background
+
+        Background.use_launch_writer(opts.writer)
     if opts.overrides is not None:  # a launch's worker: start the writer before importing torch
         from sweeps.run.warmup import start_writer
 
@@ -164,6 +194,15 @@ def run(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
     before its studies exist, and releases them before this); else started here.
     """
     workers = workers or LocalWorkers(plan).start()
+    try:
+        return _follow(plan, studies, render, line, console, parent_run_id, workers)
+    finally:
+        workers.close()  # every worker has ended (or was stopped)
+
+
+def _follow(plan: WorkerPlan, studies: Callable[[], Sequence[optuna.Study]],
+            render: Callable[[], RenderableType], line: Callable[[], str], console: Console,
+            parent_run_id: str | None, workers: LocalWorkers) -> Outcome:
     procs, started, spawn = workers.procs, workers.started, workers.spawn
     dead: list[tuple[str, int, int]] = []
     gave_up = False

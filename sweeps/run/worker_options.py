@@ -33,3 +33,4 @@ class WorkerOptions:
     cuda_device: str | None = None  # a launch's worker: the GPU it is pinned to
     overrides: tuple[str, ...] | None = None  # a launch's worker, started before its studies
     allowed_targets: tuple[str, ...] = ()  # packages whose `_target_`s it may call (allowed_targets)
+    writer: Any = None  # a local worker: where its launch takes its MLflow writes (WriterAddress)

@@ -180,7 +180,8 @@ TRACKING_PARAMS: dict[str, Param] = {
                  "(mlflow.db in the launch directory); $MLFLOW_TRACKING_URI overrides"),
     "patience_s": Param("float", low=0.0, doc="how long tracking writes wait for an unreachable "
                         "server before giving up"),
-    "writer": one_of(*TRACKING_WRITERS, doc="a worker's MLflow writes: process (a child process, "
-                     "on a spare core), thread, or auto (a process where the host has a core "
-                     "beyond one per local worker)"),
+    "writer": one_of(*TRACKING_WRITERS, doc="a worker's MLflow writes: process (outside the "
+                     "worker, on a spare core: a launch's own workers send them to the launch, "
+                     "other workers to a child process), thread, or auto (process where the host "
+                     "has a core beyond one per local worker)"),
 }

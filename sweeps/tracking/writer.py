@@ -29,14 +29,15 @@ class Background:
     """One writer per process that sends MLflow writes in order, so training never waits.
 
     By default a thread. `use_process()` (sweep workers) moves the writes to a separate
-    writer process: MLflow's SQLAlchemy store costs ~50 ms of Python per trial run, which
-    on a thread competes with the training loop for the GIL; in a process it runs on a
-    spare core. Not MLflow's own asynchronous logging: its queue takes about a second per
-    run to shut down when the run is terminated. `wait()` returns when this object's writes
-    are done, `drain()` when every write of the process is.
+    writer process, `use_launch_writer()` (a launch's own workers) to the launch: MLflow's
+    SQLAlchemy store costs ~50 ms of Python per trial run, which on a thread competes with
+    the training loop for the GIL; in another process it runs on a spare core. Not MLflow's
+    own asynchronous logging: its queue takes about a second per run to shut down when the
+    run is terminated. `wait()` returns when this object's writes are done, `drain()` when
+    every write of the process is.
     """
 
-    _executor: Any = None  # ThreadPoolExecutor, or writer_process's ProcessPoolExecutor
+    _executor: Any = None  # ThreadPoolExecutor, writer_process's ProcessPoolExecutor or a LaunchWriter
     _all: list[Future[Any]] = []  # every write of this process not yet known to be done
     _opened: Future[Any] | None = None  # the writer process's opening of the store
     # Writes waiting for an unreachable server: bounded, so that a long outage makes
@@ -56,6 +57,26 @@ class Background:
         if not cls.start_process(not uri.startswith(("http://", "https://"))):
             return False
         cls.open_store(uri, sweep)
+        return True
+
+    @classmethod
+    def use_launch_writer(cls, address: Any) -> bool:
+        """A launch's worker: send this process's MLflow writes to the launch, which has MLflow
+        and the store open already (`writer_service`); False where it cannot be reached
+        (then `start_process` starts a writer process of this worker's own)."""
+        from sweeps.tracking.writer_service import LaunchWriter
+
+        try:
+            remote = LaunchWriter(address)
+        except Exception as err:  # the launch's socket is gone or refuses: a writer of our own
+            log.debug("the launch's MLflow writer is out of reach: %s", err)
+            return False
+        if cls._executor is not None:
+            cls.drain()
+        cls._executor = remote
+        from multiprocessing import util
+
+        util.Finalize(None, cls.close_process, exitpriority=100)  # its writes done at exit
         return True
 
     @classmethod

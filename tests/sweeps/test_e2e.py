@@ -229,6 +229,18 @@ def test_without_restarts_left_a_dead_worker_stops_the_launch_with_the_reason(tm
     assert run.info.status == "FAILED" and run.data.tags["sweeps.state"] == "failed"
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):  # a process that left meanwhile
+            continue
+    return found
+
+
 def _all(journal: Path) -> list:
     try:
         return [t for ts in journal_trials(journal).values() for t in ts]
@@ -284,7 +296,9 @@ def test_ctrl_c_during_confirm_and_the_next_call_finishes_only_what_is_missing(t
 def test_a_second_launch_of_a_running_sweep_is_refused_and_writes_nothing(tmp_path: Path) -> None:
     first = _launch_in_background(tmp_path, "sweep.workers=1")
     journal = tmp_path / "sweeps.journal"
-    wait_for(lambda: running_trial(journal), timeout=180)
+    trial = wait_for(lambda: running_trial(journal), timeout=180)
+    # its MLflow writes go to the launch, which has MLflow open: no writer process of its own
+    assert _children(int(trial.user_attrs["worker"].rsplit(":", 1)[1])) == []
     before = journal.read_bytes()
     second = run_sweeps("launch", *SMALL, LONG, "sweep.workers=1", cwd=tmp_path)
     assert second.returncode == 2, second.stdout + second.stderr

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from sweeps.cli import app
 from sweeps.run.worker import Worker
-from sweeps.tracking import clients, outage, writer
+from sweeps.tracking import clients, outage, writer, writer_service
 from sweeps.tracking import runs as tracking_runs
 
 from .conftest import SMALL
@@ -262,3 +262,86 @@ def test_a_launch_whose_server_stays_away_leaves_its_parent_open_and_says_so(
     outage.PATIENCE_S = 0.0  # past the patience at once
     assert not tracking_runs.finish_parent(uri, run, "FINISHED", {})
     assert MlflowClient(uri).get_run(run).info.status == "RUNNING"
+
+
+# ------------------------------------------------------- a launch as its workers' writer
+_SEEN: list[int] = []  # what the writes a launch ran for its worker recorded, in order
+
+
+def _record(i: int) -> int:
+    _SEEN.append(i)
+    return i
+
+
+def _refuse() -> None:
+    raise ValueError("refused by the store")
+
+
+def _launch_worker(address: writer_service.WriterAddress, out: Any) -> None:
+    """A launch's worker process: its writes go to the launch (this test's process)."""
+    assert writer.Background.use_launch_writer(address)
+    background = writer.Background()
+    futures = [background.submit(_record, i) for i in range(50)]
+    error = background.submit(_refuse).exception(timeout=60)
+    out.put((background.submit(os.getpid).result(timeout=60), [f.result(timeout=60) for f in futures],
+             repr(error), outage.in_outage(), os.getpid()))
+    writer.Background.drain()
+
+
+def test_a_launchs_workers_write_through_the_launch_in_order(fresh_background: None) -> None:
+    """No writer process per worker: its writes run in the launch, in the order sent; an
+    error comes back as the worker's; the launch's outage is the worker's too."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    service = writer_service.WriterService(ctx)
+    try:
+        assert oct(os.stat(os.path.dirname(service.address.path)).st_mode & 0o777) == "0o700"
+        service.address.flag.value = 1  # the launch waits for a server that went away
+        out = ctx.Queue()
+        _SEEN.clear()
+        proc = ctx.Process(target=_launch_worker, args=(service.address, out))
+        proc.start()
+        ran_in, results, error, worker_in_outage, worker = out.get(timeout=120)
+        proc.join(60)
+        assert proc.exitcode == 0
+        assert ran_in == os.getpid()  # in the launch, not in a process of the worker's
+        assert results == list(range(50)) and list(range(50)) == _SEEN
+        assert error == "WriteFailed('refused by the store')"  # as from a writer process
+        assert worker_in_outage
+        assert service.served[worker] == 52
+    finally:
+        service.close()
+    assert not os.path.exists(os.path.dirname(service.address.path))
+
+
+def _serve_once(conn: Any) -> None:
+    """A launch that serves one worker and is then killed by the test."""
+    import multiprocessing as mp
+    import time
+
+    service = writer_service.WriterService(mp.get_context("spawn"))
+    conn.send((service.address.path, service.address.authkey))
+    time.sleep(600)
+
+
+def test_a_worker_that_loses_its_launch_writes_from_a_thread(fresh_background: None) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    here, there = ctx.Pipe()
+    launch = ctx.Process(target=_serve_once, args=(there,), daemon=True)
+    launch.start()
+    try:
+        path, key = here.recv()
+        flag = ctx.Value("b", 0, lock=False)
+        assert not writer.Background.use_launch_writer(
+            writer_service.WriterAddress(path, b"not the launch's key", flag))  # refused
+        assert writer.Background.use_launch_writer(writer_service.WriterAddress(path, key, flag))
+        assert _writer_pid() == launch.pid
+    finally:
+        os.kill(launch.pid, signal.SIGKILL)  # our own child
+        launch.join(30)
+    executor: Any = writer.Background._executor
+    wait_for(lambda: executor._broken, timeout=30, interval=0.1)
+    assert _writer_pid() == os.getpid()  # a thread of this process took over
