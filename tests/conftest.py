@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+# The suite's own processes train too: their OpenMP threads sleep while they wait, as the
+# commands' do (trainer.startup.passive_openmp_waits), set before anything imports torch.
+# With two test processes on two cores, spinning threads would hold cores the other needs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from omegaconf import DictConfig
 
 from trainer.validation import load_config

@@ -93,8 +93,9 @@ def _preflight(argv: list[str], user: Path | None) -> None:
 
 
 def main() -> None:
-    from trainer.startup import skip_exit_gc
+    from trainer.startup import passive_openmp_waits, skip_exit_gc
 
+    passive_openmp_waits()  # before torch loads
     skip_exit_gc()
     user = _user_dir(sys.argv[1:])
     _preflight(sys.argv[1:], user)

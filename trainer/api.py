@@ -17,7 +17,7 @@ configs never imports torch.
 - tasks: `Task`, `TASKS`, `CLASSIFICATION`, `task_of`;
 - errors and process helpers: `UserError`, `ConfigError`, `check_writable`, `writable` and
   `watchdog` (modules), `importable_from_cwd`, `skip_exit_gc`, `lazy_module`,
-  `main_not_rerun`, `die_with_parent`.
+  `main_not_rerun`, `die_with_parent`, `passive_openmp_waits`.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from trainer.startup import die_with_parent as die_with_parent
     from trainer.startup import lazy_module as lazy_module
     from trainer.startup import main_not_rerun as main_not_rerun
+    from trainer.startup import passive_openmp_waits as passive_openmp_waits
     from trainer.startup import skip_exit_gc as skip_exit_gc
     from trainer.tasks import CLASSIFICATION as CLASSIFICATION
     from trainer.tasks import TASKS as TASKS
@@ -95,8 +96,8 @@ _WHERE = {
     "check_config": "trainer.preflight", "Registry": "trainer.config.registry", "FitResult": "trainer.result",
     "SCHEDULES": "trainer.optim.schedules",
     **dict.fromkeys(("Param", "check_section", "count", "flag", "one_of"), "trainer.config.spec"),
-    **dict.fromkeys(("lazy_module", "main_not_rerun", "skip_exit_gc", "die_with_parent"),
-                   "trainer.startup"),
+    **dict.fromkeys(("lazy_module", "main_not_rerun", "skip_exit_gc", "die_with_parent",
+                     "passive_openmp_waits"), "trainer.startup"),
     "importable_from_cwd": "trainer.config.targets",
     **dict.fromkeys(("CLASSIFICATION", "TASKS", "Task", "task_of"), "trainer.tasks"),
     "check_writable": "trainer.writable",

@@ -273,8 +273,9 @@ def main() -> None:
     launch --config-dir DIR sweep=...`), and the working directory is importable, so a
     user's package beside their config dir needs no install."""
 
-    from trainer.api import importable_from_cwd, skip_exit_gc, user_dir
+    from trainer.api import importable_from_cwd, passive_openmp_waits, skip_exit_gc, user_dir
 
+    passive_openmp_waits()  # before torch loads, here or in any process this one starts
     skip_exit_gc()
     # What a command writes (journal, locks, mlflow.db, checkpoints, reports) holds the sweep:
     # this user's alone, whatever the shell's umask; its worker processes inherit this.

@@ -114,7 +114,8 @@ LONG = "trainer.epochs=60"
 
 
 def _launch_in_background(cwd: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI", "OMP_WAIT_POLICY")}
     return subprocess.Popen(
         [sys.executable, "-m", "sweeps", "launch", *SMALL, LONG, *extra],
         cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -297,8 +298,11 @@ def test_a_second_launch_of_a_running_sweep_is_refused_and_writes_nothing(tmp_pa
     first = _launch_in_background(tmp_path, "sweep.workers=1")
     journal = tmp_path / "sweeps.journal"
     trial = wait_for(lambda: running_trial(journal), timeout=180)
+    worker = int(trial.user_attrs["worker"].rsplit(":", 1)[1])
     # its MLflow writes go to the launch, which has MLflow open: no writer process of its own
-    assert _children(int(trial.user_attrs["worker"].rsplit(":", 1)[1])) == []
+    assert _children(worker) == []
+    # its OpenMP threads sleep while they wait (the launch's environment lacked the setting)
+    assert b"OMP_WAIT_POLICY=PASSIVE" in Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
     before = journal.read_bytes()
     second = run_sweeps("launch", *SMALL, LONG, "sweep.workers=1", cwd=tmp_path)
     assert second.returncode == 2, second.stdout + second.stderr

@@ -113,3 +113,42 @@ def test_the_final_collection_is_skipped_but_atexit_handlers_still_run(tmp_path:
             "skip_exit_gc(); skip_exit_gc()\n"
             "print('frozen', gc.get_freeze_count() > 0, flush=True)")
     assert _python(code, tmp_path).split("\n") == ["frozen False", "frozen True"]
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_sleep_while_they_wait_unless_the_user_says_otherwise(
+        monkeypatch: pytest.MonkeyPatch, given: str | None, kept: str) -> None:
+    from trainer.startup import passive_openmp_waits
+
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    passive_openmp_waits()
+    import os
+
+    assert os.environ["OMP_WAIT_POLICY"] == kept
+
+
+def test_the_entry_points_set_the_wait_policy_before_torch_loads(tmp_path: Path) -> None:
+    """OpenMP reads OMP_WAIT_POLICY once, when torch loads it: `sweeps` and `python -m
+    trainer` set it first thing (a launch's worker process: tests/sweeps/test_e2e.py)."""
+    code = ("import os, sys\n"
+            "os.environ.pop('OMP_WAIT_POLICY', None)\n"
+            "import trainer.__main__ as m\n"
+            "def stop(*args):\n"
+            "    print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)\n"
+            "    raise SystemExit(0)\n"
+            "m._preflight = stop\n"
+            "sys.argv = ['trainer', 'trainer.epochs=1']\n"
+            "m.main()\n")
+    assert _python(code, tmp_path) == "PASSIVE False"
+    code = ("import os, sys\n"
+            "os.environ.pop('OMP_WAIT_POLICY', None)\n"
+            "sys.argv = ['sweeps', '--help']\n"
+            "from sweeps.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(os.environ.get('OMP_WAIT_POLICY'), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stderr.strip().endswith("PASSIVE"), out.stderr
