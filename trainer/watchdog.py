@@ -65,9 +65,12 @@ def disarm() -> None:
     """Stop watching (the command's bounded part is over, or it ends)."""
     with _lock:
         stop = _state.pop("stop", None)
+        thread = _state.pop("thread", None)
         _state.clear()
     if isinstance(stop, threading.Event):
         stop.set()
+    if isinstance(thread, threading.Thread) and thread is not threading.current_thread():
+        thread.join(1.0)  # gone when this returns: a report's pools count the threads to fork
 
 
 def running() -> int:

@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
@@ -52,20 +53,30 @@ class WriterService:
         self.address = WriterAddress(os.path.join(self._folder, "writes"), os.urandom(32), flag)
         self._listener = Listener(self.address.path, "AF_UNIX", authkey=self.address.authkey)
         self.served: dict[int, int] = {}  # worker PID -> writes run for it (tests, stats)
+        self._closing = False
+        self._conns: list[Connection] = []
+        self._threads = [threading.Thread(target=self._accept, name="sweeps-writer-accept",
+                                          daemon=True)]
         outage.share(flag)  # the outages this process sees reach its workers
-        threading.Thread(target=self._accept, name="sweeps-writer-accept", daemon=True).start()
+        self._threads[0].start()
 
     def _accept(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 conn = self._listener.accept()
-            except OSError:  # closed: the launch is done
-                return
             except Exception as err:  # a peer without the key: refused, the others go on
+                if self._closing or (isinstance(err, OSError) and not isinstance(err, ConnectionError)):
+                    return  # closed, or out of descriptors: later workers start their own writer
                 log.debug("writer connection refused: %s", err)
                 continue
-            threading.Thread(target=self._serve, args=(conn,), name="sweeps-writer",
-                             daemon=True).start()
+            if self._closing:
+                conn.close()
+                return
+            self._conns.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), name="sweeps-writer",
+                                      daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def _serve(self, conn: Connection) -> None:
         """One worker's writes, one at a time in the order sent, until it disconnects."""
@@ -88,8 +99,22 @@ class WriterService:
             except (EOFError, OSError):  # the worker is done, or gone
                 return
 
-    def close(self) -> None:
-        """No more connections (the workers have ended); the socket's folder removed."""
+    def close(self, timeout_s: float = 5.0) -> None:
+        """No more connections (the workers have ended), no thread left behind, the socket's
+        folder removed. Closing a socket does not wake a thread blocked on it, so the
+        accepting thread is woken by a connection of our own and each worker's thread by
+        shutting its socket down; a write still running gets `timeout_s` to end. (A thread
+        left waiting would keep the report's figure pools from forking.)"""
+        self._closing = True
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as wake:
+            wake.settimeout(timeout_s)
+            wake.connect(self.address.path)
+        for conn in self._conns:
+            with contextlib.suppress(OSError, ValueError), \
+                    socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(timeout_s)
         with contextlib.suppress(OSError):
             self._listener.close()
         shutil.rmtree(self._folder, ignore_errors=True)

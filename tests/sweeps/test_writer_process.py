@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
 
@@ -310,9 +312,19 @@ def test_a_launchs_workers_write_through_the_launch_in_order(fresh_background: N
         assert error == "WriteFailed('refused by the store')"  # as from a writer process
         assert worker_in_outage
         assert service.served[worker] == 52
+        idle = Client(service.address.path, "AF_UNIX", authkey=service.address.authkey)
+        idle.send(os.getpid())  # a worker still connected when the launch closes
+        wait_for(lambda: _writer_threads() == ["sweeps-writer-accept", "sweeps-writer"],
+                 timeout=30, interval=0.05)
     finally:
         service.close()
     assert not os.path.exists(os.path.dirname(service.address.path))
+    assert _writer_threads() == []  # none left waiting: the report's pools may fork
+    idle.close()
+
+
+def _writer_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("sweeps-writer")]
 
 
 def _serve_once(conn: Any) -> None:
