@@ -113,11 +113,11 @@ def test_two_workers_sweep_track_best_reproduce_report_resume(tmp_path: Path,
 LONG = "trainer.epochs=60"
 
 
-def _launch_in_background(cwd: Path, *extra: str) -> subprocess.Popen[str]:
+def _launch_in_background(cwd: Path, *extra: str, long: str = LONG) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI", "OMP_WAIT_POLICY")}
     return subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "launch", *SMALL, LONG, *extra],
+        [sys.executable, "-m", "sweeps", "launch", *SMALL, long, *extra],
         cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True)
 
@@ -295,7 +295,8 @@ def test_ctrl_c_during_confirm_and_the_next_call_finishes_only_what_is_missing(t
 
 
 def test_a_second_launch_of_a_running_sweep_is_refused_and_writes_nothing(tmp_path: Path) -> None:
-    first = _launch_in_background(tmp_path, "sweep.workers=1")
+    endless = "trainer.epochs=5000"  # still training when the test stops it, however slow the rest
+    first = _launch_in_background(tmp_path, "sweep.workers=1", long=endless)
     journal = tmp_path / "sweeps.journal"
     trial = wait_for(lambda: running_trial(journal), timeout=180)
     worker = int(trial.user_attrs["worker"].rsplit(":", 1)[1])
@@ -304,7 +305,7 @@ def test_a_second_launch_of_a_running_sweep_is_refused_and_writes_nothing(tmp_pa
     # its OpenMP threads sleep while they wait (the launch's environment lacked the setting)
     assert b"OMP_WAIT_POLICY=PASSIVE" in Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
     before = journal.read_bytes()
-    second = run_sweeps("launch", *SMALL, LONG, "sweep.workers=1", cwd=tmp_path)
+    second = run_sweeps("launch", *SMALL, endless, "sweep.workers=1", cwd=tmp_path)
     assert second.returncode == 2, second.stdout + second.stderr
     assert "is being launched by another `sweeps launch`" in second.stderr
     assert "Traceback" not in second.stderr
@@ -314,5 +315,5 @@ def test_a_second_launch_of_a_running_sweep_is_refused_and_writes_nothing(tmp_pa
     assert first.returncode == 130, out
     runs = mlflow_runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert len([r for r in runs if r.data.tags.get("sweeps.kind") == "launch"]) == 1
-    again = run_sweeps("launch", *SMALL, LONG, "sweep.workers=0", cwd=tmp_path)
+    again = run_sweeps("launch", *SMALL, endless, "sweep.workers=0", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
