@@ -4,17 +4,18 @@
 
 For each size, in a new directory: `sweeps launch sweep=quick sweep.optimizers=[adam]
 sweep.n_trials=1` runs one real trial (its attributes, curves and MLflow run are the
-template); the sweep is then grown to SIZE trials through Optuna's own API (`add_trials`
-on the real storage: each trial a copy of the template with parameters sampled from the
-search space and a value that depends on them), and its budget raised through `sweeps
-launch ... sweep.workers=0`. Then, timed: `sweeps status`, `sweeps best`, `sweeps report`
-(wall time of each command), and a worker's per-trial cost, measured in this process on
-the real worker objects: claiming a trial under the budget lock (`Claims.next_job`) and
-sampling its parameters with the sweep's TPE sampler, each the median over `--claims`
-trials, which are told a value like the others.
+template); the sweep is then grown to SIZE trials, each a copy of the template with
+parameters sampled from the search space and a value that depends on them (Optuna's
+`add_trials` on the journal; on a database the rows it would write, one multi-row INSERT
+per table), and its budget raised through `sweeps launch ... sweep.workers=0`. Then,
+timed: `sweeps status`, `sweeps best`, `sweeps report` (the wall time of each command, the
+median of 3 runs after an untimed one), and a worker's per-trial cost, measured in this
+process on the real worker objects: claiming a trial under the budget lock
+(`Claims.next_job`) and sampling its parameters with the sweep's TPE sampler, each the
+median over `--claims` trials, which are told a value like the others.
 
 One study holds every trial (the worst case for a sampler, which reads its study's
-history). `--storage postgresql://...` runs the same on PostgreSQL. Targets (issue 21):
+history). `--storage postgresql://...` runs the same on PostgreSQL. Targets:
 claim + sample at 10,000 trials within 2x of at 100; status and best <= 2 s (<= 1 s on
 PostgreSQL); report <= 30 s.
 """
@@ -35,11 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from _common import add_trials
 
 TARGETS = {"sweeps status": 2.0, "sweeps best": 2.0, "sweeps report": 30.0}  # the journal
 # on PostgreSQL, where a sweep of many workers lives: the reads are a few queries each
 PG_TARGETS = {**TARGETS, "sweeps status": 1.0, "sweeps best": 1.0}
 PER_TRIAL_GROWTH = 2.0  # claim + sample at the largest size / at the smallest
+REPEATS = 3  # each command's time: the median of this many runs, after one untimed
 STUDY = "adam"
 
 
@@ -98,9 +101,9 @@ def grow(study: optuna.Study, size: int, seed: int = 0) -> None:
             params=params, distributions=dists, value=value, intermediate_values=curve,
             user_attrs=attrs))
         if len(made) == 500:
-            study.add_trials(made)
+            add_trials(study, made)
             made = []
-    study.add_trials(made)
+    add_trials(study, made)
 
 
 def per_trial_costs(url: str, name: str, claims: int) -> tuple[float, float]:
@@ -126,7 +129,8 @@ def per_trial_costs(url: str, name: str, claims: int) -> tuple[float, float]:
     return statistics.median(claim_s[1:]), statistics.median(sample_s[1:])  # the first: caches
 
 
-def measure(size: int, root: Path, storage: str | None, claims: int) -> dict[str, float]:
+def measure(size: int, root: Path, storage: str | None, claims: int, *,
+            keep: bool = False) -> dict[str, float]:
     from sweeps.search.studies import sweep_studies
     from sweeps.store.storages import open_storage
 
@@ -140,11 +144,15 @@ def measure(size: int, root: Path, storage: str | None, claims: int) -> dict[str
     grow(study, size)
     grew = time.perf_counter() - t0
     launch(cwd, name, size + claims + 1, storage, 0)  # the budget for the measured claims
-    row = {"grow (add_trials)": grew}
+    row = {"grow": grew}
+    where = ["--storage", storage] if storage else []
     for cmd in ("status", "best", "report"):
-        row[f"sweeps {cmd}"] = _sweeps(cwd, cmd, name, *(["--storage", storage] if storage else []))
+        _sweeps(cwd, cmd, name, *where)  # untimed: a first run also compiles the modules it imports
+        row[f"sweeps {cmd}"] = statistics.median(_sweeps(cwd, cmd, name, *where) for _ in range(REPEATS))
     row["claim"], row["sample"] = per_trial_costs(url, name, claims)
-    if storage is not None:
+    if keep:
+        print(f"  kept: sweep {name} ({size:,} trials) in {storage}", flush=True)
+    elif storage is not None:
         from sweeps.store.storages import open_storage as again
 
         st = again(storage)
@@ -190,14 +198,16 @@ def main() -> None:
     ap.add_argument("--sizes", default="100,1000,10000")
     ap.add_argument("--storage", default=None, help="a postgresql:// URL (default: the journal)")
     ap.add_argument("--claims", type=int, default=20)
+    ap.add_argument("--keep", action="store_true",
+                    help="leave the grown sweeps in the --storage database (to time other commands on them)")
     a = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sizes = [int(s) for s in a.sizes.split(",")]
     rows: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="sweeps-growth-") as tmp:
         for n in sizes:
-            rows[n] = measure(n, Path(tmp), a.storage, a.claims)
-            print(f"  {n:,} trials: grown in {rows[n]['grow (add_trials)']:.1f} s", flush=True)
+            rows[n] = measure(n, Path(tmp), a.storage, a.claims, keep=a.keep)
+            print(f"  {n:,} trials: grown in {rows[n]['grow']:.1f} s", flush=True)
     where = "PostgreSQL" if a.storage else "the journal file"
     print(f"\nGrowth of a sweep's costs (one study, {where}; {os.cpu_count()} cores)")
     targets = PG_TARGETS if a.storage else TARGETS

@@ -76,6 +76,9 @@ EPOCHS = 3
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_STORAGE", "MLFLOW_TRACKING_URI")}
     env["PYTHONWARNINGS"] = "ignore::UserWarning"  # Optuna's "heartbeat ... Study.optimize"
+    # MLflow's usage telemetry off for both tools (a machine without internet; once seen
+    # killing a peer worker with KeyError: '_MLFLOW_TELEMETRY_SESSION_ID')
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     return env
 
 

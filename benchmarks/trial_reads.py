@@ -21,6 +21,7 @@ import time
 import uuid
 
 import optuna
+from _common import add_trials
 
 OPTUNA_READ = optuna.storages.RDBStorage._get_trials  # Optuna's own, not the sweep storage's
 PG = os.environ.get("SWEEPS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -43,7 +44,7 @@ def grow(study: optuna.Study, size: int) -> None:
             user_attrs={"config": {"optimizer": {"name": "adam", **params}, "trainer": {"epochs": 3}},
                         "final": {"val/acc": value, "train/acc": value + 0.01}, "optimizer": "adam",
                         "state": "complete", "worker": f"host:{i % 8}", "mlflow_run_id": uuid.uuid4().hex}))
-    study.add_trials(trials)
+    add_trials(study, trials)  # on PostgreSQL: one multi-row INSERT per table
 
 
 def main() -> None:

@@ -61,11 +61,11 @@ def best(args: Args = None, storage: StorageOpt = None) -> None:
     from sweeps.search import studies as study_mod
 
     def body() -> int:
-        from sweeps.store.trial_reads import defer_reads
+        from sweeps.store.trial_reads import BEST_VIEW, defer_reads
 
         sweep = open_sweep(args, storage, None, uses_tracking=False)
         name, studies = sweep.name, sweep.studies()
-        defer_reads(studies)  # on a database: configs and curves read for the trials shown only
+        defer_reads(studies, BEST_VIEW)  # on a database: what it shows read for those trials only
         overall = summary.overall_best(studies)
         if overall is None:
             raise UserError(f"sweep {name!r} has no completed trial yet")

@@ -12,6 +12,7 @@ and no binomial standard error anywhere (there is no such error for a loss).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,10 +110,16 @@ class Comparison:
     ranking: list[OptimizerRow]  # by confirmed mean val acc; empty without confirm runs
     pairs: list[Pair]
     target: float | None
-    budget: dict[str, list[budget.BudgetPoint]]
+    values: dict[str, list[float]]  # each optimizer's completed search values
     target_given: bool = False  # --target, rather than the default
     task: Task = CLASSIFICATION
     unchecked: dict[str, int] = field(default_factory=dict)  # study -> completed, too few for edges
+
+    @functools.cached_property
+    def budget(self) -> dict[str, list[budget.BudgetPoint]]:
+        """Each optimizer's tuning-budget curve: computed where a view draws it (a fraction
+        of a second at 10,000 trials, which `sweeps best` does not show)."""
+        return {o: _budget_curve(v, self.task) for o, v in self.values.items() if v}
 
     @property
     def confirmed(self) -> bool:
@@ -284,10 +291,8 @@ def build(studies: Sequence[optuna.Study], confirm: optuna.Study | None, *, top:
                 else [r.search_best] if r.search_best is not None else [])
         r.reach = reach(runs, target, task) if target is not None and runs else None
     n_val, n_test = _split_sizes(studies)
-    curves = {o: _budget_curve(v, task) for o, v in values.items() if v}
     return Comparison(_sweep_name(studies), n_val, n_test, ordered, seeds, ranking, pairs, target,
-                      curves, given, task,
-                      unchecked=unchecked)
+                      values, given, task, unchecked=unchecked)
 
 
 def _edges(studies: Sequence[optuna.Study]) -> tuple[Any, dict[str, int]]:

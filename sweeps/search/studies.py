@@ -191,7 +191,8 @@ def latest_attrs(studies: Sequence[optuna.Study]) -> dict[str, Any]:
 def open_sweep(url: str, name: str | None) -> tuple[str, list[optuna.Study]]:
     """A sweep's name and its search studies, read from the storage at `url`; `name` None:
     the storage's only sweep. Writes nothing (a storage without sweeps is not created)."""
-    urls.check_reachable(url)
+    if not urls.is_database(url):  # a database: its opening says, in one line, why it cannot be read
+        urls.check_reachable(url)
     if not urls.exists(url):
         raise UserError(f"no sweeps yet in {urls.redact(url)}; start one with `sweeps launch`")
     storage = open_storage(url, create=False)  # a mistyped URL is left as it was

@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 
+from sweeps.store import collector
 from sweeps.store.urls import journal_path
 from trainer.api import UserError
 
@@ -22,7 +23,8 @@ def open_journal(url: str, heal: bool = True) -> optuna.storages.JournalStorage:
         heal_torn_tail(path, lock)
     backend = JournalFileBackend(str(path), lock_obj=lock)
     try:
-        return optuna.storages.JournalStorage(backend)
+        with collector.paused():  # the replay of every trial in the file
+            return optuna.storages.JournalStorage(backend)
     except ValueError as err:  # json.JSONDecodeError: a line that is not a log entry
         raise UserError(corrupt_journal_message(url, path)) from err
 

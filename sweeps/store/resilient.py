@@ -73,10 +73,12 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
     connections: `pool_pre_ping` replaces dead pooled connections, and a call that fails on
     a lost connection is retried (`patiently`). Optuna wraps it in its cache as usual."""
 
-    deferred: frozenset[str] = frozenset()  # user attributes read where first used (`defer_reads`)
+    # per study id: user attributes read where first used (`sweeps.store.trial_reads.defer_reads`)
+    deferred: dict[int, Any]
 
     def __init__(self, *args: Any, patience_s: float = PATIENCE_S, **kwargs: Any) -> None:
         self.patience_s = patience_s
+        self.deferred = {}
 
         def init() -> None:
             # workers starting together on an empty database race to create Optuna's schema
@@ -140,7 +142,8 @@ def _get_trials(self: ResilientRDBStorage, study_id: int, states: Any, included_
     from sweeps.store.trial_reads import read_trials
 
     return patiently("_get_trials", lambda: read_trials(self, study_id, states, included_trial_ids,
-                                                        trial_id_greater_than, self.deferred),
+                                                        trial_id_greater_than,
+                                                        self.deferred.get(study_id, frozenset())),
                      self.patience_s, on_retry=self.remove_session)
 
 

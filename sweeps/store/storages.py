@@ -21,12 +21,17 @@ def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
     that read a sweep): only one that holds Optuna's data already, and change nothing on
     opening it (no tables made in a database, no torn journal tail cut off)."""
     cfg = cfg or {}
-    if not create:
-        existing.check(url)
     if is_database(url):
         from sweeps.store.quiet import quietly
 
+        if not create:
+            checked = quietly(_rdb, url, cfg, stale_trial_callback, reading=True)
+            if checked is not None:
+                return checked
+            existing.check(url)  # what is wrong, in one line
         return quietly(_rdb, url, cfg, stale_trial_callback)  # heartbeats: "experimental"
+    if not create:
+        existing.check(url)
     if not create and existing.torn(url):
         return open_journal(url, heal=False)  # not kept: a later writer must heal it first
     return _journal(url)
@@ -63,22 +68,43 @@ def _journal(url: str) -> optuna.storages.JournalStorage:
 _OPEN: dict[tuple[Any, ...], optuna.storages.RDBStorage] = {}
 
 
-def _rdb(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any) -> optuna.storages.RDBStorage:
+def _rdb(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any, *,
+         reading: bool = False) -> optuna.storages.RDBStorage | None:
     """One storage (one connection pool) per database and settings in a process: commands
-    and tests that open the same storage again must not pile up connections."""
+    and tests that open the same storage again must not pile up connections. `reading`: one
+    opened without Optuna's table and version checks (`sweeps.store.reading`), or None where
+    the database is not at this Optuna's schema (then open it the full way to learn why)."""
     key = (url, int(cfg.get("heartbeat_interval", 30)), int(cfg.get("grace_period", 90)),
            float(cfg.get("patience_s", resilient.PATIENCE_S)), stale_trial_callback)
-    if key not in _OPEN:
-        _OPEN[key] = _new_rdb(url, cfg, stale_trial_callback)
-    return _OPEN[key]
+    if key in _OPEN:
+        return _OPEN[key]
+    if reading:
+        read_key = (*key, "reading")
+        if read_key not in _OPEN:
+            checked = _new_rdb(url, cfg, stale_trial_callback, reading=True)
+            if checked is None:
+                return None
+            _OPEN[read_key] = checked
+        return _OPEN[read_key]
+    opened = _new_rdb(url, cfg, stale_trial_callback)
+    assert opened is not None
+    _OPEN[key] = opened
+    return opened
 
 
-def _new_rdb(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any) -> optuna.storages.RDBStorage:
-    return ResilientRDBStorage(
-            sqlalchemy_url(url),
-            engine_kwargs={"pool_pre_ping": True, "connect_args": connect_args(url)},
-            heartbeat_interval=int(cfg.get("heartbeat_interval", 30)),
-            grace_period=int(cfg.get("grace_period", 90)),
-            heartbeat_stale_trial_callback=stale_trial_callback,  # Optuna >= 4.9's name
-            patience_s=float(cfg.get("patience_s", resilient.PATIENCE_S)),
-        )
+def _new_rdb(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any, *,
+             reading: bool = False) -> optuna.storages.RDBStorage | None:
+    if reading:
+        from sweeps.store import reading as checked
+
+        return checked.open_checked(ResilientRDBStorage, sqlalchemy_url(url),
+                                    **_rdb_kwargs(url, cfg, stale_trial_callback))
+    return ResilientRDBStorage(sqlalchemy_url(url), **_rdb_kwargs(url, cfg, stale_trial_callback))
+
+
+def _rdb_kwargs(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any) -> dict[str, Any]:
+    return {"engine_kwargs": {"pool_pre_ping": True, "connect_args": connect_args(url)},
+            "heartbeat_interval": int(cfg.get("heartbeat_interval", 30)),
+            "grace_period": int(cfg.get("grace_period", 90)),
+            "heartbeat_stale_trial_callback": stale_trial_callback,  # Optuna >= 4.9's name
+            "patience_s": float(cfg.get("patience_s", resilient.PATIENCE_S))}

@@ -20,10 +20,13 @@ import optuna
 from optuna import distributions
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeps.store import collector
 
+
+@collector.paused()
 def read_trials(rdb: optuna.storages.RDBStorage, study_id: int, states: Container[TrialState] | None,
                 included_trial_ids: set[int], trial_id_greater_than: int,
-                deferred: frozenset[str] = frozenset()) -> list[FrozenTrial]:
+                deferred: frozenset[str] | AllBut = frozenset()) -> list[FrozenTrial]:
     """What `RDBStorage._get_trials` returns, with its arguments' meaning: the study's trials
     in `states` (all if None), and, where `trial_id_greater_than` > -1, only those above it
     or among `included_trial_ids` (which must not exceed it); in trial-id order.
@@ -31,7 +34,8 @@ def read_trials(rdb: optuna.storages.RDBStorage, study_id: int, states: Containe
     `deferred`: user attributes left out of this read, and with them every trial's curve
     (intermediate values), parameters and system attributes: each is read for its own trial
     where it is first used (`Deferred`). A view of a large sweep that shows a few trials'
-    parameters, configs and curves reads only those."""
+    parameters, configs and curves reads only those. `AllBut(keys)`: every user attribute
+    but `keys` left out."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
     from sqlalchemy import or_, select
@@ -62,7 +66,9 @@ def read_trials(rdb: optuna.storages.RDBStorage, study_id: int, states: Containe
         values = session.execute(select(v.trial_id, v.objective, v.value, v.value_type)
                                  .where(v.trial_id.in_(ids))).all()
         chosen_users = select(u.trial_id, u.key, u.value_json).where(u.trial_id.in_(ids))
-        if deferred:
+        if isinstance(deferred, AllBut):
+            chosen_users = chosen_users.where(u.key.in_(sorted(deferred.kept)))
+        elif deferred:
             chosen_users = chosen_users.where(u.key.notin_(sorted(deferred)))
         users = session.execute(chosen_users.order_by(u.trial_user_attribute_id)).all()
         systems = [] if deferred else session.execute(
@@ -72,15 +78,38 @@ def read_trials(rdb: optuna.storages.RDBStorage, study_id: int, states: Containe
             select(iv.trial_id, iv.step, iv.intermediate_value, iv.intermediate_value_type)
             .where(iv.trial_id.in_(ids)).order_by(iv.trial_intermediate_value_id)).all()
     trials = _build(rows, params, values, users, systems, curves)
-    if deferred:
-        for trial in trials:
-            tid = trial._trial_id
-            trial._user_attrs = Deferred(trial._user_attrs, deferred, _reader(rdb, tid, "user", deferred))
-            trial.intermediate_values = Deferred({}, None, _reader(rdb, tid, "curve"))
-            trial._params = Deferred({}, None, _reader(rdb, tid, "params"))
-            trial._distributions = Deferred({}, None, _reader(rdb, tid, "distributions"))
-            trial._system_attrs = Deferred({}, None, _reader(rdb, tid, "system"))
+    return _deferring(rdb, trials, deferred) if deferred else trials
+
+
+def _deferring(rdb: optuna.storages.RDBStorage, trials: list[FrozenTrial],
+               deferred: frozenset[str] | AllBut) -> list[FrozenTrial]:
+    """The trials with what their read left out made `Deferred`: read where first used."""
+    for trial in trials:
+        tid = trial._trial_id
+        trial._user_attrs = Deferred(trial._user_attrs, deferred, _reader(rdb, tid, "user", deferred))
+        trial.intermediate_values = Deferred({}, None, _reader(rdb, tid, "curve"))
+        trial._params = Deferred({}, None, _reader(rdb, tid, "params"))
+        trial._distributions = Deferred({}, None, _reader(rdb, tid, "distributions"))
+        trial._system_attrs = Deferred({}, None, _reader(rdb, tid, "system"))
     return trials
+
+
+
+
+class AllBut:
+    """The user attributes a read leaves out: all but `kept` (those a view looks up on every
+    trial, such as its optimizer), where a view of a large sweep shows a few trials only."""
+
+    __slots__ = ("kept",)
+
+    def __init__(self, kept: frozenset[str]) -> None:
+        self.kept = kept
+
+    def __contains__(self, key: object) -> bool:
+        return key not in self.kept
+
+    def __bool__(self) -> bool:
+        return True
 
 
 class Deferred(dict[Any, Any]):
@@ -91,7 +120,7 @@ class Deferred(dict[Any, Any]):
 
     __slots__ = ("_keys", "_read")
 
-    def __init__(self, found: dict[Any, Any], keys: frozenset[str] | None, read: Any) -> None:
+    def __init__(self, found: dict[Any, Any], keys: frozenset[str] | AllBut | None, read: Any) -> None:
         super().__init__(found)
         self._keys, self._read = keys, read
 
@@ -155,7 +184,7 @@ class Deferred(dict[Any, Any]):
 
 
 def _reader(rdb: optuna.storages.RDBStorage, trial_id: int, what: str,
-            keys: frozenset[str] = frozenset()) -> Any:
+            keys: frozenset[str] | AllBut = frozenset()) -> Any:
     """What a `Deferred` reads when first used: one of the trial's parts (its left-out user
     `keys`, its curve, parameters, their distributions or its system attributes), in one
     query; a read-only view's, so a lost connection is its error, not retried."""
@@ -183,7 +212,8 @@ def _reader(rdb: optuna.storages.RDBStorage, trial_id: int, what: str,
             a = models.TrialUserAttributeModel if what == "user" else models.TrialSystemAttributeModel
             chosen = select(a.key, a.value_json).where(a.trial_id == trial_id)
             if what == "user":
-                chosen = chosen.where(a.key.in_(sorted(keys)))
+                chosen = chosen.where(a.key.notin_(sorted(keys.kept)) if isinstance(keys, AllBut)
+                                      else a.key.in_(sorted(keys)))
             order = a.trial_user_attribute_id if what == "user" else a.trial_system_attribute_id
             return {key: json.loads(value) for key, value in session.execute(chosen.order_by(order))}
 
@@ -193,15 +223,18 @@ def _reader(rdb: optuna.storages.RDBStorage, trial_id: int, what: str,
 # What a view of a whole sweep leaves for later: a trial's config, curves and learning
 # rates are most of its size, and `status`, `best` show them for a few trials only.
 HEAVY = frozenset({"config", "curves", "step_lrs", "overrides"})
+# What `sweeps best` looks up on every search trial: its optimizer (a joint sweep's trial
+# has its own) and whether a failed one diverged; the rest only for the trials it shows.
+BEST_VIEW = AllBut(frozenset({"optimizer", "state"}))
 
 
-def defer_reads(studies: Sequence[optuna.Study], keys: frozenset[str] = HEAVY) -> None:
-    """From now on, the studies' trials are read from their database without `keys` and
+def defer_reads(studies: Sequence[optuna.Study], keys: frozenset[str] | AllBut = HEAVY) -> None:
+    """From now on, these studies' trials are read from their database without `keys` and
     their curves, each read where first used (`Deferred`). Nothing changes on the journal."""
     for study in studies:
         backend = getattr(study._storage, "_backend", study._storage)
         if hasattr(backend, "deferred"):
-            backend.deferred = keys
+            backend.deferred[study._study_id] = keys
 
 
 def _local(utc: dt.datetime | None) -> dt.datetime | None:

@@ -64,13 +64,14 @@ def write_all(storage: Any, writes: list[tuple[str, int, str, Any, BaseDistribut
 
 
 def _rdb_transaction(storage: Any, writes: list[tuple[str, int, str, Any, BaseDistribution | None]]) -> None:
-    """The writes in one transaction, through the helpers Optuna's own calls use (the same
-    checks: the trial still running, a parameter's distribution compatible with the study's).
-    `storage`: the RDBStorage, or Optuna's cache around it (whose distributions it updates)."""
+    """The writes in one transaction, a statement per table (`row_writes`), under the checks
+    Optuna's own calls make (the trial still running, a parameter's distribution compatible
+    with the study's). `storage`: the RDBStorage, or Optuna's cache around it (whose
+    distributions it updates)."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    from sweeps.store import resilient
+    from sweeps.store import resilient, row_writes
 
     rdb = getattr(storage, "_backend", storage)
     cache = storage if rdb is not storage else None
@@ -81,16 +82,17 @@ def _rdb_transaction(storage: Any, writes: list[tuple[str, int, str, Any, BaseDi
         study_id, _ = cache._trial_id_to_study_id_and_number[trial_id]
         return cache._studies[study_id].param_distribution.get(name)
 
+    params = [(trial_id, key, value, dist) for kind, trial_id, key, value, dist in writes
+              if kind == "param" and dist is not None]
+    users = [(trial_id, key, value) for kind, trial_id, key, value, _ in writes if kind == "user_attr"]
+    systems = [(trial_id, key, value) for kind, trial_id, key, value, _ in writes if kind == "system_attr"]
+
     def once() -> None:
         with _create_scoped_session(rdb.scoped_session, True) as session:
-            for kind, trial_id, key, value, distribution in writes:
-                if kind == "param":
-                    rdb._set_trial_param_without_commit(session, trial_id, key, value, distribution,
-                                                        previous(trial_id, key))
-                else:
-                    model = models.TrialSystemAttributeModel if kind == "system_attr" \
-                        else models.TrialUserAttributeModel
-                    rdb._set_trial_attr_without_commit(session, model, trial_id, key, value)
+            trials = row_writes.running(rdb, session, [w[1] for w in writes])
+            row_writes.insert_params(session, trials, params, previous)
+            row_writes.upsert_attrs(rdb, session, models.TrialUserAttributeModel, users)
+            row_writes.upsert_attrs(rdb, session, models.TrialSystemAttributeModel, systems)
 
     resilient.patiently("write trial", once, getattr(rdb, "patience_s", 0.0),
                         on_retry=rdb.remove_session)
@@ -189,18 +191,16 @@ class _StateWithAttrs:
         from optuna.storages._rdb import models
         from optuna.storages._rdb.storage import _create_scoped_session
 
-        from sweeps.store import resilient
+        from sweeps.store import resilient, row_writes
 
         rdb = self._rdb
+        attrs = [(trial_id, key, value) for key, value in self._attrs.items()]
 
         def once() -> None:
             # what Optuna's own set_trial_state_values does, after the attributes
             with _create_scoped_session(rdb.scoped_session, True) as session:
-                trial = models.TrialModel.find_or_raise_by_id(trial_id, session, for_update=True)
-                rdb.check_trial_is_updatable(trial_id, trial.state)
-                for key, value in self._attrs.items():
-                    rdb._set_trial_attr_without_commit(session, models.TrialUserAttributeModel,
-                                                       trial_id, key, value)
+                trial = row_writes.running(rdb, session, [trial_id], for_update=True)[trial_id]
+                row_writes.upsert_attrs(rdb, session, models.TrialUserAttributeModel, attrs)
                 for objective, v in enumerate(values or []):
                     rdb._set_trial_value_without_commit(session, trial, objective, v)
                 trial.state = state

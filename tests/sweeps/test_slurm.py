@@ -22,7 +22,9 @@ from ..slurm_cluster import SlurmCluster, missing
 from .helpers import wait_for
 from .test_scale_out import PG_URL, pg_sweep  # noqa: F401  (the fixture)
 
-EPOCHS = 6
+# trials long enough that both tasks are seen mid-trial together (epochs 1 to 8 of 10) however
+# fast the machine: with 6, a quiet 2-core machine once finished all 8 trials between looks
+EPOCHS = 10
 
 
 @pytest.fixture(scope="module")

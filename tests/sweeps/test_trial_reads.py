@@ -128,3 +128,38 @@ def test_deferred_reads_equal_whole_ones_and_read_only_what_is_used(
     finally:
         sqlalchemy.event.remove(storage.engine, "before_cursor_execute", count)
         optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_a_read_of_all_but_some_attributes_equals_the_whole_one(storage: optuna.storages.RDBStorage) -> None:
+    """`AllBut(keys)`: only `keys` are read with the trials (what `sweeps best` looks up on every
+    trial); any other attribute is one query for its own trial, then the trial is whole."""
+    import gc
+
+    import sqlalchemy
+
+    from sweeps.store.trial_reads import AllBut
+
+    name = f"allbut-{uuid.uuid4().hex[:8]}"
+    study = optuna.create_study(study_name=name, storage=storage)
+    queries: list[str] = []
+
+    def count(*args: Any) -> None:
+        queries.append(str(args[2]))
+
+    try:
+        _fill(study)
+        want = read_trials(storage, study._study_id, None, set(), -1)
+        sqlalchemy.event.listen(storage.engine, "before_cursor_execute", count)
+        got = read_trials(storage, study._study_id, None, set(), -1, deferred=AllBut(frozenset({"n"})))
+        read = len(queries)
+        assert gc.isenabled()  # paused while the trials were built, and running again
+        assert [(t.number, t.state, t.values, t.user_attrs.get("n")) for t in got] == \
+            [(t.number, t.state, t.values, t.user_attrs.get("n")) for t in want]
+        assert len(queries) == read
+        assert got[1].user_attrs.get("final") == want[1].user_attrs["final"]
+        assert len(queries) == read + 1 and got[1].user_attrs == want[1].user_attrs
+        assert "final" not in got[1].user_attrs.get("missing", {}) and len(queries) == read + 1
+        assert [_fields(t) for t in got] == [_fields(t) for t in want]
+    finally:
+        sqlalchemy.event.remove(storage.engine, "before_cursor_execute", count)
+        optuna.delete_study(study_name=name, storage=storage)
