@@ -247,11 +247,13 @@ def _check_record(res: Result, name: str, uri: str, times: Path, go: float) -> N
     exp = client.get_experiment_by_name(name)
     runs = [] if exp is None else client.search_runs([exp.experiment_id], max_results=50000)
     res.runs_running = sum(r.info.status == "RUNNING" for r in runs)
-    if res.tool == "sweeps":
-        by_id = {r.info.run_id: r for r in runs}
-        res.runs_missing = sum(by_id.get(str(t.user_attrs.get("mlflow_run_id"))) is None or
-                               by_id[str(t.user_attrs["mlflow_run_id"])].info.status != "FINISHED"
-                               for t in trials if t.state.is_finished())
+    if res.tool == "sweeps":  # a trial's run as the tool finds it (`run_id`: on the trial, or,
+        # where the server created it only after the trial had ended, on the study)
+        from sweeps.search.studies import run_id
+
+        finished = {r.info.run_id for r in runs if r.info.status == "FINISHED"}
+        res.runs_missing = sum(run_id(s, t) not in finished for s in studies
+                               for t in s.get_trials(deepcopy=False) if t.state.is_finished())
     else:  # MLflowCallback names each run by its trial's number
         named = {r.info.run_name for r in runs if r.info.status == "FINISHED"}
         res.runs_missing = sum(str(t.number) not in named for t in trials if t.state.is_finished())
