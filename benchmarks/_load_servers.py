@@ -115,6 +115,12 @@ def mlflow_database(pg: str) -> Iterator[str]:
         admin.close()
 
 
+# as docker-compose.yml runs it: no GenAI job runner, and its PostgreSQL pools bounded (with
+# MLflow's defaults, 64 workers and the server passed max_connections=300)
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "2",
+              "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "3"}
+
+
 @contextlib.contextmanager
 def mlflow_server(root: Path, backend: str, pg: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`mlflow server` on a free loopback port (MLflow's default workers), stopped after."""
@@ -128,7 +134,7 @@ def mlflow_server(root: Path, backend: str, pg: str) -> Iterator[tuple[str, subp
         proc = subprocess.Popen(
             [exe, "server", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", store,
              "--artifacts-destination", str(root / "artifacts")], stdout=log, stderr=log,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, start_new_session=True)
+            env={**os.environ, **SERVER_ENV}, start_new_session=True)
         uri = f"http://127.0.0.1:{port}"
         deadline = time.time() + 180
         while True:
