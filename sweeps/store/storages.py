@@ -25,10 +25,16 @@ def open_storage(url: str, cfg: Mapping[str, Any] | None = None,
         from sweeps.store.quiet import quietly
 
         if not create:
+            # a database file is looked at read-only first: closing a read-write connection to
+            # SQLite folds its write-ahead log in, a change to a file that may not be ours
+            local = not url.startswith("postgres")
+            if local:
+                existing.check(url)
             checked = quietly(_rdb, url, cfg, stale_trial_callback, reading=True)
             if checked is not None:
                 return checked
-            existing.check(url)  # what is wrong, in one line
+            if not local:
+                existing.check(url)  # what is wrong, in one line
         return quietly(_rdb, url, cfg, stale_trial_callback)  # heartbeats: "experimental"
     if not create:
         existing.check(url)

@@ -74,3 +74,22 @@ def test_a_database_without_optunas_tables_is_not_opened_here(tmp_path: Path) ->
         conn.execute("CREATE TABLE mine (x int)")
     assert reading.open_checked(ResilientRDBStorage, f"sqlite:///{path}") is None
     assert _rows(path, "SELECT name FROM sqlite_master") == [("mine",)]
+
+
+def test_a_reading_command_leaves_an_sqlite_file_without_sweeps_byte_for_byte(tmp_path: Path) -> None:
+    """`sweeps status --storage sqlite:///mlflow.db`: refused in one line, and the file's
+    write-ahead log is not folded in (the close of a read-write connection would do that)."""
+    db = tmp_path / "mlflow.db"
+    make = ("import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('PRAGMA journal_mode=WAL'); c.execute('PRAGMA wal_autocheckpoint=0'); "
+            "c.execute('CREATE TABLE alembic_version (version_num text)'); "
+            "c.execute(\"INSERT INTO alembic_version VALUES ('0584bdc529eb')\"); c.commit(); "
+            "os._exit(0)")  # MLflow's revision, not Optuna's; left with its log unfolded
+    subprocess.run([sys.executable, "-c", make, str(db)], check=True)
+    kept = ("mlflow.db", "mlflow.db-wal")  # (the -shm file is an index any reader updates)
+    files = {name: (tmp_path / name).read_bytes() for name in kept}
+    assert files["mlflow.db-wal"]
+    out = subprocess.run([sys.executable, "-m", "sweeps", "status", "--storage", f"sqlite:///{db}"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "no Optuna tables" in out.stdout + out.stderr, out.stdout + out.stderr
+    assert {name: (tmp_path / name).read_bytes() for name in kept} == files
