@@ -54,6 +54,11 @@ def write_all(storage: Any, writes: list[tuple[str, int, str, Any, BaseDistribut
     if isinstance(getattr(storage, "_backend", storage), optuna.storages.RDBStorage):
         _rdb_transaction(storage, writes)
         return
+    one_by_one(storage, writes)
+
+
+def one_by_one(storage: Any, writes: list[tuple[str, int, str, Any, BaseDistribution | None]]) -> None:
+    """The writes through the storage's own calls, one call each, in order."""
     for kind, trial_id, key, value, distribution in writes:
         if kind == "param":
             storage.set_trial_param(trial_id, key, value, distribution)

@@ -48,13 +48,7 @@ def test_the_rows_equal_optunas_own_writes_in_a_statement_per_table(
     sqlalchemy.event.listen(storage.engine, "before_cursor_execute", count)
     try:
         ours, theirs = storage.create_new_trial(study_id), storage.create_new_trial(study_id)
-        for kind, _, key, value, dist in _writes(theirs, 3):  # Optuna's calls, one by one
-            if kind == "param":
-                storage.set_trial_param(theirs, key, value, dist)
-            elif kind == "user_attr":
-                storage.set_trial_user_attr(theirs, key, value)
-            else:
-                storage.set_trial_system_attr(theirs, key, value)
+        trial_writes.one_by_one(storage, _writes(theirs, 3))  # Optuna's own calls
         statements.clear()
         trial_writes.write_all(storage, _writes(ours, 3))
         few = len(statements)

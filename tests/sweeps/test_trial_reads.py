@@ -4,9 +4,11 @@ kind, infinite values, NaN and infinite curve points, user and system attributes
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +87,13 @@ def test_the_plain_reads_equal_optunas(storage: optuna.storages.RDBStorage) -> N
         optuna.delete_study(study_name=name, storage=storage)
 
 
-def test_deferred_reads_equal_whole_ones_and_read_only_what_is_used(
-        storage: optuna.storages.RDBStorage) -> None:
-    """A view's read leaves out the heavy attributes, parameters and curves; a trial's part
-    is read where first used, and then the trial equals the whole read's."""
-    import copy
-    import pickle
-
+@contextlib.contextmanager
+def _filled_and_counted(storage: optuna.storages.RDBStorage, prefix: str) -> Iterator[
+        tuple[optuna.Study, list[optuna.trial.FrozenTrial], list[str]]]:
+    """A filled study, its whole read, and the statements sent from then on (removed after)."""
     import sqlalchemy
 
-    from sweeps.store.trial_reads import HEAVY
-
-    name = f"deferred-{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     study = optuna.create_study(study_name=name, storage=storage)
     queries: list[str] = []
 
@@ -107,6 +104,24 @@ def test_deferred_reads_equal_whole_ones_and_read_only_what_is_used(
         _fill(study)
         want = read_trials(storage, study._study_id, None, set(), -1)
         sqlalchemy.event.listen(storage.engine, "before_cursor_execute", count)
+        try:
+            yield study, want, queries
+        finally:
+            sqlalchemy.event.remove(storage.engine, "before_cursor_execute", count)
+    finally:
+        optuna.delete_study(study_name=name, storage=storage)
+
+
+def test_deferred_reads_equal_whole_ones_and_read_only_what_is_used(
+        storage: optuna.storages.RDBStorage) -> None:
+    """A view's read leaves out the heavy attributes, parameters and curves; a trial's part
+    is read where first used, and then the trial equals the whole read's."""
+    import copy
+    import pickle
+
+    from sweeps.store.trial_reads import HEAVY
+
+    with _filled_and_counted(storage, "deferred") as (study, want, queries):
         got = read_trials(storage, study._study_id, None, set(), -1, deferred=HEAVY)
         read = len(queries)
         assert all("trial_params" not in q and "trial_intermediate_values" not in q for q in queries)
@@ -125,9 +140,6 @@ def test_deferred_reads_equal_whole_ones_and_read_only_what_is_used(
         assert _fields(pickle.loads(pickle.dumps(got[4]))) == _fields(want[4])
         assert type(copy.deepcopy(got[5]).user_attrs) is dict
         assert [_fields(t) for t in got] == [_fields(t) for t in want]
-    finally:
-        sqlalchemy.event.remove(storage.engine, "before_cursor_execute", count)
-        optuna.delete_study(study_name=name, storage=storage)
 
 
 def test_a_read_of_all_but_some_attributes_equals_the_whole_one(storage: optuna.storages.RDBStorage) -> None:
@@ -135,21 +147,9 @@ def test_a_read_of_all_but_some_attributes_equals_the_whole_one(storage: optuna.
     trial); any other attribute is one query for its own trial, then the trial is whole."""
     import gc
 
-    import sqlalchemy
-
     from sweeps.store.trial_reads import AllBut
 
-    name = f"allbut-{uuid.uuid4().hex[:8]}"
-    study = optuna.create_study(study_name=name, storage=storage)
-    queries: list[str] = []
-
-    def count(*args: Any) -> None:
-        queries.append(str(args[2]))
-
-    try:
-        _fill(study)
-        want = read_trials(storage, study._study_id, None, set(), -1)
-        sqlalchemy.event.listen(storage.engine, "before_cursor_execute", count)
+    with _filled_and_counted(storage, "allbut") as (study, want, queries):
         got = read_trials(storage, study._study_id, None, set(), -1, deferred=AllBut(frozenset({"n"})))
         read = len(queries)
         assert gc.isenabled()  # paused while the trials were built, and running again
@@ -160,6 +160,3 @@ def test_a_read_of_all_but_some_attributes_equals_the_whole_one(storage: optuna.
         assert len(queries) == read + 1 and got[1].user_attrs == want[1].user_attrs
         assert "final" not in got[1].user_attrs.get("missing", {}) and len(queries) == read + 1
         assert [_fields(t) for t in got] == [_fields(t) for t in want]
-    finally:
-        sqlalchemy.event.remove(storage.engine, "before_cursor_execute", count)
-        optuna.delete_study(study_name=name, storage=storage)
