@@ -58,6 +58,7 @@ def prepare(spec: SweepSpec, workers: local.LocalWorkers | None = None) -> Prepa
             existing.check(url)
         study_mod.check_compatible(open_storage(url, spec.storage), spec)
     if workers is not None:
+        clients.preload(uri)  # while the first worker still starts up
         workers.check_models(spec)
     else:
         warmup.check_models(spec)
@@ -123,7 +124,6 @@ def launch(overrides: Sequence[str], console: Console | None = None, detach: boo
         raise UserError("--detach: only with launcher=slurm (a local launch's workers are "
                         "processes of the launch itself)")
     workers = _start_workers(spec)  # they start up while this process checks the stores
-    clients.warm_up()  # MLflow's imports on a thread, meanwhile
     try:
         p = prepare(spec, workers)
         if slurm:

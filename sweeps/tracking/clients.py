@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
@@ -129,17 +128,17 @@ def check_reachable(uri: str, login: bool = True) -> None:
             check_database(uri, "tracking.uri")
 
 
-def warm_up() -> None:
-    """Import MLflow's client and SQL store (~3-4 s) on a thread, while this process does
-    other work: the launch's validation, which then waits on its first worker."""
-    import threading
+def preload(uri: str) -> None:
+    """Import MLflow's client, and its SQL store for a database URI (~3 s), before the first
+    write needs them. The launch calls this while its workers start up, just before it waits
+    on the first one (so the import costs no wall time there). On this thread, never on a
+    thread of its own: two threads importing SQLAlchemy at once can each see the other's
+    half-initialised package (`cannot import name ... from partially initialized module
+    'sqlalchemy.engine'`)."""
+    import mlflow.tracking  # noqa: F401
 
-    def imports() -> None:
-        with contextlib.suppress(Exception):
-            import mlflow.tracking  # noqa: F401
-            from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
-
-    threading.Thread(target=imports, name="sweeps-mlflow-import", daemon=True).start()
+    if not uri.startswith(("http:", "https:", "file:", "databricks")):
+        from mlflow.store.tracking import sqlalchemy_store  # noqa: F401
 
 
 @functools.lru_cache(maxsize=8)
