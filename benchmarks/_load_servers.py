@@ -116,9 +116,10 @@ def mlflow_database(pg: str) -> Iterator[str]:
 
 
 # as docker-compose.yml runs it: no GenAI job runner, and its PostgreSQL pools bounded (with
-# MLflow's defaults, 64 workers and the server passed max_connections=300)
-SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "2",
-              "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "3"}
+# MLflow's defaults, 64 workers and the server passed max_connections=300; with 2 + 3 its
+# requests waited for a connection, 30 s, and failed)
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "5",
+              "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "5"}
 
 
 @contextlib.contextmanager

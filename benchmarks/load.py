@@ -29,15 +29,18 @@ run, from the Optuna record, the MLflow server and /proc:
 - the CPU share (of all cores, over the run) of PostgreSQL, the MLflow server and the
   workers;
 - for this tool, where each worker's time went (`_load_parts`): every round trip of a
-  claim (lock wait, lock held, the count, the pop of a waiting trial, the trial row) and of
-  a trial (sampling, attribute writes, the tell, MLflow's requests on the writer thread),
-  in ms per trial and per call; and the claims per second the lock allows (1 / lock held).
+  claim and of a trial (sampling, attribute writes, the tell, MLflow's requests on the
+  writer thread), in ms per trial and per call; and the claims per second the lock allows
+  (1 / lock held). On PostgreSQL a claim is one statement (`sweeps.store.claim_statement`):
+  its round trip, and the lock's wait and hold as the server measured them; a claim that
+  retries a lost trial takes the lock from the worker (lock wait, lock held, the count, the
+  pop of a waiting trial, the trial row).
 
 Then the floor: PostgreSQL's and the MLflow server's own round trip on loopback, and the
 targets met or missed. PostgreSQL: a server of its own, made with `initdb` in a scratch
 directory and started on a free loopback port with `max_connections` as docker-compose.yml
-sets it (each worker holds about three connections: its storage's pool, its heartbeat
-thread, the budget lock); or, with `--postgres URL`, an existing one.
+sets it (each worker keeps two connections, its main thread's and its heartbeat thread's,
+and opens up to four at once); or, with `--postgres URL`, an existing one.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class Result:
     tool: str = "sweeps"
     span_s: float = 0.0
     startup_s: float = 0.0
+    load_s: float = 0.0  # from the gate opening to the last process's exit (the CPU shares' span)
     counted: int = 0
     errors: list[str] = field(default_factory=list)
     running: int = 0
@@ -121,6 +125,14 @@ class Result:
         if not self.cycles:
             return float("nan")
         return 1000 * (statistics.median(self.cycles) - self.length)
+
+    @property
+    def cpu_s_per_trial(self) -> float:
+        """CPU seconds per counted trial, the workers', PostgreSQL's and the MLflow server's
+        together: what the machine's cores must supply for each trial."""
+        if not self.counted:
+            return float("nan")
+        return sum(self.cpu.values()) * (os.cpu_count() or 1) * self.load_s / self.counted
 
     @property
     def claims_per_s(self) -> float:
@@ -184,6 +196,7 @@ def _run_together(res: Result, root: Path, server: subprocess.Popen[bytes],
             # their whole lives, reaped; less cpu0's part below
             "workers": children1.ru_utime + children1.ru_stime - children0.ru_utime - children0.ru_stime}
     wall = time.time() - go
+    res.load_s = wall
     res.cpu = {k: (cpu1[k] - cpu0[k]) / (wall * (os.cpu_count() or 1)) for k in cpu0}
     res.errors += [f"worker {i} exited {p.returncode}" for i, p in enumerate(procs) if p.returncode]
     for i in range(len(procs)):
@@ -339,6 +352,7 @@ def verdicts(results: list[Result]) -> list[str]:
         out.append(f"{r.workers:>3} x {r.length:g} s ({r.backend}): {r.rate / r.ideal:.0%} of the ideal, "
                    f"{r.fixed_ms:.0f} ms fixed cost a trial, {r.claims_per_s:.0f} claims/s{vs}; "
                    f"budget {'exact, 0 errors, 0 RUNNING' if r.clean else 'NOT clean'}")
+    out += cpu_bounds(list(ours.values()))
     for r in ours.values():
         checks = []
         if r.workers == 64 and r.length == 10:
@@ -355,6 +369,27 @@ def verdicts(results: list[Result]) -> list[str]:
         for what, ok in checks:
             out.append(f"target ({r.workers} workers, {r.length:g} s trials, {r.backend}): {what}: "
                        f"{'met' if ok else 'MISSED'}")
+    return out
+
+
+def cpu_bounds(ours: list[Result]) -> list[str]:
+    """The CPU floor: each trial costs the machine CPU seconds (workers, PostgreSQL, the MLflow
+    server); at the least of them measured in this run, the cores allow so many trials a
+    second, whatever the code does around the claim. A target above that is out of reach on
+    this machine, and a cluster, where each worker has cores of its own, is bounded by the
+    servers' share alone."""
+    costs = [r.cpu_s_per_trial for r in ours if r.cpu_s_per_trial == r.cpu_s_per_trial]
+    if not costs:
+        return []
+    least, cores = min(costs), os.cpu_count() or 1
+    out = [f"CPU: the least measured here is {least:.2f} CPU-s a trial (all parts), so {cores} cores "
+           f"allow at most {cores / least:.1f} trials/s"]
+    for r in ours:
+        share = r.cpu.get("postgresql", 0) + r.cpu.get("mlflow server", 0)
+        servers = share * cores * r.load_s / max(r.counted, 1)
+        out.append(f"  {r.workers:>3} x {r.length:g} s: {r.cpu_s_per_trial:.2f} CPU-s a trial "
+                   f"({servers:.2f} of them the servers'); the CPU bound is "
+                   f"{min(1.0, cores / least / r.ideal):.0%} of this size's ideal")
     return out
 
 

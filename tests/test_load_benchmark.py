@@ -46,3 +46,17 @@ def test_the_load_line_reports_share_budget_errors_and_running() -> None:
     text = bench.line(r)
     assert "6.40" in text and "91%" in text and "256/256" in text and " 0/0/0" in text
     assert bench.pct(sorted(r.ask_to_run), 0.99) == 2.0
+
+
+def test_the_cpu_floor_is_the_least_cpu_a_trial_costs_over_the_cores(monkeypatch: Any) -> None:
+    bench = load("load.py", "load_benchmark")
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    small = bench.Result(8, 10.0, "postgresql", 32, counted=32, load_s=42.0,
+                         cpu={"postgresql": 0.02, "mlflow server": 0.04, "workers": 0.05})
+    large = bench.Result(64, 1.0, "postgresql", 256, counted=256, load_s=60.0,
+                         cpu={"postgresql": 0.1, "mlflow server": 0.2, "workers": 0.6})
+    assert abs(small.cpu_s_per_trial - 0.11 * 2 * 42 / 32) < 1e-9  # 0.29 CPU-s a trial
+    lines = bench.cpu_bounds([small, large])
+    assert "0.29 CPU-s a trial" in lines[0] and "at most 6.9 trials/s" in lines[0]
+    assert "8 x 10 s: 0.29 CPU-s a trial (0.16 of them the servers'); the CPU bound is 100%" in lines[1]
+    assert "64 x 1 s: 0.42 CPU-s" in lines[2] and "the CPU bound is 11% of this size's ideal" in lines[2]

@@ -21,7 +21,7 @@ from sweeps.run import fail_fast, heartbeat
 from sweeps.search import budget as study_budget
 from sweeps.search import confirm_jobs
 from sweeps.search import studies as study_mod
-from sweeps.store import claim_queries, locks, owners, trial_writes
+from sweeps.store import claim_queries, claim_statement, locks, owners, trial_writes
 from sweeps.store.quiet import quietly
 
 SEARCH, CONFIRM = SEARCH_KIND, CONFIRM_KIND = study_mod.SEARCH_KIND, study_mod.CONFIRM_KIND
@@ -96,6 +96,20 @@ class Claims:
         self.halt = fail_fast.halted(self.studies, attrs)
         if self.halt is not None:  # trials keep failing the same way: claim no more
             return None
+        if claim_statement.supported(self.storage):  # one round trip, the lock held by the server
+            owner = _owner()
+            claimed = claim_statement.claim(
+                self.storage, self.sweep, [(s._study_id, int(a.get("budget", 0))) for s, a in
+                                       zip(self.studies, attrs, strict=True)],
+                self.max_retries, owner)
+            if claimed.verdict == "none":
+                return None
+            if claimed.verdict == "go":
+                study = next(s for s in self.studies if s._study_id == claimed.study_id)
+                claim_statement.adopt(study._storage, claimed, owner)
+                study._thread_local.cached_all_trials = None  # as ask() does: read afresh
+                assert claimed.trial_id is not None
+                return study, _open(study, claimed.trial_id)
         with locks.budget_lock(self.url, self.sweep):  # held for the counts, a row and no more
             reserved = self._reserve_trial(attrs)
         if reserved is None:
@@ -132,7 +146,7 @@ class Claims:
             return False
         if self.deadline is not None and time.time() >= self.deadline:
             return False
-        return any(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) for s in self.studies)
+        return any(claim_queries.counts(self.studies, (TrialState.RUNNING,)))  # one COUNT, not the trials
 
 
 def _reserve(study: optuna.Study) -> int:

@@ -23,7 +23,7 @@ from sweeps.store.urls import connect_args, is_database, journal_path, libpq_url
 from trainer.api import UserError
 
 
-def _lock_id(key: str) -> int:
+def lock_id(key: str) -> int:
     """A PostgreSQL advisory-lock key for a name (64 bits of its SHA-1)."""
     return int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big", signed=True)
 
@@ -46,7 +46,7 @@ def _file_lock(path: Path, busy: Exception | None = None) -> Iterator[None]:
 _LOCK_CONNECTIONS = threading.local()  # url -> (pid, connection): one per thread and process
 
 
-def _lock_connection(url: str) -> Any:
+def lock_connection(url: str) -> Any:
     """This thread's connection for the budget lock, kept between claims: a claim pays a
     round trip for the lock, not a new connection (a fork makes its own)."""
     import psycopg2
@@ -62,7 +62,7 @@ def _lock_connection(url: str) -> Any:
     return conn
 
 
-def _drop_lock_connection(url: str) -> None:
+def drop_lock_connection(url: str) -> None:
     pid, conn = getattr(_LOCK_CONNECTIONS, "by_url", {}).pop(url, (None, None))
     if conn is not None and pid == os.getpid():
         with contextlib.suppress(Exception):
@@ -77,19 +77,19 @@ def budget_lock(url: str, key: str) -> Iterator[None]:
             yield
         return
     if url.startswith("postgresql"):
-        lock_id = _lock_id(key)
+        key_id = lock_id(key)
 
         def acquire() -> Any:
             """Lock on this thread's connection (made, or made again after a lost one, as one
             retried step: a connection terminated between the two is retried, not raised)."""
             for kept in (True, False):  # a kept connection found dead: a new one at once
-                conn = _lock_connection(url)
+                conn = lock_connection(url)
                 try:
                     with conn.cursor() as cur:
-                        cur.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
+                        cur.execute("SELECT pg_advisory_lock(%s)", (key_id,))
                     return conn
                 except Exception as err:
-                    _drop_lock_connection(url)
+                    drop_lock_connection(url)
                     if not (kept and resilient.is_connection_error(err)):
                         raise
             raise AssertionError("unreachable")
@@ -100,9 +100,9 @@ def budget_lock(url: str, key: str) -> Iterator[None]:
         finally:
             try:
                 with conn.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (key_id,))
             except Exception:  # its session ends with the connection: so does the lock
-                _drop_lock_connection(url)
+                drop_lock_connection(url)
         return
     yield  # other databases: no cross-process lock; the budget may overshoot by a trial
 
@@ -122,11 +122,11 @@ def launch_lock(url: str, sweep: str) -> Iterator[None]:
     if url.startswith("postgresql"):
         import psycopg2
 
-        lock_id = _lock_id(f"launch:{sweep}")
+        key_id = lock_id(f"launch:{sweep}")
         conn = psycopg2.connect(libpq_url(url), **connect_args(url))
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,))
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (key_id,))
                 if not cur.fetchone()[0]:
                     raise busy
             yield

@@ -40,9 +40,9 @@ def _why(err: BaseException) -> str:
     """One line: what the retry waits out."""
     line = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
     if FULL in str(err):
-        return (f"PostgreSQL has no connection left ({line}): each worker holds about three "
-                "(its storage, heartbeats, the budget lock); raise the server's max_connections "
-                "(docker-compose.yml sets 300) or put PgBouncer in front")
+        return (f"PostgreSQL has no connection left ({line}): each worker keeps two (its "
+                "main thread's, its heartbeats') and opens up to four at once; raise the "
+                "server's max_connections (docker-compose.yml sets 300) or put PgBouncer in front")
     return f"database unreachable ({line})"
 
 

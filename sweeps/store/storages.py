@@ -10,7 +10,7 @@ import optuna
 from sweeps.store import distributions, existing, resilient
 from sweeps.store.journal import open_journal
 from sweeps.store.resilient import ResilientRDBStorage
-from sweeps.store.urls import connect_args, is_database, sqlalchemy_url
+from sweeps.store.urls import connect_args, is_database, is_server_database, sqlalchemy_url
 
 distributions.install()
 
@@ -108,8 +108,16 @@ def _new_rdb(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any, *,
     return ResilientRDBStorage(sqlalchemy_url(url), **_rdb_kwargs(url, cfg, stale_trial_callback))
 
 
+# Connections a process keeps open to a database server: its main thread's and its heartbeat
+# thread's. More at once (a start-up's threads) are made and closed again: SQLAlchemy's
+# default keeps 5 open for good, and 64 workers with 5 each (and the MLflow server's) ran
+# PostgreSQL's max_connections out.
+POOL_KEPT = 2
+
+
 def _rdb_kwargs(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any) -> dict[str, Any]:
-    return {"engine_kwargs": {"pool_pre_ping": True, "connect_args": connect_args(url)},
+    pool = {"pool_size": POOL_KEPT, "max_overflow": 10} if is_server_database(url) else {}
+    return {"engine_kwargs": {"pool_pre_ping": True, "connect_args": connect_args(url), **pool},
             "heartbeat_interval": int(cfg.get("heartbeat_interval", 30)),
             "grace_period": int(cfg.get("grace_period", 90)),
             "heartbeat_stale_trial_callback": stale_trial_callback,  # Optuna >= 4.9's name

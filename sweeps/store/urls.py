@@ -28,6 +28,12 @@ def is_database(url: str) -> bool:
     return bool(_DB_URL.match(url)) and not url.startswith("journal:")
 
 
+def is_server_database(url: str) -> bool:
+    """A database behind a server (PostgreSQL, MySQL): its connections are the server's to
+    count. SQLite is a file."""
+    return is_database(url) and not url.startswith("sqlite")
+
+
 def journal_path(url: str) -> Path:
     path = url[len("journal://"):] if url.startswith("journal://") else url
     path = path[len("journal:"):] if path.startswith("journal:") else path
