@@ -8,6 +8,8 @@ attribute writes in one round trip (`trial_writes`; on a database a statement pe
 (`owners`), Optuna calls without its experimental warnings (`quiet`), distributions parsed
 once per process (`distributions`), trial counts without reading the trials
 (`trial_counts`), a claim's reads in one query each for every study (`claim_queries`),
+a claim on PostgreSQL in one statement, the budget lock held inside the server
+(`claim_statement`),
 Optuna's reads of trials as plain rows (Python's garbage collector paused meanwhile,
 `collector`), a view's reads that leave heavy parts for later (`trial_reads`), a study's
 counts by state and best trial in a few queries (`study_digest`), whether a URL holds a
