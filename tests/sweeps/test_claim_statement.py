@@ -246,3 +246,13 @@ def test_workers_claiming_at_once_fill_the_budget_exactly(storage: optuna.storag
         t.join()
     per_study = {s._study_id: sorted(n for i, n in got if i == s._study_id) for s in studies}
     assert per_study == {studies[0]._study_id: list(range(13)), studies[1]._study_id: list(range(11))}
+
+
+def test_the_statements_budget_words_are_the_budget_modules() -> None:
+    # the store layer cannot import the search layer's constants: kept equal here instead
+    import json
+
+    from sweeps.search import budget
+
+    assert claim_statement.UNCOUNTED_LIKE == tuple(f"{r}%" for r in budget.UNCOUNTED_REASONS)
+    assert claim_statement.OWN_FAILURES_JSON == tuple(json.dumps(r) for r in budget.OWN_FAILURES)
