@@ -254,5 +254,5 @@ def test_the_statements_budget_words_are_the_budget_modules() -> None:
 
     from sweeps.search import budget
 
-    assert claim_statement.UNCOUNTED_LIKE == tuple(f"{r}%" for r in budget.UNCOUNTED_REASONS)
-    assert claim_statement.OWN_FAILURES_JSON == tuple(json.dumps(r) for r in budget.OWN_FAILURES)
+    assert tuple(f"{r}%" for r in budget.UNCOUNTED_REASONS) == claim_statement.UNCOUNTED_LIKE
+    assert tuple(json.dumps(r) for r in budget.OWN_FAILURES) == claim_statement.OWN_FAILURES_JSON
