@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.search import budget as study_budget
 from sweeps.search import studies as study_mod
+from sweeps.store import claim_queries
 
 DEFAULT_SEEDS = 5
 DEFAULT_TOP = 1
@@ -38,10 +39,8 @@ def study_name(sweep: str) -> str:
 
 def load(storage: optuna.storages.BaseStorage, sweep: str) -> optuna.Study | None:
     """The sweep's confirm study, or None before the first `sweeps confirm`."""
-    for s in storage.get_all_studies():
-        if s.user_attrs.get("kind") == study_mod.CONFIRM_KIND and s.user_attrs.get("sweep") == sweep:
-            return optuna.load_study(study_name=s.study_name, storage=storage)
-    return None
+    name = claim_queries.study_named_by(storage, {"kind": study_mod.CONFIRM_KIND, "sweep": sweep})
+    return None if name is None else optuna.load_study(study_name=name, storage=storage)
 
 
 def open_or_create(storage: optuna.storages.BaseStorage, sweep: str,

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.store import resilient
+from sweeps.store import pg_calls, resilient
 from sweeps.store.trial_counts import _rdb
 
 
@@ -33,6 +33,29 @@ def _query(rdb: optuna.storages.RDBStorage, what: str, run: Any) -> Any:
     return resilient.patiently(what, once, getattr(rdb, "patience_s", 0.0), on_retry=rdb.remove_session)
 
 
+def study_named_by(storage: optuna.storages.BaseStorage, attrs: dict[str, Any]) -> str | None:
+    """The name of the first study (by id) whose user attributes include `attrs`, or None: on
+    a database one query, not every study read with all its attributes (a worker asks on
+    every claim whether the sweep has a confirm study yet)."""
+    rdb = _rdb(storage)
+    if rdb is None:
+        return next((s.study_name for s in storage.get_all_studies()
+                     if all(s.user_attrs.get(k) == v for k, v in attrs.items())), None)
+    from optuna.storages._rdb import models
+    from sqlalchemy import and_, select
+    from sqlalchemy.orm import aliased
+
+    def run(session: Any) -> str | None:
+        query = select(models.StudyModel.study_name)
+        for key, value in attrs.items():
+            a = aliased(models.StudyUserAttributeModel)
+            query = query.join(a, and_(a.study_id == models.StudyModel.study_id, a.key == key,
+                                       a.value_json == json.dumps(value)))
+        return session.execute(query.order_by(models.StudyModel.study_id).limit(1)).scalar()
+
+    return _query(rdb, "find a study", run)
+
+
 def study_attrs(studies: Sequence[optuna.Study]) -> list[dict[str, Any]]:
     """Each study's user attributes, in one query on a database."""
     rdb = _rdb(studies[0]._storage) if studies else None
@@ -41,6 +64,14 @@ def study_attrs(studies: Sequence[optuna.Study]) -> list[dict[str, Any]]:
     from optuna.storages._rdb import models
 
     ids = [study._study_id for study in studies]
+    if rdb.engine.dialect.name == "postgresql":
+        found: dict[int, dict[str, Any]] = {i: {} for i in ids}
+        for study_id, key, value in pg_calls.send(
+                rdb, "read study attributes",
+                "SELECT study_id, key, value_json FROM study_user_attributes WHERE study_id = ANY(%(ids)s)",
+                {"ids": ids}):
+            found[study_id][key] = json.loads(value)
+        return [found[i] for i in ids]
 
     def run(session: Any) -> list[dict[str, Any]]:
         rows = session.query(models.StudyUserAttributeModel.study_id, models.StudyUserAttributeModel.key,
@@ -108,6 +139,9 @@ def trial_states(rdb: optuna.storages.RDBStorage, study_id: int) -> list[tuple[i
     """Every trial of a study as (id, state): one query, two columns."""
     from optuna.storages._rdb import models
 
+    if rdb.engine.dialect.name == "postgresql":
+        return pg_calls.trial_states(rdb, study_id)
+
     def run(session: Any) -> list[tuple[int, TrialState]]:
         trial = models.TrialModel
         return [(int(i), TrialState(s) if not isinstance(s, TrialState) else s) for i, s in
@@ -131,6 +165,8 @@ def _trials_by_id(rdb: optuna.storages.RDBStorage, ids: Sequence[int], *,
                   light: bool) -> list[optuna.trial.FrozenTrial]:
     if not ids:
         return []
+    if rdb.engine.dialect.name == "postgresql":
+        return pg_calls.trials_by_id(rdb, ids, light=light)
     from optuna.storages._rdb import models
     from sqlalchemy import orm
 

@@ -22,13 +22,14 @@ attribute of an unexpected type also answers "slow": the Python path then decide
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sweeps.store import locks, resilient
+from sweeps.store import locks, pg_calls
 from sweeps.store.trial_counts import _rdb
 
 # `budget.UNCOUNTED_REASONS` and `budget.OWN_FAILURES`, as SQL (the search layer is above this one)
@@ -138,33 +139,18 @@ def claim(storage: Any, lock_key: str, budgets: Sequence[tuple[int, int]], max_r
     of the storage's own pool (autocommit for the message: it is its own transaction)."""
     rdb = _rdb(storage)
     assert rdb is not None
-    now = datetime.datetime.now()  # as Optuna dates a new trial: the worker's clock
-    params = {
+    now = datetime.datetime.now()  # as Optuna dates a new trial: the worker's clock (local;
+    params = {  # stored in UTC, as Optuna's model stores it)
         "lock": locks.lock_id(lock_key), "ids": [i for i, _ in budgets], "budgets": [b for _, b in budgets],
         "own1": OWN_FAILURES_JSON[0], "own2": OWN_FAILURES_JSON[1], "uncounted": list(UNCOUNTED_LIKE),
-        "max_retries": max_retries, "now": now,
+        "max_retries": max_retries, "now": now.astimezone(datetime.UTC).replace(tzinfo=None),
         "keys": list(owner), "values": [json.dumps(v) for v in owner.values()],
     }
-
-    def once() -> Claimed:
-        pooled = rdb.engine.raw_connection()
-        try:
-            conn: Any = pooled.driver_connection  # psycopg2's own connection
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(CLAIM, params)
-                verdict, trial_id, study_id, number, made, _, waited, held = cur.fetchone()
-            conn.autocommit = False  # back to the pool as SQLAlchemy lent it
-        except Exception:
-            pooled.invalidate()  # never back to the pool half-set
-            raise
-        finally:
-            pooled.close()
-        if verdict == "go" and trial_id is None:  # the picked study's row went meanwhile
-            raise KeyError(f"study {budgets} not found")
-        return Claimed(verdict, study_id, trial_id, number, bool(made), now, float(waited), float(held))
-
-    return resilient.patiently("claim a trial", once, getattr(rdb, "patience_s", resilient.PATIENCE_S))
+    rows = pg_calls.send(rdb, "claim a trial", CLAIM, params)
+    verdict, trial_id, study_id, number, made, _, waited, held = rows[0]
+    if verdict == "go" and trial_id is None:  # the picked study's row went meanwhile
+        raise KeyError(f"study {budgets} not found")
+    return Claimed(verdict, study_id, trial_id, number, bool(made), now, float(waited), float(held))
 
 
 def adopt(storage: Any, claimed: Claimed, owner: Mapping[str, Any]) -> None:
@@ -188,3 +174,5 @@ def adopt(storage: Any, claimed: Claimed, owner: Mapping[str, Any]) -> None:
         if claimed.study_id not in storage._studies:
             storage._studies[claimed.study_id] = _StudyInfo()
         storage._add_trials_to_cache(claimed.study_id, [frozen])
+    if claimed.made and hasattr(storage._backend, "primed"):  # the trial's first read (its
+        storage._backend.primed[claimed.trial_id] = copy.deepcopy(frozen)  # `optuna.Trial`)

@@ -7,78 +7,32 @@ error is retried with backoff for `PATIENCE_S`, anything else raises at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
 
-PATIENCE_S = 600.0  # how long a worker waits for its database to come back
+from sweeps.store.patience import PATIENCE_S, _causes, _why, is_connection_error, patiently
 
-
-def is_connection_error(err: BaseException) -> bool:
-    """A lost or refused connection (server restarted, connection terminated), anywhere in
-    the chain of causes, as opposed to an error in the statement itself."""
-    import sqlalchemy.exc
-
-    return any((isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated)
-               or type(seen).__name__ in ("OperationalError", "InterfaceError", "PendingRollbackError")
-               for seen in _causes(err))
-
-
-def _causes(err: BaseException) -> Iterator[BaseException]:
-    """`err` and the chain of errors that caused it."""
-    seen: BaseException | None = err
-    while seen is not None:
-        yield seen
-        seen = seen.__cause__ or seen.__context__
-
-
-FULL = "too many clients"  # PostgreSQL's max_connections reached: up, but full
-
-
-def _why(err: BaseException) -> str:
-    """One line: what the retry waits out."""
-    line = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-    if FULL in str(err):
-        return (f"PostgreSQL has no connection left ({line}): each worker keeps two (its "
-                "main thread's, its heartbeats') and opens up to four at once; raise the "
-                "server's max_connections (docker-compose.yml sets 300) or put PgBouncer in front")
-    return f"database unreachable ({line})"
-
-
-def patiently(what: str, fn: Any, patience_s: float, on_retry: Any = None) -> Any:
-    """Call `fn()`; on a connection error retry with backoff (1 s doubling to 15 s) for up to
-    `patience_s`: a restarted database costs waiting, not the trial."""
-    import logging
-    import time
-
-    end, delay = time.monotonic() + patience_s, 1.0
-    while True:
-        try:
-            return fn()
-        except Exception as err:
-            if not is_connection_error(err) or time.monotonic() + delay > end:
-                raise
-            logging.getLogger("sweeps").warning(
-                "%s: %s; retrying in %.0f s, for %.0f s more at most (storage.patience_s; Ctrl-C "
-                "stops)", what, _why(err), delay, end - time.monotonic())
-            time.sleep(delay)
-            delay = min(delay * 2, 15.0)
-            if on_retry is not None:
-                on_retry()
+__all__ = ["PATIENCE_S", "ResilientRDBStorage", "_why", "is_connection_error", "patiently"]
 
 
 class ResilientRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDBStorage whose calls survive a restarted PostgreSQL or terminated
-    connections: `pool_pre_ping` replaces dead pooled connections, and a call that fails on
-    a lost connection is retried (`patiently`). Optuna wraps it in its cache as usual."""
+    connections: a call that fails on a lost connection is retried (`patiently`; the first
+    retry of a connection found dead goes at once, on a renewed pool). On PostgreSQL a
+    trial's own calls are one statement each (`pg_calls`). Optuna wraps it in its cache as
+    usual."""
 
     # per study id: user attributes read where first used (`sweeps.store.trial_reads.defer_reads`)
     deferred: dict[int, Any]
+    # trials whose row the worker has just written whole (a claim's new trial): the next
+    # `get_trial` of each is answered from here once instead of read back
+    primed: dict[int, optuna.trial.FrozenTrial]
 
     def __init__(self, *args: Any, patience_s: float = PATIENCE_S, **kwargs: Any) -> None:
         self.patience_s = patience_s
         self.deferred = {}
+        self.primed = {}
 
         def init() -> None:
             # workers starting together on an empty database race to create Optuna's schema
@@ -148,3 +102,24 @@ def _get_trials(self: ResilientRDBStorage, study_id: int, states: Any, included_
 
 
 ResilientRDBStorage._get_trials = _get_trials  # type: ignore[method-assign, assignment]
+
+
+def _on_postgresql(name: str) -> None:
+    """`ResilientRDBStorage.<name>` as one statement (`pg_calls.<name>`) on PostgreSQL."""
+    slow = getattr(ResilientRDBStorage, name)
+
+    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        if self.engine.dialect.name != "postgresql":
+            return slow(self, *args, **kwargs)
+        from sweeps.store import pg_calls
+
+        return getattr(pg_calls, name)(self, *args, **kwargs)
+
+    call.__name__ = name
+    call.__doc__ = slow.__doc__
+    setattr(ResilientRDBStorage, name, call)
+
+
+for _name in ("get_trial", "set_trial_intermediate_value", "set_trial_user_attr",
+              "set_trial_system_attr", "record_heartbeat", "get_study_user_attrs"):
+    _on_postgresql(_name)

@@ -116,8 +116,11 @@ POOL_KEPT = 2
 
 
 def _rdb_kwargs(url: str, cfg: Mapping[str, Any], stale_trial_callback: Any) -> dict[str, Any]:
+    # no ping before each use of a pooled connection (a round trip each, some 20 a trial):
+    # a connection the server dropped fails its call, which `resilient.patiently` retries
+    # at once on a renewed pool
     pool = {"pool_size": POOL_KEPT, "max_overflow": 10} if is_server_database(url) else {}
-    return {"engine_kwargs": {"pool_pre_ping": True, "connect_args": connect_args(url), **pool},
+    return {"engine_kwargs": {"pool_pre_ping": False, "connect_args": connect_args(url), **pool},
             "heartbeat_interval": int(cfg.get("heartbeat_interval", 30)),
             "grace_period": int(cfg.get("grace_period", 90)),
             "heartbeat_stale_trial_callback": stale_trial_callback,  # Optuna >= 4.9's name

@@ -77,7 +77,7 @@ def read_trials(rdb: optuna.storages.RDBStorage, study_id: int, states: Containe
         curves = [] if deferred else session.execute(
             select(iv.trial_id, iv.step, iv.intermediate_value, iv.intermediate_value_type)
             .where(iv.trial_id.in_(ids)).order_by(iv.trial_intermediate_value_id)).all()
-    trials = _build(rows, params, values, users, systems, curves)
+    trials = build(rows, params, values, users, systems, curves)
     return _deferring(rdb, trials, deferred) if deferred else trials
 
 
@@ -242,7 +242,7 @@ def _local(utc: dt.datetime | None) -> dt.datetime | None:
     return None if utc is None else utc.replace(tzinfo=dt.UTC).astimezone().replace(tzinfo=None)
 
 
-def _build(rows: Sequence[Any], params: Sequence[Any], values: Sequence[Any], users: Sequence[Any],
+def build(rows: Sequence[Any], params: Sequence[Any], values: Sequence[Any], users: Sequence[Any],
            systems: Sequence[Any], curves: Sequence[Any]) -> list[FrozenTrial]:
     from optuna.storages._rdb import models
 

@@ -14,6 +14,7 @@ its tell, on a database in one transaction.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -91,6 +92,8 @@ def _rdb_transaction(storage: Any, writes: list[tuple[str, int, str, Any, BaseDi
               if kind == "param" and dist is not None]
     users = [(trial_id, key, value) for kind, trial_id, key, value, _ in writes if kind == "user_attr"]
     systems = [(trial_id, key, value) for kind, trial_id, key, value, _ in writes if kind == "system_attr"]
+    if _one_statement(rdb, writes, params, previous):
+        return
 
     def once() -> None:
         with _create_scoped_session(rdb.scoped_session, True) as session:
@@ -106,6 +109,36 @@ def _rdb_transaction(storage: Any, writes: list[tuple[str, int, str, Any, BaseDi
             if kind == "param" and previous(trial_id, key) is None:
                 study_id, _ = cache._trial_id_to_study_id_and_number[trial_id]
                 cache._studies[study_id].param_distribution[key] = distribution
+
+
+def _one_statement(rdb: optuna.storages.RDBStorage,
+                   writes: list[tuple[str, int, str, Any, BaseDistribution | None]],
+                   params: list[tuple[int, str, Any, BaseDistribution]], previous: Any) -> bool:
+    """On PostgreSQL, one trial's writes whose distributions the cache already knows (every
+    trial after a worker's first): checked here, sent as one statement (`pg_calls.write_trial`).
+    False where that does not apply (the caller's transaction then writes them)."""
+    from optuna import distributions
+
+    from sweeps.store import pg_calls
+
+    if rdb.engine.dialect.name != "postgresql" or len({w[1] for w in writes}) != 1:
+        return False
+    trial_id = writes[0][1]
+    for _, name, _, dist in params:
+        before = previous(trial_id, name)
+        if before is None:
+            return False
+        distributions.check_distribution_compatibility(before, dist)
+    users: dict[str, Any] = {}
+    systems: dict[str, Any] = {}
+    for kind, _, key, value, _ in writes:  # a key set twice keeps its last value
+        if kind == "user_attr":
+            users[key] = value
+        elif kind == "system_attr":
+            systems[key] = value
+    pg_calls.write_trial(rdb, trial_id, [(name, value, distributions.distribution_to_json(dist))
+                                         for _, name, value, dist in params], users, systems)
+    return True
 
 
 def _journal_append(storage: optuna.storages.JournalStorage,
@@ -181,16 +214,37 @@ def set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
 
 class _StateWithAttrs:
     """Stands in for a study's storage during its tell: the state change Optuna's tell makes
-    carries the trial's result attributes, in one transaction; the rest goes to the storage."""
+    carries the trial's result attributes, in one transaction; the rest goes to the storage.
+    On PostgreSQL the tell reads the trial once (one statement) and writes it in one
+    statement (`pg_calls.finish`); Optuna's read of it after the write is answered from
+    what was written."""
 
     def __init__(self, real: Any, rdb: optuna.storages.RDBStorage, trial_id: int,
                  attrs: Mapping[str, Any]) -> None:
         self._real, self._rdb, self._trial_id, self._attrs = real, rdb, trial_id, dict(attrs)
+        self._pg = rdb.engine.dialect.name == "postgresql"
+        self._read: optuna.trial.FrozenTrial | None = None  # the trial as the tell found it
+        self._told: optuna.trial.FrozenTrial | None = None  # and as it left it
+
+    def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
+        if trial_id != self._trial_id or not self._pg:
+            return self._real.get_trial(trial_id)
+        if self._told is not None:
+            return copy.deepcopy(self._told)
+        self._read = self._real.get_trial(trial_id)
+        return copy.deepcopy(self._read)
 
     def set_trial_state_values(self, trial_id: int, state: optuna.trial.TrialState,
                                values: Any = None) -> bool:
         if trial_id != self._trial_id or not state.is_finished():
             return bool(self._real.set_trial_state_values(trial_id, state, values))
+        if self._pg:
+            from sweeps.store import pg_calls
+
+            before = self._read or self._real.get_trial(trial_id)
+            done = pg_calls.finish(self._rdb, trial_id, state, values, self._attrs)
+            self._told = _told(before, state, values, self._attrs, done)
+            return True
         import datetime
 
         from optuna.storages._rdb import models
@@ -216,6 +270,18 @@ class _StateWithAttrs:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+
+def _told(before: optuna.trial.FrozenTrial, state: optuna.trial.TrialState, values: Any,
+          attrs: Mapping[str, Any], done: Any) -> optuna.trial.FrozenTrial:
+    """The trial as `pg_calls.finish` left it (completed at `done`), from its row as read
+    before the write."""
+    told = copy.deepcopy(before)
+    told.state = state
+    told.values = None if values is None else [float(v) for v in values]
+    told.datetime_complete = done
+    told.user_attrs.update(attrs)
+    return told
 
 
 def tell_with_attrs(study: optuna.Study, trial: optuna.Trial, attrs: Mapping[str, Any],

@@ -193,8 +193,12 @@ def test_a_claim_is_one_message_and_leaves_the_lock_free(
                 sent.append(sql)
                 self.cur.execute(sql, params)
 
-            def fetchone(self) -> Any:
-                return self.cur.fetchone()
+            @property
+            def description(self) -> Any:
+                return self.cur.description
+
+            def fetchall(self) -> Any:
+                return self.cur.fetchall()
 
         class Conn:
             def __setattr__(self, name: str, value: Any) -> None:
