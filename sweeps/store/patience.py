@@ -47,7 +47,7 @@ def _why(err: BaseException) -> str:
     if FULL in str(err):
         return (f"PostgreSQL has no connection left ({line}): each worker keeps two (its "
                 "main thread's, its heartbeats') and opens up to four at once; raise the "
-                "server's max_connections (docker-compose.yml sets 300) or put PgBouncer in front")
+                "server's max_connections (docker-compose.yml sets 400) or put PgBouncer in front")
     return f"database unreachable ({line})"
 
 

@@ -610,7 +610,7 @@ def test_mlflow_keeps_its_store_in_its_own_postgresql_database() -> None:
     assert not any("sqlite" in str(a) for a in container["command"])
     pg_docs = list(yaml.safe_load_all((ROOT / "deploy/k8s/postgres.yaml").read_text()))
     pg_set = next(d for d in pg_docs if d["kind"] == "StatefulSet")
-    assert pg_set["spec"]["template"]["spec"]["containers"][0]["args"] == ["-c", "max_connections=300"]
+    assert pg_set["spec"]["template"]["spec"]["containers"][0]["args"] == ["-c", "max_connections=400"]
     kustomization = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
     (init,) = [g for g in kustomization["configMapGenerator"] if g["name"] == "postgres-init"]
     assert "postgres-init/create-mlflow-db.sh" in init["files"]
