@@ -175,4 +175,5 @@ def adopt(storage: Any, claimed: Claimed, owner: Mapping[str, Any]) -> None:
             storage._studies[claimed.study_id] = _StudyInfo()
         storage._add_trials_to_cache(claimed.study_id, [frozen])
     if claimed.made and hasattr(storage._backend, "primed"):  # the trial's first read (its
-        storage._backend.primed[claimed.trial_id] = copy.deepcopy(frozen)  # `optuna.Trial`)
+        # `optuna.Trial`, next): only the trial just claimed, never an older one left unread
+        storage._backend.primed = {claimed.trial_id: copy.deepcopy(frozen)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -317,3 +318,48 @@ def test_the_claims_read_of_every_studys_attributes_equals_optunas(where: str, t
     finally:
         for s in studies:
             optuna.delete_study(study_name=s.study_name, storage=storage)
+
+
+@pytest.mark.postgres
+def test_a_claimed_trial_is_not_read_back_and_equals_its_row(
+        pair: tuple[ResilientRDBStorage, Any, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim's new trial, as `adopt` keeps it for `optuna.Trial`'s first read, equals the
+    row read back (its start time stored in UTC, read as local time, as Optuna's); only the
+    trial just claimed is kept, for one read."""
+    ours, theirs, study_id = pair
+    monkeypatch.setenv("TZ", "America/New_York")  # a clock not on UTC
+    time.tzset()
+    try:
+        _claimed_trials(ours, theirs, study_id, monkeypatch)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _claimed_trials(ours: ResilientRDBStorage, theirs: Any, study_id: int,
+                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from optuna.storages._cached_storage import _CachedStorage
+
+    from sweeps.store import claim_statement
+
+    cached = _CachedStorage(ours)
+    owner = {"worker": "w:1", "host": "h"}
+    claims = [claim_statement.claim(cached, f"calls-{uuid.uuid4().hex[:8]}", [(study_id, 5)], 2, owner)
+              for _ in range(2)]
+    for claimed in claims:
+        claim_statement.adopt(cached, claimed, owner)
+    first, second = (c.trial_id for c in claims)
+    assert set(ours.primed) == {second}
+    sent: list[str] = []
+    send = pg_calls.send
+
+    def counted(rdb: Any, what: str, sql: str, params: Any) -> Any:
+        sent.append(what)
+        return send(rdb, what, sql, params)
+
+    monkeypatch.setattr(pg_calls, "send", counted)
+    kept = cached.get_trial(second)
+    assert sent == []  # not read back
+    assert kept == theirs.get_trial(second)  # times included
+    assert cached.get_trial(second) == kept and sent == ["read trials"]  # once only
+    assert cached.get_trial(first) == theirs.get_trial(first)
