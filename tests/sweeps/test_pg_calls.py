@@ -41,6 +41,19 @@ def pair() -> Iterator[tuple[ResilientRDBStorage, optuna.storages.RDBStorage, in
     theirs.engine.dispose()
 
 
+def _count_sends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What each `pg_calls.send` from here on was for, in order (the calls still go out)."""
+    sent: list[str] = []
+    send = pg_calls.send
+
+    def counted(rdb: Any, what: str, sql: str, params: Any) -> Any:
+        sent.append(what)
+        return send(rdb, what, sql, params)
+
+    monkeypatch.setattr(pg_calls, "send", counted)
+    return sent
+
+
 def _same(a: FrozenTrial, b: FrozenTrial) -> None:
     """Equal but for what two trials cannot share: id, number, times."""
     for field in ("state", "values", "params", "distributions", "user_attrs", "system_attrs"):
@@ -140,16 +153,9 @@ def test_each_call_is_one_statement_on_one_pooled_connection(
     trial_id = ours.create_new_trial(study_id)
     orm: list[str] = []
     checkouts: list[int] = []
-    sent: list[str] = []
-    send = pg_calls.send
     sqlalchemy.event.listen(ours.engine, "before_cursor_execute", lambda *a: orm.append(str(a[2])))
     sqlalchemy.event.listen(ours.engine.pool, "checkout", lambda *a: checkouts.append(1))
-
-    def counted(rdb: Any, what: str, sql: str, params: Any) -> Any:
-        sent.append(what)
-        return send(rdb, what, sql, params)
-
-    monkeypatch.setattr(pg_calls, "send", counted)
+    sent = _count_sends(monkeypatch)
     calls = [lambda: ours.get_trial(trial_id), lambda: ours.set_trial_intermediate_value(trial_id, 0, 0.5),
              lambda: ours.set_trial_user_attr(trial_id, "k", [1]), lambda: ours.record_heartbeat(trial_id),
              lambda: ours.record_heartbeat(trial_id), lambda: ours.get_study_user_attrs(study_id),
@@ -199,18 +205,9 @@ def test_a_worker_tell_on_postgresql_reads_the_trial_once_and_writes_it_once() -
     try:
         trial = study.ask()
         trial.report(0.7, 1)
-        sent: list[str] = []
-        send = pg_calls.send
-
-        def counted(rdb: Any, what: str, sql: str, params: Any) -> Any:
-            sent.append(what)
-            return send(rdb, what, sql, params)
-
-        pg_calls.send = counted  # type: ignore[assignment]
-        try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            sent = _count_sends(monkeypatch)
             trial_writes.tell_with_attrs(study, trial, {"state": "complete", "final": {"x": 1}}, 0.3)
-        finally:
-            pg_calls.send = send  # type: ignore[assignment]
         assert sent == ["read trials", "tell"]
         plain = optuna.load_study(study_name=name, storage=_url())
         back = plain.trials[0]
@@ -275,14 +272,7 @@ def test_a_trials_writes_after_the_first_are_one_statement_equal_to_optunas(
 
     first, second, twin = (cached.create_new_trial(study_id) for _ in range(3))
     trial_writes.write_all(cached, writes(first))  # the distributions are learnt here
-    sent: list[str] = []
-    send = pg_calls.send
-
-    def counted(rdb: Any, what: str, sql: str, params: Any) -> Any:
-        sent.append(what)
-        return send(rdb, what, sql, params)
-
-    monkeypatch.setattr(pg_calls, "send", counted)
+    sent = _count_sends(monkeypatch)
     trial_writes.write_all(cached, writes(second))
     assert sent == ["write trial"]
     trial_writes.one_by_one(theirs, writes(twin))  # Optuna's own calls
@@ -350,14 +340,7 @@ def _claimed_trials(ours: ResilientRDBStorage, theirs: Any, study_id: int,
         claim_statement.adopt(cached, claimed, owner)
     first, second = (c.trial_id for c in claims)
     assert set(ours.primed) == {second}
-    sent: list[str] = []
-    send = pg_calls.send
-
-    def counted(rdb: Any, what: str, sql: str, params: Any) -> Any:
-        sent.append(what)
-        return send(rdb, what, sql, params)
-
-    monkeypatch.setattr(pg_calls, "send", counted)
+    sent = _count_sends(monkeypatch)
     kept = cached.get_trial(second)
     assert sent == []  # not read back
     assert kept == theirs.get_trial(second)  # times included
