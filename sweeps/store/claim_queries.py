@@ -41,6 +41,17 @@ def study_named_by(storage: optuna.storages.BaseStorage, attrs: dict[str, Any]) 
     if rdb is None:
         return next((s.study_name for s in storage.get_all_studies()
                      if all(s.user_attrs.get(k) == v for k, v in attrs.items())), None)
+    if rdb.engine.dialect.name == "postgresql":  # a plain statement: the ORM's query costs
+        # ~13 ms of the worker's CPU on every claim, more than the claim itself
+        params: dict[str, Any] = {}
+        where = ["TRUE"]
+        for i, (key, value) in enumerate(attrs.items()):
+            params[f"k{i}"], params[f"v{i}"] = key, json.dumps(value)
+            where.append(f"EXISTS (SELECT 1 FROM study_user_attributes a WHERE a.study_id = s.study_id "
+                         f"AND a.key = %(k{i})s AND a.value_json = %(v{i})s)")
+        rows = pg_calls.send(rdb, "find a study", "SELECT s.study_name FROM studies s WHERE "
+                             f"{' AND '.join(where)} ORDER BY s.study_id LIMIT 1", params)
+        return str(rows[0][0]) if rows else None
     from optuna.storages._rdb import models
     from sqlalchemy import and_, select
     from sqlalchemy.orm import aliased

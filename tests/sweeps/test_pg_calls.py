@@ -226,8 +226,10 @@ def test_a_worker_tell_on_postgresql_reads_the_trial_once_and_writes_it_once() -
 
 @pytest.mark.parametrize("where", ["journal", "sqlite",
                                    pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_a_study_is_found_by_its_attributes_in_one_query(where: str, tmp_path: Any) -> None:
-    """`claim_queries.study_named_by` (a worker's "is there a confirm study yet?")."""
+def test_a_study_is_found_by_its_attributes_in_one_query(where: str, tmp_path: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`claim_queries.study_named_by` (a worker's "is there a confirm study yet?", on every
+    claim): on PostgreSQL one statement, whatever the number of attributes."""
     from sweeps.store import claim_queries
 
     url = {"journal": str(tmp_path / "j.log"), "sqlite": f"sqlite:///{tmp_path / 'db.sqlite'}",
@@ -243,11 +245,15 @@ def test_a_study_is_found_by_its_attributes_in_one_query(where: str, tmp_path: A
         made.append(name)
         for key, value in attrs.items():
             study.set_user_attr(key, value)
+    sent = _count_sends(monkeypatch)
     try:
         assert claim_queries.study_named_by(storage, {"kind": "confirm", "sweep": tag}) == f"c-{tag}"
         assert claim_queries.study_named_by(storage, {"kind": "search", "sweep": tag}) == f"b-{tag}"
         assert claim_queries.study_named_by(storage, {"kind": "confirm", "sweep": "none"}) is None
         assert claim_queries.study_named_by(storage, {"extra": [1]}) == f"c-{tag}"
+        assert claim_queries.study_named_by(storage, {"sweep": tag, "kind": "confirm", "extra": [2]}) is None
+        assert claim_queries.study_named_by(storage, {"sweep": "it's; --"}) is None  # a parameter
+        assert sent == (["find a study"] * 6 if where == "postgresql" else [])
     finally:
         for name in made:
             optuna.delete_study(study_name=name, storage=storage)
