@@ -60,10 +60,10 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from _load_parts import summary
+from _load_report import HEADER, Result, line, parts_table, verdicts
 from _load_servers import cpu_seconds, mlflow_server, pids_named, postgres_server, tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,10 +71,8 @@ PG = os.environ.get("SWEEPS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:543
 MAX_CONNECTIONS = 400  # docker-compose.yml's
 PG_PID: int | None = None  # the postmaster of the server this run started (its CPU is measured)
 ERROR_LINE = re.compile(r"Traceback|\berror\b|ERROR|exception", re.IGNORECASE)
-# the targets: 64 workers x 10 s trials >= 90 % of the ideal; 8 x 1 s >= 85 % (a fixed cost
-# per trial <= 100 ms); claims >= 30 a second; trials/s >= the peer's at every size
-TARGET_SHARE, TARGET_SHARE_SHORT, TARGET_FIXED_MS, TARGET_CLAIMS = 0.90, 0.85, 100.0, 30.0
 EPOCHS = 3
+ALONE_ROUNDS = 8  # trials of the one worker alone (its first is start-up, not steady state)
 
 
 def _env() -> dict[str, str]:
@@ -88,63 +86,6 @@ def _env() -> dict[str, str]:
 
 def _postgres_pids() -> list[int]:
     return tree(PG_PID) if PG_PID is not None else pids_named("postgres")
-
-
-@dataclass
-class Result:
-    workers: int
-    length: float
-    backend: str
-    n_trials: int
-    tool: str = "sweeps"
-    span_s: float = 0.0
-    startup_s: float = 0.0
-    load_s: float = 0.0  # from the gate opening to the last process's exit (the CPU shares' span)
-    counted: int = 0
-    errors: list[str] = field(default_factory=list)
-    running: int = 0
-    runs_running: int = 0
-    runs_missing: int = 0
-    ask_to_run: list[float] = field(default_factory=list)
-    cycles: list[float] = field(default_factory=list)  # one worker's trial start to its next
-    cpu: dict[str, float] = field(default_factory=dict)
-    parts: list[tuple[str, float, float, float]] = field(default_factory=list)
-
-    @property
-    def ideal(self) -> float:
-        return self.workers / self.length
-
-    @property
-    def rate(self) -> float:
-        return self.counted / self.span_s if self.span_s else 0.0
-
-    @property
-    def fixed_ms(self) -> float:
-        """What each trial cost a worker beyond its training, in the steady state: the median
-        time from one of a worker's trials starting to its next starting, less L (the start
-        of the run, when every worker claims at once, and its tail are left out)."""
-        if not self.cycles:
-            return float("nan")
-        return 1000 * (statistics.median(self.cycles) - self.length)
-
-    @property
-    def cpu_s_per_trial(self) -> float:
-        """CPU seconds per counted trial, the workers', PostgreSQL's and the MLflow server's
-        together: what the machine's cores must supply for each trial."""
-        if not self.counted:
-            return float("nan")
-        return sum(self.cpu.values()) * (os.cpu_count() or 1) * self.load_s / self.counted
-
-    @property
-    def claims_per_s(self) -> float:
-        """What the budget lock allows: 1 / the time it is held per claim."""
-        held = next((per_call for part, _, per_call, _ in self.parts if part == "claim: lock held"), 0.0)
-        return 1000 / held if held else float("nan")
-
-    @property
-    def clean(self) -> bool:
-        return (self.counted == self.n_trials and not self.errors and not self.running
-                and not self.runs_running and not self.runs_missing)
 
 
 def _launch(root: Path, name: str, n_trials: int, uri: str) -> None:
@@ -261,6 +202,7 @@ def _check_record(res: Result, name: str, uri: str, times: Path, go: float) -> N
     for r in records:
         starts.setdefault(r["pid"], []).append(r["run"])
     res.cycles = [b - a for runs in map(sorted, starts.values()) for a, b in itertools.pairwise(runs)]
+    res.first_starts = sorted(min(runs) - go for runs in starts.values())
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(name)
     runs = [] if exp is None else client.search_runs([exp.experiment_id], max_results=50000)
@@ -277,34 +219,6 @@ def _check_record(res: Result, name: str, uri: str, times: Path, go: float) -> N
         res.runs_missing = sum(str(t.number) not in named for t in trials if t.state.is_finished())
     for s in studies:
         optuna.delete_study(study_name=s.study_name, storage=storage)
-
-
-def pct(xs: list[float], q: float) -> float:
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
-
-
-def line(r: Result) -> str:
-    share = r.rate / r.ideal
-    cpu = " ".join(f"{v:>5.0%}" for v in r.cpu.values())
-    budget = f"{r.counted}/{r.n_trials}"
-    return (f"{r.workers:>3} {r.length:>5.0f} s {r.tool:<7}{r.backend:<11}{r.ideal:>7.2f}{r.rate:>7.2f}"
-            f"{share:>7.0%}{r.fixed_ms:>8.0f}  {pct(r.ask_to_run, .5):>6.2f} {pct(r.ask_to_run, .99):>6.2f}"
-            f"  {budget:>9} {len(r.errors):>6} {r.running:>4}/{r.runs_running}/{r.runs_missing}"
-            f"  {cpu}   {r.startup_s:>5.0f} s")
-
-
-HEADER = ("  N  trial tool   mlflow store  ideal   got  share  fixed  ask->run s  budget    errors "
-          "RUN/runs/miss   pg mlflow workers  start-up\n"
-          "                               trials/s        ms/trial p50    p99")
-
-
-def parts_table(r: Result) -> list[str]:
-    out = [f"  where a worker's time went ({r.workers} workers, {r.length:g} s trials): "
-           "ms per trial, ms per call, calls per trial"]
-    out += [f"    {part:<42}{per_trial:>9.1f}{per_call:>9.1f}{calls:>7.1f}"
-            for part, per_trial, per_call, calls in r.parts]
-    out.append(f"    claims a second the lock allows: {r.claims_per_s:.0f}")
-    return out
 
 
 def floor() -> list[str]:
@@ -347,57 +261,6 @@ def mlflow_round_trip(uri: str) -> float:
     return statistics.median(samples)
 
 
-def verdicts(results: list[Result]) -> list[str]:
-    out = []
-    ours = {(r.workers, r.length, r.backend): r for r in results if r.tool == "sweeps"}
-    peers = {(r.workers, r.length, r.backend): r for r in results if r.tool == "optuna"}
-    for key, r in sorted(ours.items()):
-        peer = peers.get(key)
-        vs = f"; {r.rate / peer.rate:.2f}x the Optuna peer's trials/s" if peer and peer.rate else ""
-        out.append(f"{r.workers:>3} x {r.length:g} s ({r.backend}): {r.rate / r.ideal:.0%} of the ideal, "
-                   f"{r.fixed_ms:.0f} ms fixed cost a trial, {r.claims_per_s:.0f} claims/s{vs}; "
-                   f"budget {'exact, 0 errors, 0 RUNNING' if r.clean else 'NOT clean'}")
-    out += cpu_bounds(list(ours.values()))
-    for r in ours.values():
-        checks = []
-        if r.workers == 64 and r.length == 10:
-            checks.append((f">= {TARGET_SHARE:.0%} of the ideal", r.rate / r.ideal >= TARGET_SHARE))
-        if r.workers == 8 and r.length == 1:
-            share = r.rate / r.ideal
-            checks.append((f">= {TARGET_SHARE_SHORT:.0%} of the ideal", share >= TARGET_SHARE_SHORT))
-            checks.append((f"fixed cost <= {TARGET_FIXED_MS:.0f} ms", r.fixed_ms <= TARGET_FIXED_MS))
-        checks.append((f"claims >= {TARGET_CLAIMS:.0f}/s", r.claims_per_s >= TARGET_CLAIMS))
-        peer = peers.get((r.workers, r.length, r.backend))
-        if peer is not None:
-            checks.append(("trials/s >= the peer's", r.rate >= peer.rate))
-        checks.append(("budget exact, 0 errors, 0 RUNNING", r.clean))
-        for what, ok in checks:
-            out.append(f"target ({r.workers} workers, {r.length:g} s trials, {r.backend}): {what}: "
-                       f"{'met' if ok else 'MISSED'}")
-    return out
-
-
-def cpu_bounds(ours: list[Result]) -> list[str]:
-    """The CPU floor: each trial costs the machine CPU seconds (workers, PostgreSQL, the MLflow
-    server); at the least of them measured in this run, the cores allow so many trials a
-    second, whatever the code does around the claim. A target above that is out of reach on
-    this machine, and a cluster, where each worker has cores of its own, is bounded by the
-    servers' share alone."""
-    costs = [r.cpu_s_per_trial for r in ours if r.cpu_s_per_trial == r.cpu_s_per_trial]
-    if not costs:
-        return []
-    least, cores = min(costs), os.cpu_count() or 1
-    out = [f"CPU: the least measured here is {least:.2f} CPU-s a trial (all parts), so {cores} cores "
-           f"allow at most {cores / least:.1f} trials/s"]
-    for r in ours:
-        share = r.cpu.get("postgresql", 0) + r.cpu.get("mlflow server", 0)
-        servers = share * cores * r.load_s / max(r.counted, 1)
-        out.append(f"  {r.workers:>3} x {r.length:g} s: {r.cpu_s_per_trial:.2f} CPU-s a trial "
-                   f"({servers:.2f} of them the servers'); the CPU bound is "
-                   f"{min(1.0, cores / least / r.ideal):.0%} of this size's ideal")
-    return out
-
-
 def _peer_installed() -> bool:
     try:
         import optuna_integration.mlflow  # noqa: F401
@@ -415,6 +278,8 @@ def main() -> None:
     ap.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
                     help="also run the Optuna peer (default: yes, where optuna-integration is installed)")
     ap.add_argument("--postgres", default=None, help="an existing server's URL (default: start one)")
+    ap.add_argument("--alone", action=argparse.BooleanOptionalAction, default=True,
+                    help="also one worker alone with 1 s trials: the fixed cost with no core shared")
     a = ap.parse_args()
     tools = ["sweeps"]
     if a.peer and _peer_installed():
@@ -428,6 +293,10 @@ def main() -> None:
             PG = a.postgres
         else:
             PG, PG_PID = stack.enter_context(postgres_server(Path(tmp) / "postgres", MAX_CONNECTIONS))
+        alone = None
+        if a.alone:  # the fixed cost of a trial's round trips and CPU, with nothing else to wait for
+            alone = run_load(1, 1.0, ALONE_ROUNDS, a.backends.split(",")[0], Path(tmp) / "alone", "sweeps")
+            print(line(alone), "(one worker alone)", flush=True)
         size = 0
         for backend in a.backends.split(","):
             for n in [int(x) for x in a.workers.split(",")]:
@@ -451,13 +320,15 @@ def main() -> None:
     print(HEADER)
     for r in results:
         print(line(r))
+    if alone is not None:
+        print(line(alone), "(one worker alone)")
     for r in results:
         if r.parts:
             print("\n".join(parts_table(r)))
     print()
     print("\n".join(lines))
     print()
-    print("\n".join(verdicts(results)))
+    print("\n".join(verdicts(results, alone)))
 
 
 if __name__ == "__main__":
