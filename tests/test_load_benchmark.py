@@ -83,7 +83,8 @@ def test_a_missed_target_prints_the_bounds_the_run_measured(monkeypatch: Any) ->
     assert "tends to 80% of the ideal" in why[0] and "0.60 s after the gate on average" in why[0]
     assert "(the last 1.00 s)" in why[0] and "caps this run at 87%" in why[0]
     assert "one worker alone pays 70 ms a trial" in why[1] and "the other 180 ms" in why[1]
-    assert why[1].endswith("the 2 cores and the servers that 8 workers share; the budget lock's wait is 1.2 ms of it")
+    assert why[1].endswith("the 2 cores and the servers that 8 workers share; "
+                           "the budget lock's wait is 1.2 ms of it")
     # 0.6 of 2 cores over 6.4 s for 32 trials: 0.24 CPU-s a trial; 8 a second need 96 %
     assert "at this size's 0.24 CPU-s a trial needs 96% of the 2 cores" in why[2]
     assert "they were 60% busy on average" in why[2]

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from trainer.startup import lazy_module as lazy_module
     from trainer.startup import main_not_rerun as main_not_rerun
     from trainer.startup import passive_openmp_waits as passive_openmp_waits
+    from trainer.startup import platform_start_method as platform_start_method
     from trainer.startup import skip_exit_gc as skip_exit_gc
     from trainer.tasks import CLASSIFICATION as CLASSIFICATION
     from trainer.tasks import TASKS as TASKS
@@ -97,7 +98,7 @@ _WHERE = {
     "SCHEDULES": "trainer.optim.schedules",
     **dict.fromkeys(("Param", "check_section", "count", "flag", "one_of"), "trainer.config.spec"),
     **dict.fromkeys(("lazy_module", "main_not_rerun", "skip_exit_gc", "die_with_parent",
-                     "passive_openmp_waits"), "trainer.startup"),
+                     "passive_openmp_waits", "platform_start_method"), "trainer.startup"),
     "importable_from_cwd": "trainer.config.targets",
     **dict.fromkeys(("CLASSIFICATION", "TASKS", "Task", "task_of"), "trainer.tasks"),
     "check_writable": "trainer.writable",

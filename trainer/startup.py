@@ -8,7 +8,9 @@ CPython collects every object of the heap, which with torch, MLflow and SQLAlche
 is ~2 s of nothing (`skip_exit_gc`; docs/explanation/performance.md, "Start-up and exit").
 A child started with `spawn` runs the parent's main script again unless it is hidden while
 the child starts (`main_not_rerun`). OpenMP threads that spin while they wait burn the CPU
-that other processes on the same cores need (`passive_openmp_waits`).
+that other processes on the same cores need (`passive_openmp_waits`). A process started
+with `spawn` starts its own children with `spawn` too, unless told otherwise
+(`platform_start_method`).
 """
 
 from __future__ import annotations
@@ -112,3 +114,17 @@ def die_with_parent(sig: int, parent: int) -> None:
         os.kill(os.getpid(), sig)
 
     threading.Thread(target=watch, name="sweeps-parent-watch", daemon=True).start()
+
+
+def platform_start_method() -> None:
+    """Start this process's own children (DataLoader workers) as `python -m trainer` does:
+    with the platform's default method (`fork` on Linux).
+
+    A process started with multiprocessing's `spawn` takes `spawn` as its default too, so a
+    sweep's worker process would start every DataLoader worker by `spawn`: each one imports
+    torch and the user's dataset module again (1 to 4 s per loader and trial, where the
+    training of a small model takes less) instead of being forked from a process that has
+    them already."""
+    import multiprocessing as mp
+
+    mp.set_start_method(mp.get_all_start_methods()[0], force=True)

@@ -28,7 +28,7 @@ from sweeps.run import lost_trials, stopping
 from sweeps.run.start_gate import StartGate
 from sweeps.store import os_errors
 from sweeps.tracking import runs as tracking_runs
-from trainer.api import die_with_parent, main_not_rerun, passive_openmp_waits, watchdog
+from trainer.api import die_with_parent, main_not_rerun, passive_openmp_waits, platform_start_method, watchdog
 
 
 @dataclass
@@ -165,6 +165,7 @@ def _worker_main(opts: Any, gate: StartGate, launch_pid: int) -> None:
     retry (never two sets of workers on one budget)."""
     die_with_parent(signal.SIGTERM, launch_pid)
     passive_openmp_waits()  # a launch from a script: before this process imports torch
+    platform_start_method()  # its DataLoader workers forked, as under `python -m trainer`
     if opts.writer is not None:  # its writes go to the launch's MLflow (own writer if it fails)
         from sweeps.tracking.writer import Background
 
