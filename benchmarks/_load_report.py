@@ -74,10 +74,15 @@ class Result:
         """The share a longer sweep tends to: L / (L + the steady state's fixed cost a trial)."""
         return self.length / (self.length + self.fixed_ms / 1000)
 
+    def part(self, name: str) -> tuple[float, float, float] | None:
+        """A part of "where a worker's time went": ms per trial, ms per call, calls per trial."""
+        return next(((a, b, c) for part, a, b, c in self.parts if part == name), None)
+
     @property
     def claims_per_s(self) -> float:
         """What the budget lock allows: 1 / the time it is held per claim."""
-        held = next((per_call for part, _, per_call, _ in self.parts if part == "claim: lock held"), 0.0)
+        found = self.part("claim: lock held")
+        held = found[1] if found else 0.0
         return 1000 / held if held else float("nan")
 
     @property
@@ -149,14 +154,14 @@ def verdicts(results: list[Result], alone: Result | None = None) -> list[str]:
 def why_missed(r: Result, alone: Result | None) -> list[str]:
     """What this run measured that bounds a share or fixed-cost target it missed."""
     cores = os.cpu_count() or 1
+    start = (f"; the start: the workers' first trials ran {statistics.mean(r.first_starts):.2f} s "
+             f"after the gate on average (the last {max(r.first_starts):.2f} s), which by itself "
+             f"caps this run at {r.start_bound:.0%}") if r.first_starts else "; no trial started"
     out = [f"steady state: {r.fixed_ms:.0f} ms fixed cost a trial, so a longer sweep tends to "
-           f"{r.steady_share:.0%} of the ideal; the start: the workers' first trials ran "
-           f"{statistics.mean(r.first_starts):.2f} s after the gate on average "
-           f"(the last {max(r.first_starts):.2f} s), which by itself caps this run at "
-           f"{r.start_bound:.0%}"]
+           f"{r.steady_share:.0%} of the ideal{start}"]
     if alone is not None and alone.cycles:
-        wait = next((per_trial for part, per_trial, _, _ in r.parts if part == "claim: lock wait"), None)
-        lock = f"; the budget lock's wait is {wait:.1f} ms of it" if wait is not None else ""
+        wait = r.part("claim: lock wait")
+        lock = f"; the budget lock's wait is {wait[0]:.1f} ms of it" if wait is not None else ""
         out.append(f"one worker alone pays {alone.fixed_ms:.0f} ms a trial (its round trips and its "
                    f"own CPU); the other {r.fixed_ms - alone.fixed_ms:.0f} ms here is waiting for "
                    f"the {cores} cores and the servers that {r.workers} workers share{lock}")
